@@ -1,0 +1,2 @@
+//! The `xsc-release` command line.
+fn main() {}

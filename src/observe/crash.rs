@@ -1,0 +1,1 @@
+//! Kernel crash scanner (placeholder: being written).

@@ -1,0 +1,1 @@
+//! KTAP v1 parser (placeholder: being written).

@@ -1,0 +1,210 @@
+//! The result model of a scenario run: what the observers (KTAP parser, crash scanner,
+//! clocks, QMP events) concluded, in a shape the reporters (summary, JUnit, release gate)
+//! consume. No I/O here.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// Why a case did not pass; becomes the JUnit `type` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The guest program reported `not ok`.
+    Assertion,
+    /// A clock expired: boot, per-test, or silence.
+    Timeout,
+    /// The guest kernel crashed, oopsed, warned, or a program segfaulted.
+    Crash,
+    /// The harness could not do its job (QEMU died, QMP broke).
+    Infra,
+}
+
+impl FailureKind {
+    /// The JUnit `type` attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Assertion => "assertion",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Crash => "crash",
+            FailureKind::Infra => "infra",
+        }
+    }
+}
+
+/// The outcome of one case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaseStatus {
+    /// `ok`.
+    Passed,
+    /// `ok … # SKIP reason`.
+    Skipped {
+        /// The reason the guest gave.
+        reason: String,
+    },
+    /// A product failure (JUnit `<failure>`).
+    Failed {
+        /// What kind of failure.
+        kind: FailureKind,
+        /// A one-line message.
+        message: String,
+    },
+    /// The case could not be judged, e.g. it never ran because the guest died first, or
+    /// the harness broke (JUnit `<error>`).
+    Errored {
+        /// What kind of error.
+        kind: FailureKind,
+        /// A one-line message.
+        message: String,
+    },
+}
+
+impl CaseStatus {
+    /// True for anything but pass and skip.
+    pub fn is_bad(&self) -> bool {
+        matches!(self, CaseStatus::Failed { .. } | CaseStatus::Errored { .. })
+    }
+}
+
+/// One judged case: a KTAP leaf, or a synthetic case such as `boot`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseResult {
+    /// Unique within the scenario; nested KTAP names joined with `.`.
+    pub name: String,
+    /// The verdict.
+    pub status: CaseStatus,
+    /// KTAP diagnostic lines (`# …`) that belong to this case.
+    pub diagnostics: Vec<String>,
+}
+
+impl CaseResult {
+    /// A passing case.
+    pub fn passed(name: impl Into<String>) -> Self {
+        CaseResult { name: name.into(), status: CaseStatus::Passed, diagnostics: Vec::new() }
+    }
+
+    /// A failing case.
+    pub fn failed(name: impl Into<String>, kind: FailureKind, message: impl Into<String>) -> Self {
+        CaseResult {
+            name: name.into(),
+            status: CaseStatus::Failed { kind, message: message.into() },
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// A case that could not be judged.
+    pub fn errored(name: impl Into<String>, kind: FailureKind, message: impl Into<String>) -> Self {
+        CaseResult {
+            name: name.into(),
+            status: CaseStatus::Errored { kind, message: message.into() },
+            diagnostics: Vec::new(),
+        }
+    }
+}
+
+/// How the guest's run ended, as seen from the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The guest powered off by itself.
+    PoweredOff,
+    /// The kernel panicked (console or pvpanic); the excerpt is in `crashes`.
+    Panicked,
+    /// The ready marker did not appear within the boot clock.
+    BootTimeout(Duration),
+    /// No console output for this long.
+    Silent(Duration),
+    /// A guest program outlived its clock on the host-side backstop.
+    TestTimeout(Duration),
+    /// The guest rebooted although `-no-reboot` was given (triple fault, reboot request).
+    Reset,
+    /// QEMU exited or was killed without the guest shutting down.
+    QemuDied(String),
+    /// The harness failed (QMP broke, spawn failed …).
+    HarnessError(String),
+    /// The user interrupted the run.
+    Interrupted,
+}
+
+impl RunEnd {
+    /// A human sentence for summaries and JUnit messages.
+    pub fn describe(&self) -> String {
+        let d = |d: &Duration| humantime::format_duration(*d).to_string();
+        match self {
+            RunEnd::PoweredOff => "the guest powered off".into(),
+            RunEnd::Panicked => "the guest kernel panicked".into(),
+            RunEnd::BootTimeout(t) => format!("boot timeout: no ready marker within {}", d(t)),
+            RunEnd::Silent(t) => format!("silence timeout: no console output for {}", d(t)),
+            RunEnd::TestTimeout(t) => format!("test timeout: the guest program ran past {}", d(t)),
+            RunEnd::Reset => "the guest reset unexpectedly".into(),
+            RunEnd::QemuDied(why) => format!("QEMU died: {why}"),
+            RunEnd::HarnessError(why) => format!("harness error: {why}"),
+            RunEnd::Interrupted => "interrupted".into(),
+        }
+    }
+}
+
+/// A kernel problem found on the console.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Crash {
+    /// Short kind, e.g. `panic`, `oops`, `warning`, `bug`, `soft-lockup`, `segfault`.
+    pub kind: String,
+    /// A fatal crash ends the scenario at once; a non-fatal one fails it but lets it finish.
+    pub fatal: bool,
+    /// The line that matched (printk prefix kept).
+    pub line: String,
+    /// The matched line plus what followed, up to the end of the trace.
+    pub excerpt: Vec<String>,
+}
+
+/// Everything known about one scenario run.
+#[derive(Clone, Debug)]
+pub struct ScenarioResult {
+    /// Scenario name (JUnit suite name and classname).
+    pub name: String,
+    /// When the run started.
+    pub started: SystemTime,
+    /// Wall time of the whole run.
+    pub duration: Duration,
+    /// The synthetic `boot` case: did the guest reach the ready marker.
+    pub boot: CaseResult,
+    /// Judged cases in console order, then synthetic ones (crash, end of run).
+    pub cases: Vec<CaseResult>,
+    /// How the run ended.
+    pub end: RunEnd,
+    /// Kernel problems seen on the console.
+    pub crashes: Vec<Crash>,
+    /// Suite properties: qemu version, accel and why, kernel release, scenario hash …
+    pub properties: Vec<(String, String)>,
+    /// The last lines of the console, for the report.
+    pub console_tail: String,
+    /// The full console transcript.
+    pub serial_log: PathBuf,
+    /// A screenshot taken on failure, when QEMU could still give one.
+    pub screendump: Option<PathBuf>,
+    /// Directory with argv, logs and sockets of this run.
+    pub state_dir: PathBuf,
+    /// The exact QEMU command line, for reproducing.
+    pub qemu_cmdline: String,
+    /// A failed first attempt that was re-run (release gates allow one rerun).
+    pub flaky_first_attempt: Option<String>,
+}
+
+impl ScenarioResult {
+    /// All cases including `boot`, in report order.
+    pub fn all_cases(&self) -> impl Iterator<Item = &CaseResult> {
+        std::iter::once(&self.boot).chain(self.cases.iter())
+    }
+
+    /// Number of KTAP (non-synthetic) cases reported.
+    pub fn count(&self, pred: impl Fn(&CaseStatus) -> bool) -> usize {
+        self.all_cases().filter(|c| pred(&c.status)).count()
+    }
+
+    /// True when nothing failed or errored.
+    pub fn passed(&self) -> bool {
+        self.all_cases().all(|c| !c.status.is_bad())
+    }
+
+    /// True when the harness, not the product, is to blame for a non-pass.
+    pub fn is_harness_failure(&self) -> bool {
+        matches!(self.end, RunEnd::QemuDied(_) | RunEnd::HarnessError(_))
+    }
+}

@@ -1,0 +1,1 @@
+//! JUnit writer (placeholder: being written).

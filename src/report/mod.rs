@@ -1,0 +1,3 @@
+//! Reporters consume results: the terminal summary and JUnit XML.
+
+pub mod junit;
