@@ -8,3 +8,5 @@ pub mod observe;
 pub mod process;
 pub mod report;
 pub mod toml_strict;
+pub mod cache;
+pub mod config;

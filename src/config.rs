@@ -1,0 +1,296 @@
+//! The project config, `xsc.toml` at the repository root: where the cache, outputs and
+//! releases live, which Debian mirror and pinned sources to use, and default test settings.
+//!
+//! Read strictly through [`crate::toml_strict`]: unknown keys are errors and every problem is
+//! reported at once with `file:line: key`. docs/config.md documents each key; keep it true.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::toml_strict::{Doc, Problem, Problems, Tbl};
+
+/// A source package pinned by version and content hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedSource {
+    /// Debian source-carrying binary package, e.g. `linux-source-6.1`.
+    pub package: String,
+    /// Exact Debian version, e.g. `6.1.192-3`.
+    pub version: String,
+    /// sha256 of the tarball the package ships.
+    pub sha256: String,
+    /// Path of the tarball inside the package (or on the host once installed).
+    pub tarball: PathBuf,
+}
+
+/// Test defaults from `[test]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestDefaults {
+    /// Parallel scenarios; `None` = fit cores and memory.
+    pub jobs: Option<usize>,
+    /// `auto`, `kvm` or `tcg`.
+    pub accel: String,
+    /// Boot clock under TCG (KVM gets a fifth of it).
+    pub boot_timeout: Duration,
+    /// Per guest program clock under TCG.
+    pub test_timeout: Duration,
+    /// No-output clock under TCG.
+    pub silence_timeout: Duration,
+}
+
+/// The whole project config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The file it was read from (or where it would be).
+    pub file: PathBuf,
+    /// Repository root (directory of the config file).
+    pub root: PathBuf,
+    /// Content-addressed build cache, shared across clones and CI runs.
+    pub cache_dir: PathBuf,
+    /// Run state, logs of runs: `out/`.
+    pub out_dir: PathBuf,
+    /// Where candidates and releases are published.
+    pub publish_dir: PathBuf,
+    /// Debian mirror override; `None` = the host's apt sources.
+    pub debian_mirror: Option<String>,
+    /// Debian suite.
+    pub debian_suite: String,
+    /// The kernel source.
+    pub linux: PinnedSource,
+    /// The glibc source.
+    pub glibc: PinnedSource,
+    /// Kernel build profile used by `candidate` and the default scenarios.
+    pub kernel_profile: String,
+    /// Test defaults.
+    pub test: TestDefaults,
+}
+
+/// Default cache directory: `$XSC_CACHE_DIR`, else `$XDG_CACHE_HOME/xsc-release`, else
+/// `~/.cache/xsc-release`. Outside the clone so that every clone and CI run on a machine
+/// shares built kernels.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XSC_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("xsc-release");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    home.join(".cache/xsc-release")
+}
+
+impl Config {
+    /// Reads and validates `file`, reporting every problem.
+    pub fn load(file: &Path) -> Result<Config, Problems> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Problems(vec![Problem {
+                file: file.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read config: {e}"),
+            }])
+        })?;
+        Config::parse(file, text)
+    }
+
+    /// Validates config text that came from `file`.
+    pub fn parse(file: &Path, text: String) -> Result<Config, Problems> {
+        let doc = Doc::parse(file, text).map_err(|p| Problems(vec![p]))?;
+        let root_dir = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let root_dir = if root_dir.as_os_str().is_empty() { PathBuf::from(".") } else { root_dir };
+        let root = doc.root();
+        doc.only_keys(&root, &["paths", "debian", "sources", "kernel", "test"]);
+
+        let resolve = |p: String| {
+            let p = expand_home(&p);
+            if p.is_absolute() { p } else { root_dir.join(p) }
+        };
+        let (mut cache_dir, mut out_dir, mut publish_dir) =
+            (default_cache_dir(), root_dir.join("out"), root_dir.join("releases"));
+        if let Some(paths) = doc.table(&root, "paths") {
+            doc.only_keys(&paths, &["cache", "out", "publish"]);
+            if let Some(p) = doc.str(&paths, "cache") {
+                cache_dir = resolve(p);
+            }
+            if let Some(p) = doc.str(&paths, "out") {
+                out_dir = resolve(p);
+            }
+            if let Some(p) = doc.str(&paths, "publish") {
+                publish_dir = resolve(p);
+            }
+        }
+        // The environment wins over the file so CI can point a run elsewhere.
+        if let Some(dir) = std::env::var_os("XSC_CACHE_DIR") {
+            cache_dir = PathBuf::from(dir);
+        }
+
+        let (mut debian_mirror, mut debian_suite) = (None, "bookworm".to_string());
+        if let Some(deb) = doc.table(&root, "debian") {
+            doc.only_keys(&deb, &["mirror", "suite"]);
+            debian_mirror = doc.str(&deb, "mirror").filter(|m| !m.is_empty());
+            if let Some(s) = doc.str(&deb, "suite") {
+                debian_suite = s;
+            }
+        }
+
+        let mut linux = None;
+        let mut glibc = None;
+        match doc.table(&root, "sources") {
+            Some(src) => {
+                doc.only_keys(&src, &["linux", "glibc"]);
+                linux = pinned(&doc, &src, "linux");
+                glibc = pinned(&doc, &src, "glibc");
+            }
+            None => doc.problem(None, "sources", "missing required table [sources]"),
+        }
+
+        let mut kernel_profile = "qemu".to_string();
+        if let Some(k) = doc.table(&root, "kernel") {
+            doc.only_keys(&k, &["profile"]);
+            if let Some(p) = doc.str(&k, "profile") {
+                if ["qemu", "debian"].contains(&p.as_str()) {
+                    kernel_profile = p;
+                } else {
+                    doc.problem(k.key_span("profile"), "kernel.profile", format!("unknown profile {p:?} (expected qemu or debian)"));
+                }
+            }
+        }
+
+        let mut test = TestDefaults {
+            jobs: None,
+            accel: "auto".into(),
+            boot_timeout: Duration::from_secs(120),
+            test_timeout: Duration::from_secs(300),
+            silence_timeout: Duration::from_secs(120),
+        };
+        if let Some(t) = doc.table(&root, "test") {
+            doc.only_keys(&t, &["jobs", "accel", "boot-timeout", "test-timeout", "silence-timeout"]);
+            if let Some(j) = doc.uint(&t, "jobs") {
+                test.jobs = (j > 0).then(|| usize::try_from(j).unwrap_or(usize::MAX));
+            }
+            if let Some(a) = doc.str(&t, "accel") {
+                if ["auto", "kvm", "tcg"].contains(&a.as_str()) {
+                    test.accel = a;
+                } else {
+                    doc.problem(t.key_span("accel"), "test.accel", format!("unknown accelerator {a:?} (expected auto, kvm or tcg)"));
+                }
+            }
+            if let Some(d) = doc.duration(&t, "boot-timeout") {
+                test.boot_timeout = d;
+            }
+            if let Some(d) = doc.duration(&t, "test-timeout") {
+                test.test_timeout = d;
+            }
+            if let Some(d) = doc.duration(&t, "silence-timeout") {
+                test.silence_timeout = d;
+            }
+        }
+
+        let problems = doc.take_problems();
+        match (linux, glibc) {
+            (Some(linux), Some(glibc)) if problems.is_empty() => Ok(Config {
+                file: file.to_path_buf(),
+                root: root_dir,
+                cache_dir,
+                out_dir,
+                publish_dir,
+                debian_mirror,
+                debian_suite,
+                linux,
+                glibc,
+                kernel_profile,
+                test,
+            }),
+            _ => Err(Problems(problems)),
+        }
+    }
+
+    /// Directory of the files of one scenario run: `out/runs/<run-id>/<scenario>/`.
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.out_dir.join("runs").join(run_id)
+    }
+
+    /// Build logs: `logs/` in the clone, as the seed README promises.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+}
+
+fn pinned(doc: &Doc, src: &Tbl<'_>, key: &str) -> Option<PinnedSource> {
+    let Some(t) = doc.table(src, key) else {
+        doc.problem(src.span(), &src.child(key), "missing required table");
+        return None;
+    };
+    doc.only_keys(&t, &["package", "version", "sha256", "tarball"]);
+    let package = doc.req_str(&t, "package");
+    let version = doc.req_str(&t, "version");
+    let sha256 = doc.req_str(&t, "sha256");
+    let tarball = doc.req_str(&t, "tarball");
+    if let Some(h) = &sha256 {
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            doc.problem(t.key_span("sha256"), &t.child("sha256"), "expected 64 hex digits");
+        }
+    }
+    Some(PinnedSource { package: package?, version: version?, sha256: sha256?.to_ascii_lowercase(), tarball: tarball?.into() })
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME").map_or_else(|| PathBuf::from(p), |h| PathBuf::from(h).join(rest)),
+        None => PathBuf::from(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCES: &str = r#"
+[sources.linux]
+package = "linux-source-6.1"
+version = "6.1.192-3"
+sha256 = "cacdc3830989309d042083be3307969e55600ed7f908cf00df544c5ff50759a1"
+tarball = "/usr/src/linux-source-6.1.tar.xz"
+[sources.glibc]
+package = "glibc-source"
+version = "2.36-9+deb12u14"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+tarball = "/usr/src/glibc/glibc-2.36.tar.xz"
+"#;
+
+    #[test]
+    fn the_repository_config_is_valid() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("xsc.toml");
+        let cfg = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.linux.package, "linux-source-6.1");
+        assert_eq!(cfg.kernel_profile, "qemu");
+        assert!(cfg.out_dir.ends_with("out"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place() {
+        let text = format!("{SOURCES}\n[test]\naccel = \"hvf\"\njobz = 2\nboot-timeout = \"fast\"\n[paths]\ncahce = \"/x\"\n");
+        let err = Config::parse(Path::new("xsc.toml"), text).unwrap_err();
+        let shown: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 4, "{shown:#?}");
+        assert!(shown.iter().any(|s| s.starts_with("xsc.toml:18: paths.cahce: unknown key")), "{shown:#?}");
+        assert!(shown.iter().any(|s| s.contains("test.jobz: unknown key")));
+        assert!(shown.iter().any(|s| s.contains("test.accel: unknown accelerator \"hvf\"")));
+        assert!(shown.iter().any(|s| s.contains("test.boot-timeout: invalid duration")));
+    }
+
+    #[test]
+    fn missing_pins_are_errors() {
+        let err = Config::parse(Path::new("xsc.toml"), "[sources.linux]\npackage = \"x\"\n".into()).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains("sources.linux.version: missing required key"), "{shown}");
+        assert!(shown.contains("sources.glibc: missing required table"), "{shown}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let text = format!("{SOURCES}\n[paths]\nout = \"build/out\"\npublish = \"/srv/rel\"\n");
+        let cfg = Config::parse(Path::new("/repo/xsc.toml"), text).unwrap();
+        assert_eq!(cfg.out_dir, Path::new("/repo/build/out"));
+        assert_eq!(cfg.publish_dir, Path::new("/srv/rel"));
+    }
+}
