@@ -81,6 +81,8 @@ pub fn default_cache_dir() -> PathBuf {
 impl Config {
     /// Reads and validates `file`, reporting every problem.
     pub fn load(file: &Path) -> Result<Config, Problems> {
+        // Absolute, so run directories and messages do not depend on the caller's cwd.
+        let file = &std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let text = std::fs::read_to_string(file).map_err(|e| {
             Problems(vec![Problem {
                 file: file.to_path_buf(),

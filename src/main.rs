@@ -1,2 +1,71 @@
-//! The `xsc-release` command line.
-fn main() {}
+//! The `xsc-release` binary: parse the command line, set up logging and signals, run,
+//! print an error chain once, and exit with the documented code.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use xsc_release::cli::Cli;
+use xsc_release::exit_code::ExitCode;
+
+/// The first termination signal received (0 = none).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::Harness.into();
+        }
+    };
+    let code = runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(watch_signals(tx));
+        match xsc_release::dispatch::run(cli, rx).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("{}", xsc_release::error::chain(&e));
+                e.exit_code()
+            }
+        }
+    });
+    // Nothing we started may outlive us, whatever path got here.
+    xsc_release::process::kill_all_groups();
+    let code = match SIGNAL.load(Ordering::SeqCst) {
+        libc::SIGINT => code.worst(ExitCode::Interrupted),
+        libc::SIGTERM => code.worst(ExitCode::Terminated),
+        _ => code,
+    };
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code.into()
+}
+
+/// First SIGINT/SIGTERM: ask every run to stop (guards kill QEMU, partial JUnit is
+/// written). Second: kill every child group and leave at once.
+async fn watch_signals(tx: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return;
+    };
+    loop {
+        let sig = tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        };
+        if SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            xsc_release::process::kill_all_groups();
+            let code = if SIGNAL.load(Ordering::SeqCst) == libc::SIGTERM { ExitCode::Terminated } else { ExitCode::Interrupted };
+            std::process::exit(i32::from(code.code()));
+        }
+        eprintln!("\ninterrupted: stopping runs (again to kill at once)");
+        let _ = tx.send(true);
+    }
+}

@@ -1,0 +1,2899 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xsc_ring_test: in-guest KTAP v1 test suite for the XSC ring interface
+ * (/dev/xsc, ABI v1, see patches/kernel/README.md).
+ *
+ * Build: gcc -static -O2 -Wall -pthread -o xsc_ring_test xsc_ring_test.c
+ *
+ * One nested KTAP sub-suite per group.  Every case runs in its own forked
+ * child with a watchdog, so a crash or hang costs one case, not the plan.
+ * A group whose ops XSC_IOC_PROBE does not offer is reported as SKIP.
+ * A missing /dev/xsc is a failure.  Exit status 0 iff no case failed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <linux/filter.h>
+#include <linux/futex.h>
+#include <linux/seccomp.h>
+
+#include "xsc_uapi.h"
+
+#define XSC_DEV		"/dev/xsc"
+#define CASE_TIMEOUT_S	90
+
+enum { PASS = 0, FAIL = 1, SKIP = 2 };
+
+static int g_diag = 2;			/* diag pipe in a case child */
+static char *g_self;			/* argv[0] resolved, for re-exec */
+static struct xsc_probe g_probe;
+static int g_probe_ok;
+
+static void diag(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(g_diag, buf, n) < 0) {
+		/* nothing sensible to do */
+	}
+}
+
+#define CHECK(cond, ...) do {						\
+	if (!(cond)) {							\
+		diag("line %d: check failed: %s", __LINE__, #cond);	\
+		diag(__VA_ARGS__);					\
+		return FAIL;						\
+	}								\
+} while (0)
+/* a SKIP needs a working device: without /dev/xsc everything fails */
+#define SKIPIF(cond, ...) do {						\
+	if (cond) {							\
+		diag(__VA_ARGS__);					\
+		if (!g_probe_ok) {					\
+			diag("no usable " XSC_DEV ": not skipping");	\
+			return FAIL;					\
+		}							\
+		return SKIP;						\
+	}								\
+} while (0)
+
+#define U(x) ((uint64_t)(uintptr_t)(x))
+#define KADDR 0xffff888000100000ULL	/* a kernel (direct map) address */
+
+/* ---------------------------------------------------------------- ring */
+
+struct ring {
+	int fd;
+	void *map;
+	size_t size;
+	struct xsc_setup p;
+	struct xsc_ring_hdr *hdr;
+	struct xsc_sqe *sqes;
+	struct xsc_cqe *cqes;
+	uint32_t sq_tail, cq_head;	/* user-side producer/consumer indices */
+};
+
+static int has_op(unsigned int nr)
+{
+	if (!g_probe_ok || nr >= XSC_NR_LIMIT)
+		return 0;
+	return (g_probe.ops[nr / 64] >> (nr % 64)) & 1;
+}
+
+static int ring_init(struct ring *r, unsigned int sq, unsigned int cq)
+{
+	int e;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = open(XSC_DEV, O_RDWR | O_CLOEXEC);
+	if (r->fd < 0)
+		return -errno;
+	r->p.sq_entries = sq;
+	r->p.cq_entries = cq;
+	if (ioctl(r->fd, XSC_IOC_SETUP, &r->p)) {
+		e = -errno;
+		close(r->fd);
+		return e;
+	}
+	r->size = r->p.ring_size;
+	r->map = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	if (r->map == MAP_FAILED) {
+		e = -errno;
+		close(r->fd);
+		return e;
+	}
+	r->hdr = r->map;
+	r->sqes = (struct xsc_sqe *)((char *)r->map + r->p.sqes_off);
+	r->cqes = (struct xsc_cqe *)((char *)r->map + r->p.cqes_off);
+	r->sq_tail = r->hdr->sq_tail;
+	r->cq_head = r->hdr->cq_head;
+	return 0;
+}
+
+static void ring_fini(struct ring *r)
+{
+	if (r->map && r->map != MAP_FAILED)
+		munmap(r->map, r->size);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->map = NULL;
+	r->fd = -1;
+}
+
+#define RING(r, sq, cq) do {						\
+	int __e = ring_init((r), (sq), (cq));				\
+	CHECK(__e == 0, "ring_init(%u,%u) = %d (%s)", (unsigned)(sq),	\
+	      (unsigned)(cq), __e, strerror(-__e));			\
+} while (0)
+
+static int sq_push6(struct ring *r, unsigned int op, uint64_t ud, const uint64_t *a)
+{
+	uint32_t head = __atomic_load_n(&r->hdr->sq_head, __ATOMIC_ACQUIRE);
+	struct xsc_sqe *s;
+
+	if (r->sq_tail - head >= r->p.sq_entries)
+		return -1;		/* SQ full */
+	s = &r->sqes[r->sq_tail & (r->p.sq_entries - 1)];
+	memset(s, 0, sizeof(*s));
+	s->opcode = op;
+	s->user_data = ud;
+	memcpy(s->args, a, sizeof(s->args));
+	r->sq_tail++;
+	__atomic_store_n(&r->hdr->sq_tail, r->sq_tail, __ATOMIC_RELEASE);
+	return 0;
+}
+#define PUSH(r, op, ud, ...) sq_push6((r), (op), (ud), (const uint64_t[6]){ __VA_ARGS__ })
+
+static long ring_enter(struct ring *r, uint32_t n)
+{
+	struct xsc_enter e = { .to_submit = n };
+	long ret = ioctl(r->fd, XSC_IOC_ENTER, &e);
+
+	return ret < 0 ? -errno : ret;
+}
+
+static int cq_pop(struct ring *r, struct xsc_cqe *out)
+{
+	uint32_t tail = __atomic_load_n(&r->hdr->cq_tail, __ATOMIC_ACQUIRE);
+
+	if (r->cq_head == tail)
+		return 0;
+	*out = r->cqes[r->cq_head & (r->p.cq_entries - 1)];
+	r->cq_head++;
+	__atomic_store_n(&r->hdr->cq_head, r->cq_head, __ATOMIC_RELEASE);
+	return 1;
+}
+
+#define BADRES ((int64_t)0x7eadbeefdeadbeefLL)
+/* submit one op, wait for it, return its CQE result (BADRES on ring failure) */
+static int64_t call6(struct ring *r, unsigned int op, const uint64_t *a)
+{
+	struct xsc_cqe c;
+	long n;
+
+	if (sq_push6(r, op, 0x5a5a, a)) {
+		diag("call: SQ full");
+		return BADRES;
+	}
+	n = ring_enter(r, 1);
+	if (n != 1) {
+		diag("call: enter returned %ld", n);
+		return BADRES;
+	}
+	if (!cq_pop(r, &c)) {
+		diag("call: no CQE");
+		return BADRES;
+	}
+	if (c.user_data != 0x5a5a || c.opcode != op) {
+		diag("call: CQE mismatch ud=%llx op=%u", (unsigned long long)c.user_data, c.opcode);
+		return BADRES;
+	}
+	return c.res;
+}
+#define CALL(r, op, ...) call6((r), (op), (const uint64_t[6]){ __VA_ARGS__ })
+
+static long sysret(long v)	/* traditional syscall, kernel-style result */
+{
+	return v < 0 ? -errno : v;
+}
+
+static int fdinfo_get(int fd, const char *key, unsigned long long *val)
+{
+	char path[64], line[256];
+	FILE *f;
+	size_t kl = strlen(key);
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, key, kl) && line[kl] == ':' && line[kl + 1] == '\t') {
+			*val = strtoull(line + kl + 2, NULL, 10);
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int child_status(pid_t pid)	/* exit code, or 1000+signal */
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 1000 + WTERMSIG(st);
+	return -1;
+}
+
+static long int80(long nr, long a, long b, long c)
+{
+	long ret;
+
+	__asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c)
+			 : "memory", "r8", "r9", "r10", "r11");
+	return ret;
+}
+
+static int install_seccomp_allow_all(void)
+{
+	struct sock_filter f[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+	struct sock_fprog prog = { .len = 1, .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+		return -errno;
+	return 0;
+}
+
+/* ========================================================= 1. setup */
+
+static int t_open_dev(void)
+{
+	struct stat st;
+	int fd;
+
+	CHECK(stat(XSC_DEV, &st) == 0, "%s: %s (is CONFIG_XSC enabled?)", XSC_DEV, strerror(errno));
+	CHECK(S_ISCHR(st.st_mode), "%s is not a character device", XSC_DEV);
+	CHECK(major(st.st_rdev) == 10, "major %u is not the misc major", major(st.st_rdev));
+	fd = open(XSC_DEV, O_RDWR);
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	close(fd);
+	return PASS;
+}
+
+static int t_probe_basic(void)
+{
+	struct xsc_probe p;
+	unsigned int i, n = 0;
+	int fd = open(XSC_DEV, O_RDWR);
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	memset(&p, 0xff, sizeof(p));
+	CHECK(ioctl(fd, XSC_IOC_PROBE, &p) == 0, "PROBE: %s", strerror(errno));
+	CHECK(p.abi_version == XSC_ABI_VERSION, "abi %u", p.abi_version);
+	CHECK(p.nr_limit == XSC_NR_LIMIT, "nr_limit %u", p.nr_limit);
+	for (i = 0; i < XSC_NR_LIMIT / 64; i++)
+		n += __builtin_popcountll(p.ops[i]);
+	CHECK(n == p.nr_ops, "nr_ops %u but %u bits", p.nr_ops, n);
+	CHECK(!(p.features & XSC_FEAT_SQPOLL), "SQPOLL advertised in v1");
+	diag("features=0x%x nr_ops=%u", p.features, p.nr_ops);
+	close(fd);
+	return PASS;
+}
+
+static int t_setup_defaults(void)
+{
+	struct xsc_setup p = { .sq_entries = 100 };
+	long pg = sysconf(_SC_PAGESIZE);
+	int fd = open(XSC_DEV, O_RDWR);
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	CHECK(ioctl(fd, XSC_IOC_SETUP, &p) == 0, "SETUP: %s", strerror(errno));
+	CHECK(p.sq_entries == 128, "sq %u", p.sq_entries);
+	CHECK(p.cq_entries == 256, "cq %u", p.cq_entries);
+	CHECK(p.abi_version == XSC_ABI_VERSION, "abi %u", p.abi_version);
+	CHECK(p.sqes_off == pg, "sqes_off %u", p.sqes_off);
+	CHECK(p.cqes_off == pg + 128 * 64, "cqes_off %u", p.cqes_off);
+	CHECK(p.ring_size == (uint64_t)pg + 128 * 64 + 256 * 32, "ring_size %llu",
+	      (unsigned long long)p.ring_size);
+	CHECK(p.features == g_probe.features, "features 0x%x vs probe 0x%x", p.features, g_probe.features);
+	close(fd);
+	return PASS;
+}
+
+static int t_setup_cq_explicit(void)
+{
+	struct xsc_setup p = { .sq_entries = 8, .cq_entries = 20 };
+	int fd = open(XSC_DEV, O_RDWR);
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	CHECK(ioctl(fd, XSC_IOC_SETUP, &p) == 0, "SETUP: %s", strerror(errno));
+	CHECK(p.sq_entries == 8 && p.cq_entries == 32, "sq %u cq %u", p.sq_entries, p.cq_entries);
+	close(fd);
+	return PASS;
+}
+
+static int setup_errno(unsigned int sq, unsigned int cq, unsigned int flags, int resv)
+{
+	struct xsc_setup p = { .sq_entries = sq, .cq_entries = cq, .flags = flags };
+	int fd = open(XSC_DEV, O_RDWR), r;
+
+	if (fd < 0)
+		return -10000;
+	if (resv == 1)
+		p.__resv0 = 1;
+	if (resv == 2)
+		p.__resv1[2] = 1;
+	r = ioctl(fd, XSC_IOC_SETUP, &p) ? errno : 0;
+	close(fd);
+	return r;
+}
+
+static int t_setup_rejects_sizes(void)
+{
+	int e;
+
+	CHECK((e = setup_errno(0, 0, 0, 0)) == EINVAL, "sq=0 -> %d", e);
+	CHECK((e = setup_errno(4097, 0, 0, 0)) == EINVAL, "sq=4097 -> %d", e);
+	CHECK((e = setup_errno(16, 8, 0, 0)) == EINVAL, "cq<sq -> %d", e);
+	CHECK((e = setup_errno(16, 8193, 0, 0)) == EINVAL, "cq=8193 -> %d", e);
+	CHECK((e = setup_errno(0xffffffffu, 0, 0, 0)) == EINVAL, "sq=UINT_MAX -> %d", e);
+	CHECK((e = setup_errno(4096, 8192, 0, 0)) == 0, "sq=4096 cq=8192 -> %d", e);
+	return PASS;
+}
+
+static int t_setup_rejects_flags_resv(void)
+{
+	int e;
+
+	CHECK((e = setup_errno(8, 0, 1, 0)) == EINVAL, "flags=1 (SQPOLL) -> %d", e);
+	CHECK((e = setup_errno(8, 0, 0x80000000u, 0)) == EINVAL, "flags=bit31 -> %d", e);
+	CHECK((e = setup_errno(8, 0, 0, 1)) == EINVAL, "__resv0 -> %d", e);
+	CHECK((e = setup_errno(8, 0, 0, 2)) == EINVAL, "__resv1 -> %d", e);
+	return PASS;
+}
+
+static int t_setup_twice_ebusy(void)
+{
+	struct xsc_setup p = { .sq_entries = 8 };
+	int fd = open(XSC_DEV, O_RDWR);
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	CHECK(ioctl(fd, XSC_IOC_SETUP, &p) == 0, "SETUP: %s", strerror(errno));
+	memset(&p, 0, sizeof(p));
+	p.sq_entries = 8;
+	CHECK(ioctl(fd, XSC_IOC_SETUP, &p) == -1 && errno == EBUSY, "second SETUP: %s", strerror(errno));
+	close(fd);
+	return PASS;
+}
+
+static int t_enter_before_setup(void)
+{
+	struct xsc_enter e = { .to_submit = 1 };
+	struct xsc_guard g = { .mode = XSC_GUARD_ERRNO };
+	int fd = open(XSC_DEV, O_RDWR);
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	CHECK(ioctl(fd, XSC_IOC_ENTER, &e) == -1 && errno == EBADFD, "ENTER: %s", strerror(errno));
+	if (g_probe.features & XSC_FEAT_TRAP_GUARD)
+		CHECK(ioctl(fd, XSC_IOC_GUARD, &g) == -1 && errno == EBADFD, "GUARD: %s", strerror(errno));
+	close(fd);
+	return PASS;
+}
+
+static int t_mmap_before_setup(void)
+{
+	int fd = open(XSC_DEV, O_RDWR);
+	void *m;
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	m = mmap(NULL, 4096 * 3, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(m == MAP_FAILED && errno == EBADFD, "mmap: %s", strerror(errno));
+	close(fd);
+	return PASS;
+}
+
+static int t_mmap_bad_args(void)
+{
+	struct ring r;
+	void *m;
+
+	RING(&r, 8, 0);
+	m = mmap(NULL, r.size - 4096, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+	CHECK(m == MAP_FAILED && errno == EINVAL, "short mmap: %s", strerror(errno));
+	m = mmap(NULL, r.size + 4096, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+	CHECK(m == MAP_FAILED && errno == EINVAL, "long mmap: %s", strerror(errno));
+	m = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 4096);
+	CHECK(m == MAP_FAILED && errno == EINVAL, "offset mmap: %s", strerror(errno));
+	m = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE, r.fd, 0);
+	CHECK(m == MAP_FAILED && errno == EINVAL, "private mmap: %s", strerror(errno));
+	m = mmap(NULL, r.size, PROT_READ | PROT_EXEC, MAP_SHARED, r.fd, 0);
+	CHECK(m == MAP_FAILED && errno == EPERM, "exec mmap: %s", strerror(errno));
+	m = mmap(NULL, r.size, PROT_READ, MAP_SHARED, r.fd, 0);
+	CHECK(m != MAP_FAILED, "second mapping: %s", strerror(errno));
+	CHECK(mprotect(m, r.size, PROT_READ | PROT_EXEC) == -1, "mprotect +x succeeded");
+	munmap(m, r.size);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_bad_ioctl_ptr(void)
+{
+	int fd = open(XSC_DEV, O_RDWR);
+	struct xsc_setup p = { .sq_entries = 8 };
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	CHECK(ioctl(fd, XSC_IOC_PROBE, (void *)8) == -1 && errno == EFAULT, "PROBE: %s", strerror(errno));
+	CHECK(ioctl(fd, XSC_IOC_SETUP, (void *)KADDR) == -1 && errno == EFAULT, "SETUP: %s", strerror(errno));
+	CHECK(ioctl(fd, XSC_IOC_SETUP, &p) == 0, "SETUP: %s", strerror(errno));
+	CHECK(ioctl(fd, XSC_IOC_ENTER, (void *)8) == -1 && errno == EFAULT, "ENTER: %s", strerror(errno));
+	if (g_probe.features & XSC_FEAT_TRAP_GUARD)
+		CHECK(ioctl(fd, XSC_IOC_GUARD, (void *)8) == -1 && errno == EFAULT, "GUARD: %s", strerror(errno));
+	close(fd);
+	return PASS;
+}
+
+static int t_unknown_ioctl(void)
+{
+	int fd = open(XSC_DEV, O_RDWR);
+	struct { int x[16]; } t;
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	CHECK(ioctl(fd, _IO('x', 0x7f)) == -1 && errno == ENOTTY, "_IO('x',0x7f): %s", strerror(errno));
+	CHECK(ioctl(fd, _IOR('x', 0x04, uint64_t), &t) == -1 && errno == ENOTTY, "wrong size: %s", strerror(errno));
+	CHECK(ioctl(fd, 0x5401 /* TCGETS */, &t) == -1 && errno == ENOTTY, "TCGETS: %s", strerror(errno));
+	CHECK(lseek(fd, 0, SEEK_SET) == -1 && errno == ESPIPE, "lseek: %s", strerror(errno));
+	close(fd);
+	return PASS;
+}
+
+static int t_header_fields(void)
+{
+	struct ring r;
+
+	RING(&r, 32, 0);
+	CHECK(r.hdr->sq_entries == 32 && r.hdr->sq_mask == 31, "sq %u/%u", r.hdr->sq_entries, r.hdr->sq_mask);
+	CHECK(r.hdr->cq_entries == 64 && r.hdr->cq_mask == 63, "cq %u/%u", r.hdr->cq_entries, r.hdr->cq_mask);
+	CHECK(r.hdr->sq_head == 0 && r.hdr->sq_tail == 0 && r.hdr->cq_head == 0 && r.hdr->cq_tail == 0,
+	      "indices not zero");
+	CHECK(r.hdr->cq_full == 0 && r.hdr->sq_flags == 0, "flags/cq_full not zero");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fdinfo_format(void)
+{
+	static const char *keys[] = { "xsc-abi", "xsc-sq-entries", "xsc-cq-entries", "xsc-submitted",
+				      "xsc-completed", "xsc-errors", "xsc-cq-full" };
+	unsigned long long v;
+	struct ring r;
+	unsigned int i;
+	int fd = open(XSC_DEV, O_RDWR);
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	CHECK(fdinfo_get(fd, "xsc-sq-entries", &v) == 0 && v == 0, "unset ring sq-entries %llu", v);
+	close(fd);
+	RING(&r, 16, 64);
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		CHECK(fdinfo_get(r.fd, keys[i], &v) == 0, "fdinfo lacks '%s:\\t'", keys[i]);
+	CHECK(fdinfo_get(r.fd, "xsc-abi", &v) == 0 && v == 1, "abi %llu", v);
+	CHECK(fdinfo_get(r.fd, "xsc-sq-entries", &v) == 0 && v == 16, "sq %llu", v);
+	CHECK(fdinfo_get(r.fd, "xsc-cq-entries", &v) == 0 && v == 64, "cq %llu", v);
+	CHECK(fdinfo_get(r.fd, "xsc-submitted", &v) == 0 && v == 0, "submitted %llu", v);
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 2. core */
+
+static int t_nop_single(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+
+	RING(&r, 8, 0);
+	memset(r.cqes, 0xff, r.p.cq_entries * sizeof(c));	/* resv fields must be rewritten */
+	CHECK(PUSH(&r, XSC_OP_NOP, 0x1122334455667788ULL, 1, 2, 3) == 0, "push");
+	CHECK(ring_enter(&r, 1) == 1, "enter");
+	CHECK(cq_pop(&r, &c) == 1, "no CQE");
+	CHECK(c.res == 0 && c.user_data == 0x1122334455667788ULL && c.opcode == XSC_OP_NOP,
+	      "res %lld ud %llx op %x", (long long)c.res, (unsigned long long)c.user_data, c.opcode);
+	CHECK(c.flags == 0 && c.__resv0 == 0 && c.__resv1 == 0, "CQE reserved fields not zero");
+	CHECK(r.hdr->sq_head == 1 && r.hdr->cq_tail == 1, "head %u tail %u", r.hdr->sq_head, r.hdr->cq_tail);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_nop_batch_order(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	long n;
+	int i;
+
+	RING(&r, 64, 0);
+	for (i = 0; i < 64; i++)
+		CHECK(PUSH(&r, XSC_OP_NOP, i) == 0, "push %d", i);
+	CHECK((n = ring_enter(&r, 64)) == 64, "enter -> %ld", n);
+	for (i = 0; i < 64; i++) {
+		CHECK(cq_pop(&r, &c) == 1, "missing CQE %d", i);
+		CHECK(c.user_data == (uint64_t)i && c.res == 0, "CQE %d: ud %llu res %lld", i,
+		      (unsigned long long)c.user_data, (long long)c.res);
+	}
+	CHECK(cq_pop(&r, &c) == 0, "extra CQE");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_to_submit_partial(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	long n;
+	int i;
+
+	RING(&r, 16, 0);
+	for (i = 0; i < 10; i++)
+		PUSH(&r, XSC_OP_NOP, i);
+	CHECK((n = ring_enter(&r, 4)) == 4, "enter(4) -> %ld", n);
+	CHECK(r.hdr->sq_head == 4, "sq_head %u", r.hdr->sq_head);
+	CHECK((n = ring_enter(&r, 0)) == 0, "enter(0) -> %ld", n);
+	CHECK((n = ring_enter(&r, 100)) == 6, "enter(100) -> %ld", n);
+	CHECK((n = ring_enter(&r, 100)) == 0, "enter on empty SQ -> %ld", n);
+	for (i = 0; i < 10; i++)
+		CHECK(cq_pop(&r, &c) == 1 && c.user_data == (uint64_t)i, "CQE %d", i);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_index_wraparound(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	uint64_t ud = 0, expect = 0;
+	int round, i;
+
+	RING(&r, 8, 8);
+	for (round = 0; round < 40; round++) {
+		for (i = 0; i < 6; i++)
+			CHECK(PUSH(&r, XSC_OP_NOP, ud++) == 0, "push round %d", round);
+		CHECK(ring_enter(&r, 6) == 6, "enter round %d", round);
+		for (i = 0; i < 6; i++) {
+			CHECK(cq_pop(&r, &c) == 1, "missing CQE round %d", round);
+			CHECK(c.user_data == expect, "round %d: ud %llu expected %llu", round,
+			      (unsigned long long)c.user_data, (unsigned long long)expect);
+			expect++;
+		}
+	}
+	CHECK(r.hdr->sq_head == 240 && r.hdr->cq_tail == 240, "indices %u %u", r.hdr->sq_head, r.hdr->cq_tail);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_poll_pollin(void)
+{
+	struct pollfd pfd;
+	struct xsc_cqe c;
+	struct ring r;
+
+	RING(&r, 8, 0);
+	pfd.fd = r.fd;
+	pfd.events = POLLIN;
+	CHECK(poll(&pfd, 1, 0) == 0, "POLLIN on empty CQ (revents %x)", pfd.revents);
+	PUSH(&r, XSC_OP_NOP, 1);
+	ring_enter(&r, 1);
+	CHECK(poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN), "no POLLIN with a CQE");
+	cq_pop(&r, &c);
+	CHECK(poll(&pfd, 1, 0) == 0, "POLLIN after reaping");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fdinfo_counters(void)
+{
+	unsigned long long sub, comp, err, full;
+	struct xsc_cqe c;
+	struct ring r;
+	int i;
+
+	RING(&r, 16, 0);
+	for (i = 0; i < 5; i++)
+		PUSH(&r, XSC_OP_NOP, i);
+	PUSH(&r, 0x7fff, 5);
+	PUSH(&r, XSC_OP_NOP + 1, 6);
+	CHECK(ring_enter(&r, 16) == 7, "enter");
+	while (cq_pop(&r, &c))
+		;
+	CHECK(!fdinfo_get(r.fd, "xsc-submitted", &sub) && sub == 7, "submitted %llu", sub);
+	CHECK(!fdinfo_get(r.fd, "xsc-completed", &comp) && comp == 7, "completed %llu", comp);
+	CHECK(!fdinfo_get(r.fd, "xsc-errors", &err) && err == 2, "errors %llu", err);
+	CHECK(!fdinfo_get(r.fd, "xsc-cq-full", &full) && full == 0, "cq-full %llu", full);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_enter_args_checked(void)
+{
+	struct xsc_enter e = { .to_submit = 1, .flags = 1 };
+	struct ring r;
+
+	RING(&r, 8, 0);
+	PUSH(&r, XSC_OP_NOP, 1);
+	CHECK(ioctl(r.fd, XSC_IOC_ENTER, &e) == -1 && errno == EINVAL, "flags=1: %s", strerror(errno));
+	e.flags = 0;
+	e.__resv[1] = 1;
+	CHECK(ioctl(r.fd, XSC_IOC_ENTER, &e) == -1 && errno == EINVAL, "resv: %s", strerror(errno));
+	CHECK(r.hdr->sq_head == 0, "consumed despite EINVAL");
+	CHECK(ring_enter(&r, 1) == 1, "valid enter");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_getpid_batch(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	int i;
+
+	SKIPIF(!has_op(SYS_getpid), "getpid not offered");
+	RING(&r, 64, 0);
+	for (i = 0; i < 64; i++)
+		PUSH(&r, i % 2 ? SYS_getpid : XSC_OP_NOP, i);
+	CHECK(ring_enter(&r, 64) == 64, "enter");
+	for (i = 0; i < 64; i++) {
+		CHECK(cq_pop(&r, &c) == 1, "CQE %d", i);
+		CHECK(c.res == (i % 2 ? getpid() : 0) && c.opcode == (i % 2 ? SYS_getpid : XSC_OP_NOP),
+		      "CQE %d res %lld", i, (long long)c.res);
+	}
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 3. errors */
+
+static int t_unknown_opcode(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+
+	RING(&r, 8, 0);
+	PUSH(&r, 0x7fff, 1);
+	PUSH(&r, XSC_OP_NOP, 2);
+	CHECK(ring_enter(&r, 8) == 2, "enter");
+	CHECK(cq_pop(&r, &c) && c.user_data == 1 && c.res == -EINVAL, "0x7fff res %lld", (long long)c.res);
+	CHECK(cq_pop(&r, &c) && c.user_data == 2 && c.res == 0, "following NOP res %lld", (long long)c.res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_forbidden_syscalls(void)
+{
+	static const unsigned int nrs[] = { SYS_mmap, SYS_munmap, SYS_mprotect, SYS_ioctl, SYS_fork,
+		SYS_vfork, SYS_clone, SYS_exit, SYS_rt_sigreturn, SYS_ptrace, SYS_arch_prctl,
+		SYS_iopl, SYS_modify_ldt, SYS_clone3, SYS_setuid, SYS_reboot, SYS_init_module,
+		SYS_seccomp, SYS_prctl, SYS_io_uring_setup };
+	struct xsc_cqe c;
+	struct ring r;
+	unsigned int i, n = sizeof(nrs) / sizeof(nrs[0]);
+
+	RING(&r, 32, 0);
+	for (i = 0; i < n; i++) {
+		CHECK(!has_op(nrs[i]), "syscall %u is offered by PROBE", nrs[i]);
+		PUSH(&r, nrs[i], i, 0, 0, 0, 0, 0, 0);
+	}
+	CHECK(ring_enter(&r, n) == (long)n, "enter");
+	for (i = 0; i < n; i++)
+		CHECK(cq_pop(&r, &c) && c.res == -EINVAL, "syscall %u res %lld", nrs[i], (long long)c.res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_opcode_range(void)
+{
+	static const unsigned int ops[] = { 511, 512, 513, 0x7fff, 0x8001, 0x8fff, 0xfffe, 0xffff };
+	struct xsc_cqe c;
+	struct ring r;
+	unsigned int i, n = sizeof(ops) / sizeof(ops[0]);
+
+	RING(&r, 16, 0);
+	for (i = 0; i < n; i++)
+		PUSH(&r, ops[i], i);
+	CHECK(ring_enter(&r, n) == (long)n, "enter");
+	for (i = 0; i < n; i++)
+		CHECK(cq_pop(&r, &c) && c.res == -EINVAL && c.opcode == ops[i], "op %#x res %lld",
+		      ops[i], (long long)c.res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_sqe_flags_resv(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+
+	RING(&r, 8, 0);
+	PUSH(&r, XSC_OP_NOP, 1);
+	r.sqes[0].flags = 1;
+	PUSH(&r, XSC_OP_NOP, 2);
+	r.sqes[1].__resv0 = 0x80000000u;
+	PUSH(&r, XSC_OP_NOP, 3);
+	CHECK(ring_enter(&r, 3) == 3, "enter");
+	CHECK(cq_pop(&r, &c) && c.res == -EINVAL, "flags: res %lld", (long long)c.res);
+	CHECK(cq_pop(&r, &c) && c.res == -EINVAL, "resv0: res %lld", (long long)c.res);
+	CHECK(cq_pop(&r, &c) && c.res == 0, "clean NOP: res %lld", (long long)c.res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_bad_user_pointer(void)
+{
+	struct ring r;
+	int p[2];
+	int64_t res;
+
+	SKIPIF(!has_op(SYS_read) || !has_op(SYS_write), "read/write not offered");
+	CHECK(pipe(p) == 0, "pipe");
+	CHECK(write(p[1], "0123456789abcdef", 16) == 16, "fill pipe");
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_read, p[0], 1, 16)) == -EFAULT, "read to (void*)1 -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_write, p[1], 1, 16)) == -EFAULT, "write from (void*)1 -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_read, p[0], 0x00007ffffffff000ULL, 16)) == -EFAULT, "unmapped -> %lld",
+	      (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_kernel_pointer(void)
+{
+	struct ring r;
+	int p[2];
+	int64_t res;
+	char buf[16];
+
+	SKIPIF(!has_op(SYS_read) || !has_op(SYS_write), "read/write not offered");
+	CHECK(pipe(p) == 0, "pipe");
+	CHECK(write(p[1], "0123456789abcdef", 16) == 16, "fill pipe");
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_read, p[0], KADDR, 16)) == -EFAULT, "read into kernel -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_write, p[1], KADDR, 16)) == -EFAULT, "write from kernel -> %lld",
+	      (long long)res);
+	CHECK((res = CALL(&r, SYS_write, p[1], 0x8000000000000000ULL, 16)) == -EFAULT,
+	      "non-canonical -> %lld", (long long)res);
+	CHECK(read(p[0], buf, 16) == 16 && !memcmp(buf, "0123456789abcdef", 16), "pipe content changed");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_bad_fd(void)
+{
+	struct ring r;
+	int64_t res;
+	char buf[4];
+
+	SKIPIF(!has_op(SYS_read) || !has_op(SYS_close), "read/close not offered");
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_read, -1, U(buf), 4)) == -EBADF, "read(-1) -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_close, 9999)) == -EBADF, "close(9999) -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_read, 0x7fffffff, U(buf), 4)) == -EBADF, "read(INT_MAX) -> %lld",
+	      (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_errors_dont_stop_batch(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	int i;
+
+	RING(&r, 16, 0);
+	for (i = 0; i < 12; i++)
+		PUSH(&r, i % 3 == 0 ? 0x7ffe : XSC_OP_NOP, i);
+	CHECK(ring_enter(&r, 12) == 12, "enter");
+	for (i = 0; i < 12; i++)
+		CHECK(cq_pop(&r, &c) && c.user_data == (uint64_t)i && c.res == (i % 3 == 0 ? -EINVAL : 0),
+		      "CQE %d res %lld", i, (long long)c.res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_sq_tail_corrupt(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	long n;
+
+	RING(&r, 8, 0);
+	PUSH(&r, XSC_OP_NOP, 1);
+	r.hdr->sq_tail = 8 + 5;				/* tail - head > entries */
+	CHECK((n = ring_enter(&r, 8)) == -EINVAL, "enter -> %ld", n);
+	CHECK(r.hdr->sq_head == 0, "sq_head moved to %u", r.hdr->sq_head);
+	r.hdr->sq_tail = r.sq_tail;			/* repair */
+	CHECK((n = ring_enter(&r, 8)) == 1, "enter after repair -> %ld", n);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1, "CQE");
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 4. fs */
+
+static int tmpfile_fd(char *path, size_t len)
+{
+	static int seq;
+
+	snprintf(path, len, "/tmp/xsc_test_%d_%d", getpid(), seq++);
+	return open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+}
+
+static int t_fs_pipe_roundtrip(void)
+{
+	struct ring r;
+	char buf[32] = "";
+	int p[2];
+	int64_t res;
+
+	CHECK(pipe(p) == 0, "pipe");
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_write, p[1], U("hello ring"), 10)) == 10, "write -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_read, p[0], U(buf), sizeof(buf))) == 10, "read -> %lld", (long long)res);
+	CHECK(!memcmp(buf, "hello ring", 10), "data '%s'", buf);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fs_file_roundtrip(void)
+{
+	char path[64], buf[64] = "";
+	struct ring r;
+	int fd = tmpfile_fd(path, sizeof(path));
+	int64_t res;
+
+	CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_write, fd, U("abcdefgh"), 8)) == 8, "write -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_lseek, fd, 2, SEEK_SET)) == 2, "lseek -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_read, fd, U(buf), 64)) == 6, "read -> %lld", (long long)res);
+	CHECK(!memcmp(buf, "cdefgh", 6), "data '%s'", buf);
+	CHECK(lseek(fd, 0, SEEK_CUR) == 8, "f_pos not shared with the traditional view");
+	unlink(path);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fs_pread_pwrite(void)
+{
+	char path[64], buf[8] = "";
+	struct ring r;
+	int fd = tmpfile_fd(path, sizeof(path));
+	int64_t res;
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	CHECK(write(fd, "0123456789", 10) == 10, "prefill");
+	lseek(fd, 3, SEEK_SET);
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_pwrite64, fd, U("XY"), 2, 7)) == 2, "pwrite -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_pread64, fd, U(buf), 4, 6)) == 4, "pread -> %lld", (long long)res);
+	CHECK(!memcmp(buf, "6XY9", 4), "data '%.4s'", buf);
+	CHECK(lseek(fd, 0, SEEK_CUR) == 3, "f_pos moved");
+	CHECK((res = CALL(&r, SYS_pread64, fd, U(buf), 4, -1)) == -EINVAL, "negative offset -> %lld",
+	      (long long)res);
+	unlink(path);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fs_openat_close(void)
+{
+	char path[64];
+	struct stat st;
+	struct ring r;
+	int64_t fd, res;
+
+	snprintf(path, sizeof(path), "/tmp/xsc_open_%d", getpid());
+	RING(&r, 8, 0);
+	fd = CALL(&r, SYS_openat, AT_FDCWD, U(path), O_RDWR | O_CREAT | O_EXCL, 0640);
+	CHECK(fd >= 0, "openat -> %lld", (long long)fd);
+	CHECK(fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == (0640 & ~umask(0)),
+	      "fstat mode %o", st.st_mode);
+	CHECK((res = CALL(&r, SYS_openat, AT_FDCWD, U(path), O_RDWR | O_CREAT | O_EXCL, 0640)) == -EEXIST,
+	      "second O_EXCL -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_close, fd)) == 0, "close -> %lld", (long long)res);
+	CHECK(fcntl(fd, F_GETFD) == -1 && errno == EBADF, "fd still open");
+	CHECK((res = CALL(&r, SYS_openat, AT_FDCWD, U("/nonexistent/x"), O_RDONLY)) == -ENOENT,
+	      "ENOENT -> %lld", (long long)res);
+	unlink(path);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fs_fstat(void)
+{
+	char path[64];
+	struct stat st, st2;
+	struct ring r;
+	int fd = tmpfile_fd(path, sizeof(path));
+	int64_t res;
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	CHECK(ftruncate(fd, 1234) == 0, "ftruncate");
+	RING(&r, 8, 0);
+	memset(&st, 0, sizeof(st));
+	CHECK((res = CALL(&r, SYS_fstat, fd, U(&st))) == 0, "fstat -> %lld", (long long)res);
+	CHECK(st.st_size == 1234, "size %lld", (long long)st.st_size);
+	if (has_op(SYS_newfstatat)) {
+		memset(&st2, 0, sizeof(st2));
+		CHECK((res = CALL(&r, SYS_newfstatat, AT_FDCWD, U(path), U(&st2), 0)) == 0,
+		      "newfstatat -> %lld", (long long)res);
+		CHECK(st2.st_size == 1234 && st2.st_ino == st.st_ino, "newfstatat size %lld", (long long)st2.st_size);
+	}
+	CHECK((res = CALL(&r, SYS_fstat, fd, KADDR)) == -EFAULT, "fstat to kernel -> %lld", (long long)res);
+	unlink(path);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fs_lseek_5gib(void)
+{
+	char path[64];
+	struct ring r;
+	int fd = tmpfile_fd(path, sizeof(path));
+	int64_t res;
+
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	RING(&r, 8, 0);
+	res = CALL(&r, SYS_lseek, fd, 5368709120ULL, SEEK_SET);
+	CHECK(res == 5368709120LL, "lseek 5 GiB -> %lld (64-bit res?)", (long long)res);
+	CHECK((res = CALL(&r, SYS_write, fd, U("z"), 1)) == 1, "write at 5 GiB -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_lseek, fd, 0, SEEK_END)) == 5368709121LL, "SEEK_END -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_lseek, fd, -1, SEEK_SET)) == -EINVAL, "negative -> %lld", (long long)res);
+	unlink(path);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fs_readv_writev(void)
+{
+	char a[4] = "", b[8] = "";
+	struct iovec wv[2] = { { "ring", 4 }, { "-vector", 7 } };
+	struct iovec rv[2] = { { a, 4 }, { b, 8 } };
+	struct ring r;
+	int p[2];
+	int64_t res;
+
+	SKIPIF(!has_op(SYS_readv) || !has_op(SYS_writev), "readv/writev not offered");
+	CHECK(pipe(p) == 0, "pipe");
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_writev, p[1], U(wv), 2)) == 11, "writev -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_readv, p[0], U(rv), 2)) == 11, "readv -> %lld", (long long)res);
+	CHECK(!memcmp(a, "ring", 4) && !memcmp(b, "-vector", 7), "data");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fs_append_order(void)
+{
+	char path[64], buf[256] = "", expect[256] = "", num[64][3];
+	struct xsc_cqe c;
+	struct ring r;
+	int fd, i;
+
+	snprintf(path, sizeof(path), "/tmp/xsc_app_%d", getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600);
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	RING(&r, 64, 0);
+	for (i = 0; i < 64; i++) {
+		snprintf(num[i], 3, "%02d", i);
+		strcat(expect, num[i]);
+		PUSH(&r, SYS_write, i, fd, U(num[i]), 2);
+	}
+	CHECK(ring_enter(&r, 64) == 64, "enter");
+	for (i = 0; i < 64; i++)
+		CHECK(cq_pop(&r, &c) && c.res == 2 && c.user_data == (uint64_t)i, "CQE %d res %lld", i,
+		      (long long)c.res);
+	CHECK(pread(fd, buf, sizeof(buf), 0) == 128, "size");
+	CHECK(!memcmp(buf, expect, 128), "order: %.40s...", buf);
+	unlink(path);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fs_differential_errors(void)
+{
+	struct ring r;
+	int p[2], ro;
+	char buf[4];
+	int64_t res;
+	long tr;
+
+	CHECK(pipe(p) == 0, "pipe");
+	ro = open("/proc/self/stat", O_RDONLY);
+	CHECK(ro >= 0, "open");
+	RING(&r, 8, 0);
+	tr = sysret(lseek(p[0], 0, SEEK_SET));
+	CHECK((res = CALL(&r, SYS_lseek, p[0], 0, SEEK_SET)) == tr && tr == -ESPIPE, "lseek pipe %lld vs %ld",
+	      (long long)res, tr);
+	tr = sysret(write(ro, "x", 1));
+	CHECK((res = CALL(&r, SYS_write, ro, U("x"), 1)) == tr && tr == -EBADF, "write to O_RDONLY %lld vs %ld",
+	      (long long)res, tr);
+	tr = sysret(read(p[1], buf, 1));
+	CHECK((res = CALL(&r, SYS_read, p[1], U(buf), 1)) == tr && tr == -EBADF, "read write-end %lld vs %ld",
+	      (long long)res, tr);
+	tr = sysret(lseek(ro, 0, 42));
+	CHECK((res = CALL(&r, SYS_lseek, ro, 0, 42)) == tr, "lseek whence 42 %lld vs %ld", (long long)res, tr);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_fs_close_ring_fd(void)
+{
+	struct ring r;
+	struct xsc_cqe c;
+	long n;
+
+	RING(&r, 8, 0);
+	PUSH(&r, SYS_close, 1, r.fd);
+	PUSH(&r, XSC_OP_NOP, 2);
+	CHECK((n = ring_enter(&r, 8)) == 2, "enter -> %ld", n);
+	CHECK(cq_pop(&r, &c) && c.res == 0, "close(ring fd) res %lld", (long long)c.res);
+	CHECK(cq_pop(&r, &c) && c.res == 0, "NOP after close res %lld", (long long)c.res);
+	CHECK(fcntl(r.fd, F_GETFD) == -1 && errno == EBADF, "ring fd still open");
+	CHECK(r.hdr->sq_entries == 8, "mapping unreadable after close");
+	r.fd = -1;
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 5. net */
+
+static socklen_t unix_addr(struct sockaddr_un *a, const char *tag)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "xsc-%s-%d", tag, getpid());
+	return offsetof(struct sockaddr_un, sun_path) + 1 + strlen(a->sun_path + 1);
+}
+
+static int t_net_unix_stream(void)
+{
+	struct sockaddr_un a;
+	socklen_t al = unix_addr(&a, "stream");
+	struct xsc_cqe c[4];
+	struct ring r;
+	int64_t s, cl, ac, res;
+	char buf[32] = "";
+	int i;
+
+	RING(&r, 16, 0);
+	PUSH(&r, SYS_socket, 1, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	PUSH(&r, SYS_socket, 2, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(ring_enter(&r, 2) == 2, "enter sockets");
+	CHECK(cq_pop(&r, &c[0]) && cq_pop(&r, &c[1]), "CQEs");
+	s = c[0].res;
+	cl = c[1].res;
+	CHECK(s >= 0 && cl >= 0, "socket -> %lld %lld", (long long)s, (long long)cl);
+	PUSH(&r, SYS_bind, 3, s, U(&a), al);
+	PUSH(&r, SYS_listen, 4, s, 4);
+	PUSH(&r, SYS_connect, 5, cl, U(&a), al);
+	PUSH(&r, SYS_accept4, 6, s, 0, 0, SOCK_CLOEXEC);
+	CHECK(ring_enter(&r, 4) == 4, "enter bind..accept");
+	for (i = 0; i < 4; i++)
+		CHECK(cq_pop(&r, &c[i]), "CQE %d", i);
+	CHECK(c[0].res == 0 && c[1].res == 0 && c[2].res == 0, "bind %lld listen %lld connect %lld",
+	      (long long)c[0].res, (long long)c[1].res, (long long)c[2].res);
+	ac = c[3].res;
+	CHECK(ac >= 0, "accept4 -> %lld", (long long)ac);
+	PUSH(&r, SYS_sendto, 7, cl, U("ping over xsc"), 13, 0, 0, 0);
+	PUSH(&r, SYS_recvfrom, 8, ac, U(buf), sizeof(buf), 0, 0, 0);
+	PUSH(&r, SYS_shutdown, 9, cl, SHUT_WR);
+	PUSH(&r, SYS_recvfrom, 10, ac, U(buf + 16), 8, 0, 0, 0);
+	CHECK(ring_enter(&r, 4) == 4, "enter send/recv");
+	for (i = 0; i < 4; i++)
+		CHECK(cq_pop(&r, &c[i]), "CQE %d", i);
+	CHECK(c[0].res == 13 && c[1].res == 13 && !memcmp(buf, "ping over xsc", 13), "send %lld recv %lld",
+	      (long long)c[0].res, (long long)c[1].res);
+	CHECK(c[2].res == 0 && c[3].res == 0, "shutdown %lld, recv after shutdown %lld (EOF expected)",
+	      (long long)c[2].res, (long long)c[3].res);
+	res = CALL(&r, SYS_close, ac);
+	(void)res;
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_net_unix_dgram(void)
+{
+	struct sockaddr_un a, from;
+	socklen_t al = unix_addr(&a, "dgram"), fl = sizeof(from);
+	struct ring r;
+	int64_t s, cl, res;
+	char buf[16] = "";
+
+	RING(&r, 8, 0);
+	s = CALL(&r, SYS_socket, AF_UNIX, SOCK_DGRAM, 0);
+	cl = CALL(&r, SYS_socket, AF_UNIX, SOCK_DGRAM, 0);
+	CHECK(s >= 0 && cl >= 0, "socket");
+	CHECK((res = CALL(&r, SYS_bind, s, U(&a), al)) == 0, "bind -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_sendto, cl, U("dgram!"), 6, 0, U(&a), al)) == 6, "sendto -> %lld",
+	      (long long)res);
+	CHECK((res = CALL(&r, SYS_recvfrom, s, U(buf), 16, 0, U(&from), U(&fl))) == 6, "recvfrom -> %lld",
+	      (long long)res);
+	CHECK(!memcmp(buf, "dgram!", 6) && from.sun_family == AF_UNIX, "data/from");
+	CHECK((res = CALL(&r, SYS_recvfrom, s, U(buf), 16, MSG_DONTWAIT, 0, 0)) == -EAGAIN,
+	      "empty recv -> %lld", (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_net_errors(void)
+{
+	struct sockaddr_un a;
+	socklen_t al = unix_addr(&a, "inuse");
+	struct ring r;
+	int64_t s1, s2, res;
+	int p[2];
+	char buf[4];
+	long tr;
+
+	CHECK(pipe(p) == 0, "pipe");
+	RING(&r, 8, 0);
+	s1 = CALL(&r, SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+	s2 = CALL(&r, SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+	CHECK(s1 >= 0 && s2 >= 0, "socket");
+	CHECK((res = CALL(&r, SYS_bind, s1, U(&a), al)) == 0, "bind -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_bind, s2, U(&a), al)) == -EADDRINUSE, "bind in use -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_recvfrom, p[0], U(buf), 4, 0, 0, 0)) == -ENOTSOCK, "recvfrom pipe -> %lld",
+	      (long long)res);
+	tr = sysret(socket(9999, SOCK_STREAM, 0));
+	CHECK((res = CALL(&r, SYS_socket, 9999, SOCK_STREAM, 0)) == tr, "bad family %lld vs %ld",
+	      (long long)res, tr);
+	CHECK((res = CALL(&r, SYS_listen, s2, 1)) == -EINVAL, "listen unbound -> %lld", (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_net_accept_nonblock(void)
+{
+	struct sockaddr_un a;
+	socklen_t al = unix_addr(&a, "nb");
+	struct ring r;
+	int64_t s, res;
+
+	RING(&r, 8, 0);
+	s = CALL(&r, SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	CHECK(s >= 0, "socket");
+	CHECK(CALL(&r, SYS_bind, s, U(&a), al) == 0 && CALL(&r, SYS_listen, s, 1) == 0, "bind/listen");
+	CHECK((res = CALL(&r, SYS_accept4, s, 0, 0, 0)) == -EAGAIN, "accept4 empty -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_accept4, s, 0, 0, 0x12345678)) == -EINVAL, "bad flags -> %lld", (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int lo_up(void)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM, 0), ok = 0;
+
+	if (s < 0)
+		return 0;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		if (ifr.ifr_flags & IFF_UP)
+			ok = 1;
+		else {
+			ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+			ok = ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+		}
+	}
+	close(s);
+	return ok;
+}
+
+static int t_net_inet_loopback(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t al = sizeof(a);
+	struct ring r;
+	int64_t s, cl, ac, res;
+	char buf[16] = "";
+
+	SKIPIF(!lo_up(), "cannot bring up lo (not root?)");
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	RING(&r, 8, 0);
+	s = CALL(&r, SYS_socket, AF_INET, SOCK_STREAM, 0);
+	cl = CALL(&r, SYS_socket, AF_INET, SOCK_STREAM, 0);
+	CHECK(s >= 0 && cl >= 0, "socket %lld %lld", (long long)s, (long long)cl);
+	CHECK((res = CALL(&r, SYS_bind, s, U(&a), sizeof(a))) == 0, "bind -> %lld", (long long)res);
+	CHECK(getsockname(s, (struct sockaddr *)&a, &al) == 0, "getsockname");
+	CHECK((res = CALL(&r, SYS_listen, s, 4)) == 0, "listen -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_connect, cl, U(&a), sizeof(a))) == 0, "connect -> %lld", (long long)res);
+	CHECK((ac = CALL(&r, SYS_accept4, s, 0, 0, 0)) >= 0, "accept4 -> %lld", (long long)ac);
+	CHECK((res = CALL(&r, SYS_sendto, ac, U("tcp-xsc"), 7, 0, 0, 0)) == 7, "send -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_recvfrom, cl, U(buf), 16, 0, 0, 0)) == 7, "recv -> %lld", (long long)res);
+	CHECK(!memcmp(buf, "tcp-xsc", 7), "data");
+	CHECK((res = CALL(&r, SYS_shutdown, cl, SHUT_RDWR)) == 0, "shutdown -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_recvfrom, ac, U(buf), 16, 0, 0, 0)) == 0, "EOF -> %lld", (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 6. sync */
+
+static int t_sync_fsync(void)
+{
+	char path[64];
+	struct ring r;
+	int fd = tmpfile_fd(path, sizeof(path)), p[2];
+	int64_t res;
+	long tr;
+
+	CHECK(fd >= 0 && pipe(p) == 0, "setup");
+	CHECK(write(fd, "data", 4) == 4, "write");
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_fsync, fd)) == 0, "fsync -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_fdatasync, fd)) == 0, "fdatasync -> %lld", (long long)res);
+	tr = sysret(fsync(p[0]));
+	CHECK((res = CALL(&r, SYS_fsync, p[0])) == tr && tr == -EINVAL, "fsync pipe %lld vs %ld",
+	      (long long)res, tr);
+	CHECK((res = CALL(&r, SYS_fdatasync, -1)) == -EBADF, "fdatasync(-1) -> %lld", (long long)res);
+	unlink(path);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_futex_basic(void)
+{
+	static uint32_t word = 7;
+	struct timespec to = { 0, 10 * 1000 * 1000 };
+	struct ring r;
+	int64_t res;
+	double t0;
+
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_futex, U(&word), FUTEX_WAKE, 1)) == 0, "wake nobody -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_futex, U(&word), FUTEX_WAIT, 8, 0)) == -EAGAIN, "wait wrong value -> %lld",
+	      (long long)res);
+	t0 = now_ms();
+	CHECK((res = CALL(&r, SYS_futex, U(&word), FUTEX_WAIT_PRIVATE, 7, U(&to))) == -ETIMEDOUT,
+	      "timed wait -> %lld", (long long)res);
+	CHECK(now_ms() - t0 >= 9.0, "timed out too early: %.2f ms", now_ms() - t0);
+	CHECK((res = CALL(&r, SYS_futex, U(&word), FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 8, 0, 0, 1))
+	      == -EAGAIN, "bitset wait -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_futex, U(&word), FUTEX_WAKE_BITSET, 1, 0, 0, 0xffffffff)) == 0,
+	      "bitset wake -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_futex, KADDR, FUTEX_WAIT, 0, 0)) == -EFAULT, "kernel uaddr -> %lld",
+	      (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static uint32_t g_fword;
+static volatile int g_fwaiting;
+static int64_t g_fres = BADRES;
+
+static void *futex_waiter(void *arg)
+{
+	struct ring r;
+
+	if (ring_init(&r, 8, 0))
+		return NULL;
+	g_fwaiting = 1;
+	g_fres = CALL(&r, SYS_futex, U(&g_fword), FUTEX_WAIT, 0, 0);
+	ring_fini(&r);
+	return NULL;
+}
+
+static int t_futex_cross_thread(void)
+{
+	pthread_t th;
+	long woken = 0;
+	int i;
+
+	g_fword = 0;
+	CHECK(pthread_create(&th, NULL, futex_waiter, NULL) == 0, "pthread_create");
+	for (i = 0; i < 2000 && woken == 0; i++) {
+		usleep(5000);
+		if (g_fwaiting)
+			woken = syscall(SYS_futex, &g_fword, FUTEX_WAKE, 1, 0, 0, 0);
+	}
+	pthread_join(th, NULL);
+	CHECK(woken == 1, "traditional FUTEX_WAKE woke %ld", woken);
+	CHECK(g_fres == 0, "ring FUTEX_WAIT -> %lld", (long long)g_fres);
+	return PASS;
+}
+
+static int t_futex_filtered(void)
+{
+	static const int ops[] = { FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_REQUEUE,
+		FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP, FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI,
+		FUTEX_FD, 13 /* FUTEX_LOCK_PI2 */, 99, FUTEX_WAKE | FUTEX_CLOCK_REALTIME, FUTEX_WAIT | 0x400 };
+	static uint32_t word;
+	struct ring r;
+	unsigned int i;
+	int64_t res;
+
+	RING(&r, 8, 0);
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		CHECK((res = CALL(&r, SYS_futex, U(&word), ops[i], 1, 0, U(&word), 0)) == -EINVAL,
+		      "futex op %#x -> %lld", ops[i], (long long)res);
+	CHECK(word == 0, "futex word modified");
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 7. timer */
+
+static volatile int g_alarms;
+static void on_alarm(int sig) { (void)sig; g_alarms++; }
+
+static int t_timer_clock_gettime(void)
+{
+	struct timespec a, b, k, res_ts;
+	struct ring r;
+	int64_t res;
+
+	RING(&r, 8, 0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	CHECK((res = CALL(&r, SYS_clock_gettime, CLOCK_MONOTONIC, U(&k))) == 0, "clock_gettime -> %lld",
+	      (long long)res);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	CHECK((k.tv_sec > a.tv_sec || (k.tv_sec == a.tv_sec && k.tv_nsec >= a.tv_nsec)) &&
+	      (k.tv_sec < b.tv_sec || (k.tv_sec == b.tv_sec && k.tv_nsec <= b.tv_nsec)),
+	      "ring time %ld.%09ld not within vDSO [%ld.%09ld, %ld.%09ld]", k.tv_sec, k.tv_nsec,
+	      a.tv_sec, a.tv_nsec, b.tv_sec, b.tv_nsec);
+	CHECK((res = CALL(&r, SYS_clock_gettime, 12345, U(&k))) == -EINVAL, "bad clock -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_clock_gettime, CLOCK_REALTIME, KADDR)) == -EFAULT, "kernel ptr -> %lld",
+	      (long long)res);
+	if (has_op(SYS_clock_getres)) {
+		CHECK((res = CALL(&r, SYS_clock_getres, CLOCK_MONOTONIC, U(&res_ts))) == 0 &&
+		      res_ts.tv_sec == 0 && res_ts.tv_nsec > 0, "clock_getres -> %lld", (long long)res);
+	}
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_timer_nanosleep(void)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 }, bad = { 0, 2000000000L };
+	struct ring r;
+	int64_t res;
+	double t0, dt;
+
+	RING(&r, 8, 0);
+	t0 = now_ms();
+	CHECK((res = CALL(&r, SYS_nanosleep, U(&ts), 0)) == 0, "nanosleep -> %lld", (long long)res);
+	dt = now_ms() - t0;
+	CHECK(dt >= 19.9, "slept only %.2f ms", dt);
+	CHECK((res = CALL(&r, SYS_nanosleep, U(&bad), 0)) == -EINVAL, "tv_nsec 2e9 -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_nanosleep, KADDR, 0)) == -EFAULT, "kernel ptr -> %lld", (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_timer_clock_nanosleep_abs(void)
+{
+	struct timespec t;
+	struct ring r;
+	int64_t res;
+	double t0;
+
+	RING(&r, 8, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_nsec += 15 * 1000 * 1000;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	t0 = now_ms();
+	CHECK((res = CALL(&r, SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, U(&t), 0)) == 0,
+	      "clock_nanosleep -> %lld", (long long)res);
+	CHECK(now_ms() - t0 >= 10.0, "returned after %.2f ms", now_ms() - t0);
+	CHECK((res = CALL(&r, SYS_clock_nanosleep, CLOCK_THREAD_CPUTIME_ID, 0, U(&t), 0)) == -EINVAL,
+	      "thread cputime clock -> %lld", (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_timer_sleep_batch(void)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	struct xsc_cqe c;
+	struct ring r;
+	double t0;
+	int i;
+
+	RING(&r, 8, 0);
+	for (i = 0; i < 5; i++)
+		PUSH(&r, SYS_nanosleep, i, U(&ts), 0);
+	t0 = now_ms();
+	CHECK(ring_enter(&r, 5) == 5, "enter");
+	CHECK(now_ms() - t0 >= 24.9, "5 x 5 ms took %.2f ms", now_ms() - t0);
+	for (i = 0; i < 5; i++)
+		CHECK(cq_pop(&r, &c) && c.res == 0, "CQE %d", i);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_timer_interrupted(void)
+{
+	struct sigaction sa;
+	struct itimerval it = { .it_value = { 0, 50 * 1000 } };
+	struct timespec ts = { 5, 0 }, rem = { 0, 0 };
+	struct xsc_cqe c;
+	struct ring r;
+	long n;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;		/* no SA_RESTART */
+	sigaction(SIGALRM, &sa, NULL);
+	RING(&r, 8, 0);
+	PUSH(&r, SYS_nanosleep, 1, U(&ts), U(&rem));
+	PUSH(&r, XSC_OP_NOP, 2);
+	setitimer(ITIMER_REAL, &it, NULL);
+	n = ring_enter(&r, 2);
+	CHECK(g_alarms == 1, "SIGALRM not delivered (%d)", g_alarms);
+	CHECK(n == 1, "enter -> %ld (batch should stop after the interrupted op)", n);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1, "CQE");
+	CHECK(c.res == -EINTR, "interrupted nanosleep res %lld (512..516 must never leak)", (long long)c.res);
+	CHECK(rem.tv_sec > 0 || rem.tv_nsec > 0, "rem not filled");
+	CHECK((n = ring_enter(&r, 1)) == 1 && cq_pop(&r, &c) && c.user_data == 2 && c.res == 0,
+	      "remaining NOP -> %ld", n);
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 8. exec */
+
+static int t_exec_ids(void)
+{
+	struct ring r;
+	int64_t res;
+
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_getpid)) == getpid(), "getpid %lld vs %d", (long long)res, getpid());
+	if (has_op(SYS_getppid))
+		CHECK((res = CALL(&r, SYS_getppid)) == getppid(), "getppid %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_gettid)) == syscall(SYS_gettid), "gettid %lld", (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int64_t g_thr_tid = BADRES;
+static long g_thr_real;
+
+static void *tid_thread(void *arg)
+{
+	struct ring r;
+
+	g_thr_real = syscall(SYS_gettid);
+	if (ring_init(&r, 8, 0) == 0) {
+		g_thr_tid = CALL(&r, SYS_gettid);
+		ring_fini(&r);
+	}
+	return NULL;
+}
+
+static int t_exec_gettid_thread(void)
+{
+	pthread_t th;
+
+	CHECK(pthread_create(&th, NULL, tid_thread, NULL) == 0, "pthread_create");
+	pthread_join(th, NULL);
+	CHECK(g_thr_tid == g_thr_real && g_thr_real != getpid(), "thread gettid %lld vs %ld",
+	      (long long)g_thr_tid, g_thr_real);
+	return PASS;
+}
+
+static int t_exec_kill(void)
+{
+	struct ring r;
+	int64_t res;
+
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_kill, getpid(), 0)) == 0, "kill(self,0) -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_kill, 0x3ffffff0, 0)) == -ESRCH, "kill(nopid) -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_kill, getpid(), 999)) == -EINVAL, "bad signal -> %lld", (long long)res);
+	signal(SIGUSR1, SIG_IGN);
+	CHECK((res = CALL(&r, SYS_kill, getpid(), SIGUSR1)) == 0, "kill(self,USR1) -> %lld", (long long)res);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_exec_wait4(void)
+{
+	struct ring r;
+	int st = 0;
+	int64_t res;
+	pid_t pid;
+
+	RING(&r, 8, 0);
+	CHECK((res = CALL(&r, SYS_wait4, -1, U(&st), WNOHANG, 0)) == -ECHILD, "no children -> %lld",
+	      (long long)res);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(42);
+	CHECK(pid > 0, "fork");
+	CHECK((res = CALL(&r, SYS_wait4, pid, U(&st), 0, 0)) == pid, "wait4 -> %lld", (long long)res);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 42, "status %#x", st);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_exec_execve_enoent(void)
+{
+	char *argv[] = { "x", NULL };
+	struct xsc_cqe c;
+	struct ring r;
+
+	SKIPIF(!has_op(SYS_execve), "execve not offered");
+	RING(&r, 8, 0);
+	PUSH(&r, SYS_execve, 1, U("/nonexistent/prog"), U(argv), U(environ));
+	PUSH(&r, SYS_execve, 2, KADDR, U(argv), U(environ));
+	PUSH(&r, XSC_OP_NOP, 3);
+	CHECK(ring_enter(&r, 3) == 3, "enter");
+	CHECK(cq_pop(&r, &c) && c.res == -ENOENT, "ENOENT -> %lld", (long long)c.res);
+	CHECK(cq_pop(&r, &c) && c.res == -EFAULT, "kernel path -> %lld", (long long)c.res);
+	CHECK(cq_pop(&r, &c) && c.res == 0 && c.user_data == 3, "NOP after failed execve");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_exec_execve_replaces(void)
+{
+	char *argv[] = { g_self, "--exec-probe", NULL };
+	struct ring r;
+	pid_t pid;
+	int st;
+
+	SKIPIF(!has_op(SYS_execve), "execve not offered");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		if (ring_init(&r, 8, 0))
+			_exit(3);
+		PUSH(&r, SYS_execve, 1, U(g_self), U(argv), U(environ));
+		PUSH(&r, SYS_write, 2, 1, U("must-not-run\n"), 13);	/* after a successful execve */
+		ring_enter(&r, 2);
+		_exit(4);
+	}
+	st = child_status(pid);
+	CHECK(st == 77, "child status %d (77 = new image ran)", st);
+	return PASS;
+}
+
+static int t_exec_exit_group(void)
+{
+	struct ring r;
+	int p[2], st;
+	char buf[8];
+	pid_t pid;
+
+	SKIPIF(!has_op(SYS_exit_group), "exit_group not offered");
+	CHECK(pipe(p) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		if (ring_init(&r, 8, 0))
+			_exit(3);
+		PUSH(&r, SYS_exit_group, 1, 33);
+		PUSH(&r, SYS_write, 2, p[1], U("X"), 1);		/* must not run */
+		ring_enter(&r, 2);
+		if (write(p[1], "Y", 1) < 0)	/* must not run either */
+			_exit(5);
+		_exit(4);
+	}
+	close(p[1]);
+	st = child_status(pid);
+	CHECK(st == 33, "child status %d, expected 33", st);
+	CHECK(read(p[0], buf, sizeof(buf)) == 0, "code after exit_group ran");
+	return PASS;
+}
+
+static int t_exec_exit_group_threads(void)
+{
+	struct ring r;
+	pthread_t th;
+	pid_t pid;
+	int st;
+
+	SKIPIF(!has_op(SYS_exit_group), "exit_group not offered");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		/* a second thread parked in a ring futex wait must not keep the process alive */
+		g_fword = 0;
+		pthread_create(&th, NULL, futex_waiter, NULL);
+		while (!g_fwaiting)
+			usleep(1000);
+		usleep(20000);
+		if (ring_init(&r, 8, 0))
+			_exit(3);
+		PUSH(&r, SYS_exit_group, 1, 9);
+		ring_enter(&r, 1);
+		_exit(4);
+	}
+	st = child_status(pid);
+	CHECK(st == 9, "child status %d, expected 9", st);
+	return PASS;
+}
+
+/* ========================================================= 9. limits */
+
+static int t_lim_sq_full(void)
+{
+	struct ring r;
+	int i;
+
+	RING(&r, 8, 0);
+	for (i = 0; i < 8; i++)
+		CHECK(PUSH(&r, XSC_OP_NOP, i) == 0, "push %d refused", i);
+	CHECK(PUSH(&r, XSC_OP_NOP, 8) == -1, "9th SQE accepted by a full SQ");
+	CHECK(ring_enter(&r, 100) == 8, "enter all 8");
+	CHECK(PUSH(&r, XSC_OP_NOP, 9) == 0, "push after drain");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_lim_cq_backpressure(void)
+{
+	unsigned long long full;
+	struct xsc_cqe c;
+	struct ring r;
+	uint64_t expect = 0;
+	long n;
+	int i;
+
+	RING(&r, 8, 8);
+	for (i = 0; i < 8; i++)
+		PUSH(&r, XSC_OP_NOP, i);
+	CHECK((n = ring_enter(&r, 8)) == 8, "enter -> %ld", n);
+	for (i = 8; i < 12; i++)
+		PUSH(&r, XSC_OP_NOP, i);
+	CHECK((n = ring_enter(&r, 4)) == -EBUSY, "enter with full CQ -> %ld", n);
+	CHECK((n = ring_enter(&r, 4)) == -EBUSY, "again -> %ld", n);
+	CHECK(r.hdr->cq_full == 2, "hdr cq_full %u", r.hdr->cq_full);
+	CHECK(!fdinfo_get(r.fd, "xsc-cq-full", &full) && full == 2, "fdinfo cq-full %llu", full);
+	CHECK(r.hdr->sq_head == 8, "SQEs consumed while CQ full (sq_head %u)", r.hdr->sq_head);
+	for (i = 0; i < 8; i++) {
+		CHECK(cq_pop(&r, &c) && c.user_data == expect, "CQE %d", i);
+		expect++;
+	}
+	CHECK((n = ring_enter(&r, 8)) == 4, "enter after reaping -> %ld", n);
+	while (cq_pop(&r, &c)) {
+		CHECK(c.user_data == expect, "ud %llu expected %llu", (unsigned long long)c.user_data,
+		      (unsigned long long)expect);
+		expect++;
+	}
+	CHECK(expect == 12, "saw %llu CQEs, expected 12 (lost or duplicated)", (unsigned long long)expect);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_lim_partial_batch(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	int i, got = 0;
+	long n;
+
+	RING(&r, 16, 16);
+	for (i = 0; i < 4; i++)
+		PUSH(&r, XSC_OP_NOP, 100 + i);
+	CHECK(ring_enter(&r, 4) == 4, "prefill");
+	for (i = 0; i < 16; i++)
+		PUSH(&r, XSC_OP_NOP, i);
+	CHECK((n = ring_enter(&r, 16)) == 12, "batch of 16 with 12 free CQEs -> %ld", n);
+	while (cq_pop(&r, &c))
+		got++;
+	CHECK(got == 16, "reaped %d", got);
+	CHECK((n = ring_enter(&r, 16)) == 4, "rest -> %ld", n);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_lim_max_entries(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	long n;
+	int i;
+
+	RING(&r, 4096, 8192);
+	CHECK(r.p.sq_entries == 4096 && r.p.cq_entries == 8192, "sizes %u %u", r.p.sq_entries, r.p.cq_entries);
+	for (i = 0; i < 4096; i++)
+		CHECK(PUSH(&r, XSC_OP_NOP, i) == 0, "push %d", i);
+	CHECK((n = ring_enter(&r, 0xffffffffu)) == 4096, "enter -> %ld", n);
+	for (i = 0; i < 4096; i++)
+		CHECK(cq_pop(&r, &c) && c.user_data == (uint64_t)i, "CQE %d", i);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_lim_many_rounds(void)
+{
+	unsigned long long sub, comp;
+	struct xsc_cqe c;
+	struct ring r;
+	int round, i;
+
+	RING(&r, 64, 64);
+	for (round = 0; round < 100; round++) {
+		for (i = 0; i < 64; i++)
+			PUSH(&r, XSC_OP_NOP, i);
+		CHECK(ring_enter(&r, 64) == 64, "round %d", round);
+		for (i = 0; i < 64; i++)
+			CHECK(cq_pop(&r, &c), "round %d CQE %d", round, i);
+	}
+	CHECK(!fdinfo_get(r.fd, "xsc-submitted", &sub) && sub == 6400, "submitted %llu", sub);
+	CHECK(!fdinfo_get(r.fd, "xsc-completed", &comp) && comp == 6400, "completed %llu", comp);
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 10. concurrency */
+
+#define NTHR 4
+
+struct own_arg {
+	int id, ok;
+	char why[96];
+};
+
+static void *own_ring_thread(void *p)
+{
+	struct own_arg *a = p;
+	struct ring r;
+	struct xsc_cqe c;
+	int pp[2], i, k, done = 0;
+	long total = 0;
+	char byte = 'a' + a->id, buf[256];
+
+	if (pipe(pp) || ring_init(&r, 64, 0)) {
+		snprintf(a->why, sizeof(a->why), "setup failed");
+		return NULL;
+	}
+	while (done < 2000) {
+		for (k = 0; k < 50 && done + k < 2000; k++)
+			PUSH(&r, SYS_write, done + k, pp[1], U(&byte), 1);
+		if (ring_enter(&r, k) != k) {
+			snprintf(a->why, sizeof(a->why), "enter failed at %d", done);
+			return NULL;
+		}
+		for (i = 0; i < k; i++) {
+			if (!cq_pop(&r, &c) || c.res != 1 || c.user_data != (uint64_t)(done + i)) {
+				snprintf(a->why, sizeof(a->why), "bad CQE at %d", done + i);
+				return NULL;
+			}
+		}
+		done += k;
+	}
+	while (total < 2000 && (k = read(pp[0], buf, sizeof(buf))) > 0) {
+		for (i = 0; i < k; i++)
+			if (buf[i] != byte) {
+				snprintf(a->why, sizeof(a->why), "foreign byte");
+				return NULL;
+			}
+		total += k;
+	}
+	if (total != 2000) {
+		snprintf(a->why, sizeof(a->why), "read %ld bytes", total);
+		return NULL;
+	}
+	ring_fini(&r);
+	a->ok = 1;
+	return NULL;
+}
+
+static int t_conc_own_rings(void)
+{
+	struct own_arg a[NTHR];
+	pthread_t th[NTHR];
+	int i;
+
+	SKIPIF(!has_op(SYS_write), "write not offered");
+	for (i = 0; i < NTHR; i++) {
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].id = i;
+		CHECK(pthread_create(&th[i], NULL, own_ring_thread, &a[i]) == 0, "pthread_create");
+	}
+	for (i = 0; i < NTHR; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < NTHR; i++)
+		CHECK(a[i].ok, "thread %d: %s", i, a[i].why);
+	return PASS;
+}
+
+#define SHARED_PER 600
+static struct ring g_sr;
+static pthread_mutex_t g_srlock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char g_seen[NTHR][SHARED_PER];
+static volatile int g_srerr;
+
+static void shared_reap(void)
+{
+	struct xsc_cqe c;
+
+	while (cq_pop(&g_sr, &c)) {
+		unsigned int t = c.user_data >> 32, i = (uint32_t)c.user_data;
+
+		if (t >= NTHR || i >= SHARED_PER || c.res != 0)
+			g_srerr = 1;
+		else
+			g_seen[t][i]++;
+	}
+}
+
+static void *shared_thread(void *p)
+{
+	long id = (long)p;
+	int i = 0;
+
+	while (i < SHARED_PER && !g_srerr) {
+		int k = 0;
+
+		pthread_mutex_lock(&g_srlock);
+		while (k < 16 && i < SHARED_PER && PUSH(&g_sr, XSC_OP_NOP, ((uint64_t)id << 32) | i) == 0) {
+			k++;
+			i++;
+		}
+		pthread_mutex_unlock(&g_srlock);
+		if (ring_enter(&g_sr, 16) < 0 && errno != EBUSY) {
+			/* -EBUSY (CQ full) is fine; others reap */
+		}
+		pthread_mutex_lock(&g_srlock);
+		shared_reap();
+		pthread_mutex_unlock(&g_srlock);
+	}
+	return NULL;
+}
+
+static int t_conc_shared_ring(void)
+{
+	pthread_t th[NTHR];
+	long i, j, n;
+
+	CHECK(ring_init(&g_sr, 32, 64) == 0, "ring");
+	for (i = 0; i < NTHR; i++)
+		CHECK(pthread_create(&th[i], NULL, shared_thread, (void *)i) == 0, "pthread_create");
+	for (i = 0; i < NTHR; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < 1000; i++) {
+		n = ring_enter(&g_sr, 64);
+		shared_reap();
+		if (n == 0 && g_sr.hdr->sq_head == g_sr.sq_tail)
+			break;
+	}
+	CHECK(!g_srerr, "bad CQE seen");
+	for (i = 0; i < NTHR; i++)
+		for (j = 0; j < SHARED_PER; j++)
+			CHECK(g_seen[i][j] == 1, "user_data %ld/%ld seen %d times", i, j, g_seen[i][j]);
+	return PASS;
+}
+
+static int t_conc_blocked_ring_isolated(void)
+{
+	struct ring r;
+	pthread_t th;
+	int i;
+
+	SKIPIF(!has_op(SYS_futex), "futex not offered");
+	g_fword = 0;
+	CHECK(pthread_create(&th, NULL, futex_waiter, NULL) == 0, "pthread_create");
+	while (!g_fwaiting)
+		usleep(1000);
+	usleep(20000);
+	/* thread 1 is blocked inside ENTER on its ring: ours must still work */
+	RING(&r, 8, 0);
+	for (i = 0; i < 50; i++)
+		CHECK(CALL(&r, XSC_OP_NOP) == 0, "NOP %d while another ring blocks", i);
+	CHECK(CALL(&r, SYS_futex, U(&g_fword), FUTEX_WAKE, 1) == 1, "ring wake did not wake the waiter");
+	pthread_join(th, NULL);
+	CHECK(g_fres == 0, "waiter res %lld", (long long)g_fres);
+	ring_fini(&r);
+	return PASS;
+}
+
+static void *setup_churn(void *p)
+{
+	struct ring r;
+	int i;
+
+	for (i = 0; i < 40; i++) {
+		if (ring_init(&r, 16, 0))
+			return (void *)1;
+		PUSH(&r, XSC_OP_NOP, i);
+		if (ring_enter(&r, 1) != 1)
+			return (void *)2;
+		ring_fini(&r);
+	}
+	return NULL;
+}
+
+static int t_conc_setup_churn(void)
+{
+	pthread_t th[NTHR];
+	void *ret;
+	int i, bad = 0;
+
+	for (i = 0; i < NTHR; i++)
+		CHECK(pthread_create(&th[i], NULL, setup_churn, NULL) == 0, "pthread_create");
+	for (i = 0; i < NTHR; i++) {
+		pthread_join(th[i], &ret);
+		bad |= ret != NULL;
+	}
+	CHECK(!bad, "a thread failed");
+	return PASS;
+}
+
+/* ========================================================= 11. lifecycle */
+
+static int t_life_fork_child(void)
+{
+	struct ring r;
+	unsigned char vec[4];
+	pid_t pid;
+	int st;
+
+	RING(&r, 8, 0);
+	PUSH(&r, XSC_OP_NOP, 1);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct xsc_enter e = { .to_submit = 1 };
+		void *m;
+
+		if (mincore(r.map, 4096, vec) == 0 || errno != ENOMEM)
+			_exit(10);		/* mapping inherited */
+		if (ioctl(r.fd, XSC_IOC_ENTER, &e) != -1 || errno != EPERM)
+			_exit(11);
+		m = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+		if (m != MAP_FAILED || errno != EPERM)
+			_exit(12);
+		_exit(0);
+	}
+	st = child_status(pid);
+	CHECK(st == 0, "child: %s", st == 10 ? "ring mapping inherited across fork" :
+	      st == 11 ? "ENTER from child not EPERM" : st == 12 ? "child mmap not EPERM" : "crashed");
+	CHECK(ring_enter(&r, 1) == 1, "parent ring broken after fork");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_life_close_keeps_mapping(void)
+{
+	struct ring r;
+
+	RING(&r, 8, 0);
+	close(r.fd);
+	r.fd = -1;
+	CHECK(r.hdr->sq_entries == 8 && r.hdr->cq_entries == 16, "header unreadable after close");
+	r.sqes[7].user_data = 1;
+	r.cqes[15].user_data = 2;
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_life_munmap_then_enter(void)
+{
+	struct ring r;
+	long n;
+
+	RING(&r, 8, 0);
+	PUSH(&r, XSC_OP_NOP, 1);
+	PUSH(&r, XSC_OP_NOP, 2);
+	munmap(r.map, r.size);
+	r.map = NULL;
+	CHECK((n = ring_enter(&r, 8)) == 2, "enter after munmap -> %ld", n);
+	ring_fini(&r);
+	return PASS;
+}
+
+static long meminfo_kb(const char *key)
+{
+	char line[128];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = strtol(line + strlen(key) + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static int t_life_setup_loop_no_leak(void)
+{
+	struct ring r;
+	long before, after;
+	int i;
+
+	before = meminfo_kb("VmallocUsed");
+	for (i = 0; i < 100; i++) {
+		RING(&r, 256, 0);
+		PUSH(&r, XSC_OP_NOP, i);
+		CHECK(ring_enter(&r, 1) == 1, "iteration %d", i);
+		ring_fini(&r);
+	}
+	after = meminfo_kb("VmallocUsed");
+	diag("VmallocUsed %ld kB -> %ld kB", before, after);
+	CHECK(before < 0 || after - before < 1024, "VmallocUsed grew by %ld kB", after - before);
+	return PASS;
+}
+
+static int t_life_seccomp_refused(void)
+{
+	struct xsc_setup p = { .sq_entries = 8 };
+	struct xsc_probe pr;
+	struct ring r;
+	long n;
+	int e, fd;
+
+	RING(&r, 8, 0);
+	PUSH(&r, XSC_OP_NOP, 1);
+	CHECK((e = install_seccomp_allow_all()) == 0, "seccomp: %s", strerror(-e));
+	CHECK((n = ring_enter(&r, 1)) == -EPERM, "ENTER under seccomp -> %ld", n);
+	CHECK(r.hdr->sq_head == 0, "SQE consumed under seccomp");
+	fd = open(XSC_DEV, O_RDWR);
+	CHECK(fd >= 0, "open under seccomp");
+	CHECK(ioctl(fd, XSC_IOC_SETUP, &p) == -1 && errno == EPERM, "SETUP under seccomp: %s", strerror(errno));
+	CHECK(ioctl(fd, XSC_IOC_PROBE, &pr) == 0, "PROBE under seccomp: %s", strerror(errno));
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_life_exec_inherited_fd(void)
+{
+	char fdstr[16], *argv[] = { g_self, "--exec-enter", fdstr, NULL };
+	struct ring r;
+	pid_t pid;
+	int st, fd;
+
+	RING(&r, 8, 0);
+	PUSH(&r, XSC_OP_NOP, 1);
+	fd = fcntl(r.fd, F_DUPFD, 10);		/* without O_CLOEXEC */
+	CHECK(fd >= 0, "dup");
+	snprintf(fdstr, sizeof(fdstr), "%d", fd);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		execv(g_self, argv);
+		_exit(3);
+	}
+	st = child_status(pid);
+	CHECK(st == 0, "exec'd image: ENTER on inherited ring not refused (status %d)", st);
+	CHECK(ring_enter(&r, 1) == 1, "own ring");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_life_mremap_refused(void)
+{
+	struct ring r;
+	void *m;
+
+	RING(&r, 8, 0);
+	m = mremap(r.map, r.size, r.size + 4096, MREMAP_MAYMOVE);
+	CHECK(m == MAP_FAILED, "mremap grew the ring mapping");
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 12. guard */
+
+static int guard_on(struct ring *r, unsigned int mode)
+{
+	struct xsc_guard g = { .mode = mode };
+
+	return ioctl(r->fd, XSC_IOC_GUARD, &g) ? -errno : 0;
+}
+
+/* run fn in a forked child: guard state is per thread and one-way */
+static int in_child(int (*fn)(void))
+{
+	pid_t pid;
+	int st;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(fn());
+	st = child_status(pid);
+	if (st >= 1000) {
+		diag("guard child killed by signal %d", st - 1000);
+		return FAIL;
+	}
+	return st;
+}
+
+static int g_errno_mode(void)
+{
+	struct ring r;
+	int p[2], e;
+	long ret;
+	char buf[4];
+	int64_t res;
+	void *m;
+
+	CHECK(pipe(p) == 0, "pipe");
+	RING(&r, 8, 0);
+	CHECK(syscall(SYS_write, p[1], "a", 1) == 1, "write before guard");
+	CHECK((e = guard_on(&r, XSC_GUARD_ERRNO)) == 0, "GUARD: %d", e);
+	errno = 0;
+	ret = syscall(SYS_write, p[1], "b", 1);
+	CHECK(ret == -1 && errno == EPERM, "guarded write -> %ld errno %d", ret, errno);
+	ret = syscall(SYS_getpid);
+	CHECK(ret == -1 && errno == EPERM, "guarded getpid -> %ld", ret);
+	CHECK((res = CALL(&r, SYS_write, p[1], U("c"), 1)) == 1, "ring write -> %lld", (long long)res);
+	CHECK((res = CALL(&r, SYS_read, p[0], U(buf), 4)) == 2 && !memcmp(buf, "ac", 2),
+	      "pipe holds '%.2s' (res %lld), expected 'ac'", buf, (long long)res);
+	/* syscalls XSC does not serve keep working */
+	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(m != MAP_FAILED && munmap(m, 4096) == 0, "mmap/munmap under guard");
+	CHECK(syscall(SYS_getuid) == (long)getuid(), "getuid under guard");
+	CHECK(syscall(SYS_sched_yield) == 0, "sched_yield under guard");
+	CHECK(fcntl(p[0], F_GETFD) >= 0, "fcntl under guard");
+	return PASS;
+}
+
+static int t_guard_errno(void) { return in_child(g_errno_mode); }
+
+static int g_one_way(void)
+{
+	struct xsc_guard g = { .mode = 0 };
+	struct ring r;
+	int e;
+
+	RING(&r, 8, 0);
+	CHECK((e = guard_on(&r, 0)) == -EINVAL, "mode 0 before guard -> %d", e);
+	CHECK((e = guard_on(&r, 3)) == -EINVAL, "mode 3 -> %d", e);
+	g.mode = XSC_GUARD_ERRNO;
+	g.__resv1 = 1;
+	CHECK(ioctl(r.fd, XSC_IOC_GUARD, &g) == -1 && errno == EINVAL, "resv -> %s", strerror(errno));
+	CHECK((e = guard_on(&r, XSC_GUARD_ERRNO)) == 0, "GUARD -> %d", e);
+	CHECK((e = guard_on(&r, XSC_GUARD_ERRNO)) == 0, "same mode again -> %d", e);
+	CHECK((e = guard_on(&r, 0)) == -EPERM, "clear -> %d", e);
+	CHECK((e = guard_on(&r, XSC_GUARD_SIGSYS)) == -EPERM, "mode change -> %d", e);
+	return PASS;
+}
+
+static int t_guard_one_way(void) { return in_child(g_one_way); }
+
+static int t_guard_requires_setup(void)
+{
+	struct xsc_guard g = { .mode = XSC_GUARD_ERRNO };
+	int fd = open(XSC_DEV, O_RDWR);
+
+	CHECK(fd >= 0, "open");
+	CHECK(ioctl(fd, XSC_IOC_GUARD, &g) == -1 && errno == EBADFD, "GUARD without ring: %s", strerror(errno));
+	close(fd);
+	return PASS;
+}
+
+static int g_int80(void)
+{
+	struct ring r;
+	long ret;
+
+	ret = int80(20 /* ia32 getpid */, 0, 0, 0);
+	SKIPIF(ret == -ENOSYS || ret < 0, "int $0x80 unavailable (%ld), no IA32_EMULATION", ret);
+	CHECK(ret == getpid(), "int80 getpid %ld", ret);
+	RING(&r, 8, 0);
+	CHECK(guard_on(&r, XSC_GUARD_ERRNO) == 0, "GUARD");
+	CHECK((ret = int80(20, 0, 0, 0)) == -EPERM, "int80 getpid under guard -> %ld", ret);
+	CHECK((ret = int80(4 /* ia32 write */, 1, (long)"", 0)) == -EPERM, "int80 write -> %ld", ret);
+	CHECK((ret = int80(24 /* ia32 getuid, not served */, 0, 0, 0)) == -EPERM, "int80 getuid -> %ld", ret);
+	return PASS;
+}
+
+static int t_guard_int80(void) { return in_child(g_int80); }
+
+static long g_thread_write;
+
+static void *unguarded_thread(void *p)
+{
+	g_thread_write = syscall(SYS_write, (long)p, "t", 1);
+	return NULL;
+}
+
+static int g_thread(void)
+{
+	struct ring r;
+	pthread_t th;
+	int p[2];
+
+	CHECK(pipe(p) == 0, "pipe");
+	RING(&r, 8, 0);
+	CHECK(guard_on(&r, XSC_GUARD_ERRNO) == 0, "GUARD");
+	CHECK(pthread_create(&th, NULL, unguarded_thread, (void *)(long)p[1]) == 0, "pthread_create");
+	pthread_join(th, NULL);
+	CHECK(g_thread_write == 1, "new thread's write -> %ld (guard must be per thread)", g_thread_write);
+	CHECK(syscall(SYS_write, p[1], "x", 1) == -1 && errno == EPERM, "guarding thread lost its guard");
+	return PASS;
+}
+
+static int t_guard_new_thread(void) { return in_child(g_thread); }
+
+static int t_guard_fork_child(void)
+{
+	pid_t pid;
+	int st;
+
+	/* child of a guarded process: its syscalls must work; reap via waitid (not served) */
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct ring r;
+		siginfo_t si;
+		pid_t c;
+
+		if (ring_init(&r, 8, 0) || guard_on(&r, XSC_GUARD_ERRNO))
+			_exit(2);
+		c = fork();
+		if (c < 0)
+			_exit(3);
+		if (c == 0)
+			_exit(syscall(SYS_getpid) > 0 && syscall(SYS_write, 1, "", 0) == 0 ? 0 : 1);
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, c, &si, WEXITED))
+			_exit(4);
+		_exit(si.si_status == 0 ? 0 : 5);
+	}
+	st = child_status(pid);
+	CHECK(st == 0, "status %d (1: grandchild still guarded)", st);
+	return PASS;
+}
+
+static int g_exec(void)
+{
+	char *argv[] = { g_self, "--guard-probe", NULL };
+	struct ring r;
+
+	RING(&r, 8, 0);
+	CHECK(guard_on(&r, XSC_GUARD_ERRNO) == 0, "GUARD");
+	CHECK(syscall(SYS_execve, g_self, argv, environ) == -1 && errno == EPERM, "traditional execve not refused");
+	CALL(&r, SYS_execve, U(g_self), U(argv), U(environ));
+	diag("ring execve returned");
+	return FAIL;
+}
+
+static int t_guard_cleared_on_exec(void)
+{
+	int st;
+
+	SKIPIF(!has_op(SYS_execve), "execve not offered");
+	st = in_child(g_exec);
+	CHECK(st == 78, "status %d (78 = new image runs unguarded)", st);
+	return PASS;
+}
+
+static volatile int g_sig_code = -1, g_sig_nr = -1, g_sig_errno = -1, g_sig_count;
+
+static void on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	g_sig_code = si->si_code;
+	g_sig_nr = si->si_syscall;
+	g_sig_errno = si->si_errno;
+	g_sig_count++;
+}
+
+static int g_sigsys(void)
+{
+	struct sigaction sa;
+	struct ring r;
+	char buf[4];
+	int p[2];
+	long ret;
+
+	CHECK(pipe(p) == 0, "pipe");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSYS, &sa, NULL);
+	RING(&r, 8, 0);
+	CHECK(guard_on(&r, XSC_GUARD_SIGSYS) == 0, "GUARD(SIGSYS)");
+	ret = syscall(SYS_write, p[1], "z", 1);
+	CHECK(g_sig_count == 1, "SIGSYS count %d (ret %ld)", g_sig_count, ret);
+	CHECK(g_sig_code == 1 /* SYS_SECCOMP */, "si_code %d", g_sig_code);
+	CHECK(g_sig_nr == SYS_write, "si_syscall %d", g_sig_nr);
+	CHECK(g_sig_errno == XSC_GUARD_SIGSYS_ERRNO, "si_errno %d", g_sig_errno);
+	CHECK(fcntl(p[0], F_SETFL, O_NONBLOCK) == 0, "fcntl under guard");
+	CHECK(CALL(&r, SYS_read, p[0], U(buf), 4) == -EAGAIN, "guarded write reached the pipe");
+	return PASS;
+}
+
+static int t_guard_sigsys(void) { return in_child(g_sigsys); }
+
+static int t_guard_exit_group_allowed(void)
+{
+	pid_t pid;
+	int st;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct ring r;
+
+		if (ring_init(&r, 8, 0) || guard_on(&r, XSC_GUARD_ERRNO))
+			_exit(2);
+		syscall(SYS_exit_group, 7);
+		_exit(3);
+	}
+	st = child_status(pid);
+	CHECK(st == 7, "status %d, expected 7", st);
+	return PASS;
+}
+
+/* ========================================================= 13. hostile */
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static int t_host_random_opcodes(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	int round, i, errs = 0;
+
+	RING(&r, 64, 0);
+	for (round = 0; round < 50; round++) {
+		for (i = 0; i < 64; i++) {
+			unsigned int op;
+			struct xsc_sqe *s;
+
+			do
+				op = rnd() & 0xffff;
+			while (op == XSC_OP_NOP || has_op(op));
+			PUSH(&r, op, i, rnd(), rnd(), rnd(), rnd(), rnd(), rnd());
+			s = &r.sqes[(r.sq_tail - 1) & 63];
+			if (rnd() & 1) {
+				s->opcode = XSC_OP_NOP;	/* NOP with garbage flags/resv */
+				s->flags = rnd() | 1;
+				s->__resv0 = rnd();
+			}
+		}
+		CHECK(ring_enter(&r, 64) == 64, "round %d", round);
+		for (i = 0; i < 64; i++) {
+			CHECK(cq_pop(&r, &c), "CQE");
+			errs += c.res == -EINVAL;
+		}
+	}
+	CHECK(errs == 50 * 64, "%d of %d random SQEs were not -EINVAL", 50 * 64 - errs, 50 * 64);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_host_random_args(void)
+{
+	static const uint64_t bad[] = { 0, 1, 0xfff, KADDR, 0xffffffffffffffffULL, 0x8000000000000000ULL,
+					0x00007ffffffff000ULL, 0xffffffff81000000ULL };
+	struct xsc_cqe c;
+	struct ring r;
+	int dz, i, round;
+
+	dz = open("/dev/null", O_RDWR);
+	CHECK(dz >= 0, "/dev/null");
+	RING(&r, 64, 0);
+	for (round = 0; round < 20; round++) {
+		for (i = 0; i < 64; i++) {
+			uint64_t p = bad[rnd() % 8], n = rnd() % 4096 + 1;
+
+			switch (rnd() % 5) {
+			case 0: PUSH(&r, has_op(SYS_read) ? SYS_read : XSC_OP_NOP, i, rnd() & 1 ? dz : -1, p, n); break;
+			case 1: PUSH(&r, has_op(SYS_write) ? SYS_write : XSC_OP_NOP, i, 1000 + rnd() % 100, p, n); break;
+			case 2: PUSH(&r, has_op(SYS_clock_gettime) ? SYS_clock_gettime : XSC_OP_NOP, i, rnd() % 16, p); break;
+			case 3: PUSH(&r, has_op(SYS_fstat) ? SYS_fstat : XSC_OP_NOP, i, dz, p); break;
+			default: PUSH(&r, has_op(SYS_nanosleep) ? SYS_nanosleep : XSC_OP_NOP, i, p, p); break;
+			}
+		}
+		CHECK(ring_enter(&r, 64) == 64, "round %d", round);
+		for (i = 0; i < 64; i++) {
+			CHECK(cq_pop(&r, &c), "CQE");
+			CHECK(c.res <= 0 && c.res > -4096 && !(c.res <= -512 && c.res >= -516),
+			      "op %u res %lld", c.opcode, (long long)c.res);
+		}
+	}
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_host_tampered_indices(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	long n;
+
+	RING(&r, 8, 8);
+	PUSH(&r, XSC_OP_NOP, 1);
+	r.hdr->sq_tail = 0x80000000u;
+	CHECK((n = ring_enter(&r, 1)) == -EINVAL, "sq_tail far ahead -> %ld", n);
+	r.hdr->sq_tail = 0xffffffffu;				/* behind head */
+	CHECK((n = ring_enter(&r, 1)) == -EINVAL, "sq_tail behind -> %ld", n);
+	r.hdr->sq_tail = r.sq_tail;
+	r.hdr->cq_head = 5;					/* ahead of cq_tail */
+	CHECK((n = ring_enter(&r, 1)) == -EINVAL, "cq_head ahead -> %ld", n);
+	r.hdr->cq_head = 0x80000000u;
+	CHECK((n = ring_enter(&r, 1)) == -EINVAL, "cq_head far -> %ld", n);
+	r.hdr->cq_head = 0;
+	r.hdr->sq_head = 12345;					/* kernel-owned: ignored */
+	r.hdr->cq_tail = 777;
+	CHECK((n = ring_enter(&r, 1)) == 1, "after repair -> %ld", n);
+	CHECK(r.hdr->sq_head == 1 && r.hdr->cq_tail == 1, "kernel trusted user indices: %u %u",
+	      r.hdr->sq_head, r.hdr->cq_tail);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1, "CQE");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int t_host_tampered_ro_fields(void)
+{
+	struct xsc_cqe c;
+	struct ring r;
+	int round, i;
+
+	RING(&r, 8, 8);
+	for (round = 0; round < 5; round++) {
+		r.hdr->sq_mask = 0xffffffffu;
+		r.hdr->sq_entries = 0xffffffffu;
+		r.hdr->cq_mask = 0xffffffffu;
+		r.hdr->cq_entries = 0xffffffffu;
+		for (i = 0; i < 8; i++) {
+			r.sqes[r.sq_tail & 7] = (struct xsc_sqe){ .opcode = XSC_OP_NOP, .user_data = round * 8 + i };
+			r.sq_tail++;
+		}
+		__atomic_store_n(&r.hdr->sq_tail, r.sq_tail, __ATOMIC_RELEASE);
+		CHECK(ring_enter(&r, 8) == 8, "round %d", round);
+		for (i = 0; i < 8; i++) {
+			c = r.cqes[r.cq_head & 7];
+			CHECK(c.user_data == (uint64_t)(round * 8 + i), "CQE outside the ring? ud %llu",
+			      (unsigned long long)c.user_data);
+			r.cq_head++;
+		}
+		r.hdr->cq_head = r.cq_head;
+	}
+	ring_fini(&r);
+	return PASS;
+}
+
+static volatile int g_stop;
+static struct ring g_hr;
+
+static void *scribbler(void *p)
+{
+	static const unsigned int ops[] = { XSC_OP_NOP, 0x7fff, SYS_mmap, SYS_getpid, SYS_fork };
+	uint64_t s = 88172645463325252ULL;
+
+	while (!g_stop) {
+		struct xsc_sqe *q = &g_hr.sqes[s & 15];
+
+		s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+		q->opcode = ops[s % 5];
+		q->flags = (s >> 8) & 1;
+		q->args[0] = s;
+		if ((s & 0xff) == 0)
+			g_hr.hdr->sq_tail = (uint32_t)(s >> 16);
+		if ((s & 0xff) == 1)
+			g_hr.hdr->cq_head = (uint32_t)(s >> 20);
+	}
+	return NULL;
+}
+
+static int t_host_concurrent_scribble(void)
+{
+	pthread_t th;
+	double t0;
+	long n, calls = 0, bad = 0;
+
+	CHECK(ring_init(&g_hr, 16, 16) == 0, "ring");
+	CHECK(pthread_create(&th, NULL, scribbler, NULL) == 0, "pthread_create");
+	t0 = now_ms();
+	while (now_ms() - t0 < 700) {
+		/* keep the SQ plausibly populated and the CQ drained */
+		__atomic_store_n(&g_hr.hdr->sq_tail, g_hr.hdr->sq_head + 8, __ATOMIC_RELEASE);
+		__atomic_store_n(&g_hr.hdr->cq_head, g_hr.hdr->cq_tail, __ATOMIC_RELEASE);
+		n = ring_enter(&g_hr, 16);
+		calls++;
+		if (n < 0 && n != -EINVAL && n != -EBUSY)
+			bad++;
+		if (n > 16)
+			bad++;
+	}
+	g_stop = 1;
+	pthread_join(th, NULL);
+	diag("%ld ENTER calls under concurrent tampering", calls);
+	CHECK(!bad, "%ld unexpected ENTER results", bad);
+	CHECK(getppid() > 0, "still alive");
+	ring_fini(&g_hr);
+	return PASS;
+}
+
+static int t_host_huge_counts(void)
+{
+	struct xsc_setup p;
+	struct ring r;
+	long n;
+	int fd;
+
+	RING(&r, 8, 0);
+	CHECK((n = ring_enter(&r, 0xffffffffu)) == 0, "empty ring, huge count -> %ld", n);
+	PUSH(&r, XSC_OP_NOP, 1);
+	CHECK((n = ring_enter(&r, 0xffffffffu)) == 1, "one SQE, huge count -> %ld", n);
+	ring_fini(&r);
+	fd = open(XSC_DEV, O_RDWR);
+	CHECK(fd >= 0, "open");
+	memset(&p, 0, sizeof(p));
+	p.sq_entries = 8;
+	p.cq_entries = 0xffffffffu;
+	CHECK(ioctl(fd, XSC_IOC_SETUP, &p) == -1 && errno == EINVAL, "cq UINT_MAX: %s", strerror(errno));
+	p.sq_entries = 0x80000000u;
+	p.cq_entries = 0;
+	CHECK(ioctl(fd, XSC_IOC_SETUP, &p) == -1 && errno == EINVAL, "sq 2^31: %s", strerror(errno));
+	close(fd);
+	return PASS;
+}
+
+static int t_host_fd_exhaustion(void)
+{
+	struct ring r[64];
+	int i, n = 0;
+
+	for (i = 0; i < 64; i++) {
+		if (ring_init(&r[i], 4096, 8192))
+			break;
+		n++;
+	}
+	diag("%d max-size rings", n);
+	CHECK(n == 64, "only %d rings", n);
+	for (i = 0; i < n; i++) {
+		PUSH(&r[i], XSC_OP_NOP, i);
+		CHECK(ring_enter(&r[i], 1) == 1, "ring %d", i);
+	}
+	for (i = 0; i < n; i++)
+		ring_fini(&r[i]);
+	return PASS;
+}
+
+/* ========================================================= runner */
+
+struct tcase {
+	const char *name;
+	int (*fn)(void);
+};
+
+struct tgroup {
+	const char *name;
+	const struct tcase *cases;
+	int ncases;
+	const unsigned int *req_ops;	/* terminated by ~0u */
+	unsigned int req_feat;
+};
+
+#define C(n) { #n, t_##n }
+#define N(a) (int)(sizeof(a) / sizeof(a[0]))
+#define END ~0u
+
+static const struct tcase setup_cases[] = {
+	C(open_dev), C(probe_basic), C(setup_defaults), C(setup_cq_explicit), C(setup_rejects_sizes),
+	C(setup_rejects_flags_resv), C(setup_twice_ebusy), C(enter_before_setup), C(mmap_before_setup),
+	C(mmap_bad_args), C(bad_ioctl_ptr), C(unknown_ioctl), C(header_fields), C(fdinfo_format),
+};
+static const struct tcase core_cases[] = {
+	C(nop_single), C(nop_batch_order), C(to_submit_partial), C(index_wraparound), C(poll_pollin),
+	C(fdinfo_counters), C(enter_args_checked), C(getpid_batch),
+};
+static const struct tcase errors_cases[] = {
+	C(unknown_opcode), C(forbidden_syscalls), C(opcode_range), C(sqe_flags_resv), C(bad_user_pointer),
+	C(kernel_pointer), C(bad_fd), C(errors_dont_stop_batch), C(sq_tail_corrupt),
+};
+static const struct tcase fs_cases[] = {
+	C(fs_pipe_roundtrip), C(fs_file_roundtrip), C(fs_pread_pwrite), C(fs_openat_close), C(fs_fstat),
+	C(fs_lseek_5gib), C(fs_readv_writev), C(fs_append_order), C(fs_differential_errors),
+	C(fs_close_ring_fd),
+};
+static const struct tcase net_cases[] = {
+	C(net_unix_stream), C(net_unix_dgram), C(net_errors), C(net_accept_nonblock), C(net_inet_loopback),
+};
+static const struct tcase sync_cases[] = {
+	C(sync_fsync), C(futex_basic), C(futex_cross_thread), C(futex_filtered),
+};
+static const struct tcase timer_cases[] = {
+	C(timer_clock_gettime), C(timer_nanosleep), C(timer_clock_nanosleep_abs), C(timer_sleep_batch),
+	C(timer_interrupted),
+};
+static const struct tcase exec_cases[] = {
+	C(exec_ids), C(exec_gettid_thread), C(exec_kill), C(exec_wait4), C(exec_execve_enoent),
+	C(exec_execve_replaces), C(exec_exit_group), C(exec_exit_group_threads),
+};
+static const struct tcase limits_cases[] = {
+	C(lim_sq_full), C(lim_cq_backpressure), C(lim_partial_batch), C(lim_max_entries), C(lim_many_rounds),
+};
+static const struct tcase conc_cases[] = {
+	C(conc_own_rings), C(conc_shared_ring), C(conc_blocked_ring_isolated), C(conc_setup_churn),
+};
+static const struct tcase life_cases[] = {
+	C(life_fork_child), C(life_close_keeps_mapping), C(life_munmap_then_enter), C(life_setup_loop_no_leak),
+	C(life_seccomp_refused), C(life_exec_inherited_fd), C(life_mremap_refused),
+};
+static const struct tcase guard_cases[] = {
+	C(guard_errno), C(guard_one_way), C(guard_requires_setup), C(guard_int80), C(guard_new_thread),
+	C(guard_fork_child), C(guard_cleared_on_exec), C(guard_sigsys), C(guard_exit_group_allowed),
+};
+static const struct tcase hostile_cases[] = {
+	C(host_random_opcodes), C(host_random_args), C(host_tampered_indices), C(host_tampered_ro_fields),
+	C(host_concurrent_scribble), C(host_huge_counts), C(host_fd_exhaustion),
+};
+
+static const unsigned int req_none[] = { END };
+static const unsigned int req_fs[] = { SYS_read, SYS_write, SYS_close, SYS_fstat, SYS_lseek, SYS_pread64,
+				       SYS_pwrite64, SYS_openat, END };
+static const unsigned int req_net[] = { SYS_socket, SYS_bind, SYS_listen, SYS_accept4, SYS_connect,
+					SYS_sendto, SYS_recvfrom, SYS_shutdown, SYS_close, END };
+static const unsigned int req_sync[] = { SYS_fsync, SYS_fdatasync, SYS_futex, END };
+static const unsigned int req_timer[] = { SYS_nanosleep, SYS_clock_gettime, SYS_clock_nanosleep, END };
+static const unsigned int req_exec[] = { SYS_getpid, SYS_gettid, SYS_wait4, SYS_kill, END };
+static const unsigned int req_guard[] = { SYS_read, SYS_write, SYS_getpid, END };
+
+static const struct tgroup groups[] = {
+	{ "setup", setup_cases, N(setup_cases), req_none, 0 },
+	{ "core", core_cases, N(core_cases), req_none, 0 },
+	{ "errors", errors_cases, N(errors_cases), req_none, 0 },
+	{ "fs", fs_cases, N(fs_cases), req_fs, 0 },
+	{ "net", net_cases, N(net_cases), req_net, 0 },
+	{ "sync", sync_cases, N(sync_cases), req_sync, 0 },
+	{ "timer", timer_cases, N(timer_cases), req_timer, 0 },
+	{ "exec", exec_cases, N(exec_cases), req_exec, 0 },
+	{ "limits", limits_cases, N(limits_cases), req_none, 0 },
+	{ "concurrency", conc_cases, N(conc_cases), req_none, 0 },
+	{ "lifecycle", life_cases, N(life_cases), req_none, 0 },
+	{ "trap_guard", guard_cases, N(guard_cases), req_guard, XSC_FEAT_TRAP_GUARD },
+	{ "hostile", hostile_cases, N(hostile_cases), req_none, 0 },
+};
+
+static int n_pass, n_fail, n_skip;
+
+/* print the diag text of a case, one '# ' line per line, at indent */
+static void print_diag(const char *indent, char *text)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		printf("%s# %s\n", indent, line);
+}
+
+static int run_case(const struct tcase *tc, char *dbuf, size_t dsz, int *timed_out)
+{
+	int p[2], st = 0, res;
+	size_t len = 0;
+	double deadline;
+	pid_t pid;
+	ssize_t n;
+
+	*timed_out = 0;
+	dbuf[0] = 0;
+	if (pipe2(p, O_CLOEXEC)) {
+		snprintf(dbuf, dsz, "pipe: %s", strerror(errno));
+		return FAIL;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(dbuf, dsz, "fork: %s", strerror(errno));
+		return FAIL;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		g_diag = p[1];
+		_exit(tc->fn());
+	}
+	close(p[1]);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	deadline = now_ms() + CASE_TIMEOUT_S * 1000.0;
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+
+		while (len < dsz - 1 && (n = read(p[0], dbuf + len, dsz - 1 - len)) > 0)
+			len += n;
+		if (w == pid)
+			break;
+		if (now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			*timed_out = 1;
+			break;
+		}
+		usleep(2000);
+	}
+	while (len < dsz - 1 && (n = read(p[0], dbuf + len, dsz - 1 - len)) > 0)
+		len += n;
+	dbuf[len] = 0;
+	close(p[0]);
+	if (*timed_out)
+		return FAIL;
+	if (WIFSIGNALED(st)) {
+		snprintf(dbuf + len, dsz - len, "case killed by signal %d\n", WTERMSIG(st));
+		return FAIL;
+	}
+	res = WEXITSTATUS(st);
+	if (res != PASS && res != SKIP)
+		res = FAIL;
+	return res;
+}
+
+static const char *group_skip_reason(const struct tgroup *g, char *buf, size_t len)
+{
+	int i;
+
+	if (!g_probe_ok)
+		return NULL;		/* no device: run and fail loudly */
+	if (g->req_feat && !(g_probe.features & g->req_feat)) {
+		snprintf(buf, len, "kernel lacks feature 0x%x (CONFIG_XSC_TRAP_GUARD?)", g->req_feat);
+		return buf;
+	}
+	for (i = 0; g->req_ops[i] != END; i++) {
+		if (!has_op(g->req_ops[i])) {
+			snprintf(buf, len, "PROBE does not offer syscall %u", g->req_ops[i]);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+static int helper_main(int argc, char **argv)
+{
+	if (!strcmp(argv[1], "--exec-probe"))
+		_exit(77);
+	if (!strcmp(argv[1], "--guard-probe"))
+		_exit(syscall(SYS_getpid) == getpid() && syscall(SYS_write, 2, "", 0) == 0 ? 78 : 1);
+	if (!strcmp(argv[1], "--exec-enter") && argc > 2) {
+		struct xsc_enter e = { .to_submit = 1 };
+		int fd = atoi(argv[2]);
+
+		if (ioctl(fd, XSC_IOC_ENTER, &e) != -1 || errno != EPERM)
+			_exit(1);
+		if (mmap(NULL, 4096 * 3, PROT_READ, MAP_SHARED, fd, 0) != MAP_FAILED)
+			_exit(2);
+		_exit(0);
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	static char dbuf[16384];
+	char why[128];
+	int gi, ci, fd;
+
+	if (argc > 1 && helper_main(argc, argv) >= 0)
+		return 0;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	g_self = "/proc/self/exe";
+
+	fd = open(XSC_DEV, O_RDWR | O_CLOEXEC);
+	if (fd >= 0 && ioctl(fd, XSC_IOC_PROBE, &g_probe) == 0)
+		g_probe_ok = 1;
+	printf("KTAP version 1\n");
+	printf("1..%d\n", N(groups));
+	if (g_probe_ok)
+		printf("# xsc: abi %u, features 0x%x, %u ops\n", g_probe.abi_version, g_probe.features,
+		       g_probe.nr_ops);
+	else
+		printf("# xsc: %s unavailable (%s): every case will fail\n", XSC_DEV,
+		       fd < 0 ? strerror(errno) : "PROBE failed");
+	if (fd >= 0)
+		close(fd);
+
+	for (gi = 0; gi < N(groups); gi++) {
+		const struct tgroup *g = &groups[gi];
+		const char *skip = group_skip_reason(g, why, sizeof(why));
+		int gfail = 0, gpass = 0;
+
+		printf("  KTAP version 1\n");
+		printf("  # Subtest: %s\n", g->name);
+		printf("  1..%d\n", g->ncases);
+		for (ci = 0; ci < g->ncases; ci++) {
+			const struct tcase *tc = &g->cases[ci];
+			int to, res;
+
+			if (skip) {
+				printf("  ok %d %s # SKIP %s\n", ci + 1, tc->name, skip);
+				n_skip++;
+				continue;
+			}
+			res = run_case(tc, dbuf, sizeof(dbuf), &to);
+			if (res == SKIP) {
+				char *nl = strchr(dbuf, '\n');
+
+				if (nl)
+					*nl = 0;
+				printf("  ok %d %s # SKIP %s\n", ci + 1, tc->name, dbuf[0] ? dbuf : "skipped");
+				n_skip++;
+				continue;
+			}
+			print_diag("  ", dbuf);
+			if (to) {
+				printf("  not ok %d %s # TIMEOUT %d seconds\n", ci + 1, tc->name, CASE_TIMEOUT_S);
+				n_fail++;
+				gfail++;
+			} else if (res == PASS) {
+				printf("  ok %d %s\n", ci + 1, tc->name);
+				n_pass++;
+				gpass++;
+			} else {
+				printf("  not ok %d %s\n", ci + 1, tc->name);
+				n_fail++;
+				gfail++;
+			}
+		}
+		if (skip)
+			printf("ok %d %s # SKIP %s\n", gi + 1, g->name, skip);
+		else if (gfail)
+			printf("not ok %d %s\n", gi + 1, g->name);
+		else if (!gpass)
+			printf("ok %d %s # SKIP all cases skipped\n", gi + 1, g->name);
+		else
+			printf("ok %d %s\n", gi + 1, g->name);
+	}
+	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0\n", n_pass, n_fail, n_skip);
+	return n_fail ? 1 : 0;
+}

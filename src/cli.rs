@@ -1,0 +1,163 @@
+//! The command line: every subcommand and flag, with clap. No behaviour here; `dispatch`
+//! runs what is parsed. `--help` text must match README and docs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Build, verify in QEMU, and release the XSC kernel, glibc and ISOs.
+#[derive(Debug, Parser)]
+#[command(name = "xsc-release", version, about, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Project config.
+    #[arg(long, global = true, default_value = "xsc.toml", env = "XSC_CONFIG")]
+    pub config: PathBuf,
+    /// Log filter (tracing env-filter syntax), e.g. `debug` or `xsc_release=debug`.
+    #[arg(long, global = true, env = "XSC_LOG", default_value = "warn")]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Exit codes, shown under `--help`.
+pub const EXIT_CODES_HELP: &str = "Exit codes: 0 all passed · 1 the product failed · 2 bad input · 3 a build failed · \
+4 the harness could not do its job · 5 a release was refused · 130 SIGINT · 143 SIGTERM";
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot scenarios (or an ad-hoc image) in QEMU and judge them.
+    Test(TestArgs),
+    /// Turn captured console logs into verdicts and JUnit.
+    Report {
+        /// What to read.
+        #[command(subcommand)]
+        what: ReportCommand,
+    },
+    /// List or validate scenario files without booting.
+    Scenarios {
+        /// list or check.
+        #[command(subcommand)]
+        what: ScenariosCommand,
+    },
+    /// List host tools, KVM usability, and the apt-get line for what is missing.
+    Doctor,
+    /// Inspect or trim the build cache.
+    Cache {
+        /// path, gc or clean.
+        #[command(subcommand)]
+        what: CacheCommand,
+    },
+}
+
+/// Accelerator choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AccelArg {
+    /// Probe KVM, fall back to TCG when it is missing or stalls.
+    Auto,
+    /// Force KVM.
+    Kvm,
+    /// Force TCG.
+    Tcg,
+}
+
+/// Firmware choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FirmwareArg {
+    /// SeaBIOS.
+    Bios,
+    /// OVMF.
+    Uefi,
+}
+
+/// `xsc-release test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Scenario names (from scenarios/) or files; default: every scenarios/*.toml.
+    pub scenarios: Vec<String>,
+    /// Only scenarios with this tag (repeatable).
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Boot this kernel ad hoc instead of scenarios.
+    #[arg(long, conflicts_with_all = ["scenarios", "tag", "iso"])]
+    pub kernel: Option<PathBuf>,
+    /// Initramfs for --kernel; default: the harness's guest initramfs running `sanity`.
+    #[arg(long, requires = "kernel")]
+    pub initrd: Option<PathBuf>,
+    /// Extra kernel arguments (added to `console=ttyS0 panic=-1 printk.time=1`).
+    #[arg(long, requires = "kernel")]
+    pub append: Option<String>,
+    /// Boot this ISO ad hoc.
+    #[arg(long, conflicts_with_all = ["scenarios", "tag"])]
+    pub iso: Option<PathBuf>,
+    /// Firmware for --iso.
+    #[arg(long, value_enum, default_value = "bios")]
+    pub firmware: FirmwareArg,
+    /// Regex marking the end of boot for an ad-hoc run.
+    #[arg(long)]
+    pub ready: Option<String>,
+    /// Accelerator.
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelArg>,
+    /// Boot clock (humantime, e.g. 90s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub boot_timeout: Option<Duration>,
+    /// Per guest program clock.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub test_timeout: Option<Duration>,
+    /// Longest console silence.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub silence_timeout: Option<Duration>,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Parallel scenarios (default: fits cores and memory).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Never build or fetch a missing image: exit 3 instead.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// `xsc-release report …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Parse KTAP (and kernel crashes) from console logs.
+    Ktap {
+        /// Console logs.
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+        /// Write JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+}
+
+/// `xsc-release scenarios …`.
+#[derive(Debug, Subcommand)]
+pub enum ScenariosCommand {
+    /// One line per scenario.
+    List,
+    /// Validate files (default: every scenarios/*.toml) and report every problem.
+    Check {
+        /// Files to check.
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `xsc-release cache …`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Print the cache directory.
+    Path,
+    /// Remove old entries until the cache fits (keeps the newest entry of every stage).
+    Gc {
+        /// Size cap, e.g. 20G.
+        #[arg(long, default_value = "20G")]
+        max_size: String,
+    },
+    /// Remove the whole cache (`make distclean`).
+    Clean,
+}

@@ -1,0 +1,232 @@
+//! Runs a parsed command line and decides the exit code. Results (verdicts) go to stdout
+//! and JUnit; errors come back to `main`, which prints them once.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::boot::accel::AccelRequest;
+use crate::cache::Cache;
+use crate::cli::{AccelArg, CacheCommand, Cli, Command, FirmwareArg, ReportCommand, ScenariosCommand, TestArgs};
+use crate::config::Config;
+use crate::error::Error;
+use crate::exit_code::ExitCode;
+use crate::observe::verdict::ScenarioResult;
+use crate::report::{junit, summary};
+use crate::runner::{self, RunOptions};
+use crate::scenario::{self, Firmware, ImageSource, Program, Scenario};
+
+/// Runs `cli`; `cancel` flips when SIGINT/SIGTERM arrives.
+pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Error> {
+    let load_cfg = || Config::load(&cli.config).map_err(Error::from);
+    match cli.command {
+        Command::Test(args) => test(&load_cfg()?, args, cancel).await,
+        Command::Report { what: ReportCommand::Ktap { logs, junit } } => crate::offline::report_ktap(&logs, junit.as_deref()),
+        Command::Scenarios { what } => scenarios(&load_cfg()?, what),
+        Command::Doctor => Ok(crate::doctor::run(&load_cfg()?).await),
+        Command::Cache { what } => cache(&load_cfg()?, what),
+    }
+}
+
+fn scenarios_dir(cfg: &Config) -> PathBuf {
+    cfg.root.join("scenarios")
+}
+
+/// Resolves names or paths to scenario files; no names = every `scenarios/*.toml`.
+pub fn scenario_files(cfg: &Config, names: &[String]) -> Result<Vec<PathBuf>, Error> {
+    let dir = scenarios_dir(cfg);
+    if names.is_empty() {
+        return scenario::files_in(&dir).map_err(Error::io(&dir));
+    }
+    names
+        .iter()
+        .map(|n| {
+            let as_path = PathBuf::from(n);
+            if n.ends_with(".toml") && as_path.is_file() {
+                return Ok(as_path);
+            }
+            let in_dir = dir.join(format!("{n}.toml"));
+            if in_dir.is_file() { Ok(in_dir) } else { Err(Error::Usage(format!("no scenario named {n:?} (looked for {})", in_dir.display()))) }
+        })
+        .collect()
+}
+
+fn scenarios(cfg: &Config, what: ScenariosCommand) -> Result<ExitCode, Error> {
+    let gt = runner::guest_tests_dir(cfg);
+    match what {
+        ScenariosCommand::List => {
+            let all = scenario::load_all(&scenario_files(cfg, &[])?, &gt)?;
+            for s in all {
+                println!("{:<20} {:<28} {}", s.name, s.tags.join(","), s.description);
+            }
+            Ok(ExitCode::Success)
+        }
+        ScenariosCommand::Check { files } => {
+            let files = if files.is_empty() { scenario_files(cfg, &[])? } else { files };
+            let all = scenario::load_all(&files, &gt)?;
+            println!("{} scenario files are valid", all.len());
+            Ok(ExitCode::Success)
+        }
+    }
+}
+
+fn cache(cfg: &Config, what: CacheCommand) -> Result<ExitCode, Error> {
+    let cache = Cache::new(&cfg.cache_dir);
+    match what {
+        CacheCommand::Path => println!("{}", cache.root().display()),
+        CacheCommand::Gc { max_size } => {
+            let mib = scenario::parse_mib(&max_size).ok_or_else(|| Error::Usage(format!("invalid size {max_size:?} (e.g. 20G)")))?;
+            let (n, bytes) = cache.gc(mib * 1024 * 1024).map_err(Error::io(cache.root()))?;
+            println!("removed {n} cache entries ({} MiB)", bytes / (1024 * 1024));
+        }
+        CacheCommand::Clean => {
+            if cache.root().exists() {
+                std::fs::remove_dir_all(cache.root()).map_err(Error::io(cache.root()))?;
+            }
+            println!("removed {}", cache.root().display());
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Default parallelism: one VM per core, and no more than memory allows at ~1 GiB each.
+pub fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemAvailable:").map(|v| v.trim().trim_end_matches(" kB").parse::<usize>().ok())))
+        .flatten()
+        .map_or(1, |kb| kb / (1024 * 1024));
+    cores.min(mem_gib.max(1)).max(1)
+}
+
+fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
+    let image = match (&args.kernel, &args.iso) {
+        (Some(k), _) => ImageSource::KernelFile(k.clone()),
+        (None, Some(iso)) => ImageSource::Iso(iso.clone()),
+        (None, None) => return None,
+    };
+    let programs = if args.kernel.is_some() && args.initrd.is_none() {
+        vec![Program { name: "sanity".into(), source: Some("sanity.c".into()), command: vec![], args: vec![], timeout: None }]
+    } else {
+        vec![]
+    };
+    // A foreign initramfs does not print our marker; the kernel's own line ends boot.
+    let ready = args.ready.clone().unwrap_or_else(|| {
+        if args.initrd.is_some() { r"Run \S+ as init process|xsc-init: ready".into() } else { scenario::DEFAULT_READY.into() }
+    });
+    Some(Scenario {
+        name: "adhoc".into(),
+        file: cfg.root.join("(command line)"),
+        hash: crate::cache::sha256_bytes(format!("{args:?}").as_bytes()),
+        description: "ad-hoc run from the command line".into(),
+        tags: vec![],
+        image,
+        initrd: args.initrd.clone(),
+        append: args.append.clone().unwrap_or_default(),
+        firmware: match args.firmware {
+            FirmwareArg::Bios => Firmware::Bios,
+            FirmwareArg::Uefi => Firmware::Uefi,
+        },
+        busybox: false,
+        memory_mb: 512,
+        cpus: 1,
+        accel: None,
+        timeouts: scenario::Timeouts::default(),
+        ready,
+        programs,
+        crash: Default::default(),
+        gate: None,
+    })
+}
+
+/// A run id: UTC time plus pid, sortable and unique on a host.
+pub fn run_id() -> String {
+    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("{}-{}", humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string().replace(':', ""), std::process::id())
+}
+
+async fn test(cfg: &Config, args: TestArgs, cancel: watch::Receiver<bool>) -> Result<ExitCode, Error> {
+    if let Some(r) = &args.ready {
+        regex::Regex::new(r).map_err(|e| Error::Usage(format!("--ready: invalid regex: {e}")))?;
+    }
+    let selected: Vec<Scenario> = match adhoc(cfg, &args) {
+        Some(s) => vec![s],
+        None => {
+            let files = scenario_files(cfg, &args.scenarios)?;
+            let all = scenario::load_all(&files, &runner::guest_tests_dir(cfg))?;
+            all.into_iter().filter(|s| args.tag.iter().all(|t| s.tags.contains(t))).collect()
+        }
+    };
+    if selected.is_empty() {
+        return Err(Error::Usage("no scenario matches".into()));
+    }
+    let opts = RunOptions {
+        run_id: run_id(),
+        accel: args.accel.map(|a| match a {
+            AccelArg::Auto => AccelRequest::Auto,
+            AccelArg::Kvm => AccelRequest::Kvm,
+            AccelArg::Tcg => AccelRequest::Tcg,
+        }),
+        boot_timeout: args.boot_timeout,
+        test_timeout: args.test_timeout,
+        silence_timeout: args.silence_timeout,
+        jobs: args.jobs.or(cfg.test.jobs).unwrap_or_else(default_jobs),
+        no_build: args.no_build,
+    };
+    let (results, code) = run_and_report(cfg, &selected, &opts, cancel, args.junit.as_deref()).await?;
+    drop(results);
+    Ok(code)
+}
+
+/// Runs scenarios, prints the live summary, writes JUnit (also when interrupted), and
+/// returns the results and the combined exit code. Used by `test` and `candidate`.
+pub async fn run_and_report(
+    cfg: &Config,
+    scenarios: &[Scenario],
+    opts: &RunOptions,
+    cancel: watch::Receiver<bool>,
+    junit_path: Option<&Path>,
+) -> Result<(Vec<ScenarioResult>, ExitCode), Error> {
+    let started = SystemTime::now();
+    println!("run {}: {} scenario(s), state in {}", opts.run_id, scenarios.len(), cfg.run_dir(&opts.run_id).display());
+    let outcomes = runner::run_all(cfg, scenarios, opts, cancel.clone(), |r| println!("{}", summary::scenario_line(r))).await;
+    let mut code = ExitCode::Success;
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for o in outcomes {
+        match o {
+            Ok(r) => {
+                code = code.worst(runner::exit_code_of(&r));
+                results.push(r);
+            }
+            Err(e) => {
+                code = code.worst(e.exit_code());
+                errors.push(e);
+            }
+        }
+    }
+    let interrupted = *cancel.borrow();
+    if interrupted {
+        code = code.worst(ExitCode::Interrupted);
+    }
+    println!("{}", summary::totals(&results));
+    if let Some(path) = junit_path {
+        let info = junit::RunInfo { name: "xsc-release".into(), started, duration: started.elapsed().unwrap_or_default(), interrupted };
+        if let Err(e) = junit::write(path, &results, &info) {
+            eprintln!("{}", crate::error::chain(&e));
+            code = code.worst(ExitCode::Harness);
+        } else {
+            println!("junit: {}", path.display());
+        }
+    }
+    // A lone error with no results is the error itself, printed once by main.
+    if results.is_empty() && !interrupted && errors.len() == 1 {
+        return Err(errors.remove(0));
+    }
+    for e in &errors {
+        eprintln!("{}", crate::error::chain(e));
+    }
+    Ok((results, code))
+}

@@ -1,0 +1,69 @@
+//! `doctor`: which host tools are there, whether KVM is really usable, and the exact
+//! `apt-get install` line for what is missing.
+
+use std::path::Path;
+
+use crate::boot::accel::{self, AccelRequest};
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::exit_code::ExitCode;
+use crate::process::which;
+
+/// (binary or file, Debian package, what needs it).
+pub const TOOLS: &[(&str, &str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86", "booting images"),
+    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", "UEFI boots"),
+    ("gcc", "gcc", "guest programs, kernel"),
+    ("make", "make", "kernel, glibc"),
+    ("quilt", "quilt", "patch series"),
+    ("bc", "bc", "kernel"),
+    ("bison", "bison", "kernel, glibc"),
+    ("flex", "flex", "kernel"),
+    ("/usr/include/libelf.h", "libelf-dev", "kernel"),
+    ("/usr/include/openssl/ssl.h", "libssl-dev", "kernel"),
+    ("cpio", "cpio", "initramfs checks"),
+    ("/bin/busybox", "busybox-static", "shell in test initramfs"),
+    ("apt-get", "apt", "stock kernel, sources"),
+    ("dpkg-deb", "dpkg", "stock kernel, sources"),
+    ("debootstrap", "debootstrap", "Debian ISO"),
+    ("xorriso", "xorriso", "ISOs"),
+    ("grub-mkimage", "grub-common", "UEFI ISO boot"),
+    ("/usr/lib/ISOLINUX/isolinux.bin", "isolinux", "BIOS ISO boot"),
+    ("mcopy", "mtools", "UEFI ISO boot"),
+    ("mksquashfs", "squashfs-tools", "Debian ISO"),
+    ("minisign", "minisign", "release interop checks"),
+    ("xmllint", "libxml2-utils", "JUnit validation in tests"),
+];
+
+fn present(tool: &str) -> bool {
+    if tool.starts_with('/') { Path::new(tool).exists() } else { which(tool).is_some() }
+}
+
+/// Prints the report; exit 4 when something is missing.
+pub async fn run(cfg: &Config) -> ExitCode {
+    let mut missing = Vec::new();
+    for (tool, package, why) in TOOLS {
+        let ok = present(tool);
+        println!("{} {tool:<36} ({package}; {why})", if ok { "ok     " } else { "MISSING" });
+        if !ok && !missing.contains(package) {
+            missing.push(*package);
+        }
+    }
+    let cache = Cache::new(&cfg.cache_dir);
+    let probe_kernel = cache.latest("stock-kernel").and_then(|e| e.artifact("vmlinuz"));
+    match probe_kernel {
+        Some(k) => {
+            let c = accel::resolve(AccelRequest::Auto, Path::new("qemu-system-x86_64"), &k, &cache.host_dir()).await;
+            println!("accel   {} — {}", c.accel, c.reason);
+        }
+        None => println!("accel   unknown — no kernel in the cache to probe KVM with yet (run `xsc-release test smoke` once)"),
+    }
+    println!("cache   {}", cache.root().display());
+    if missing.is_empty() {
+        println!("all host tools present");
+        ExitCode::Success
+    } else {
+        println!("install what is missing with:\n  apt-get install -y {}", missing.join(" "));
+        ExitCode::Harness
+    }
+}

@@ -1,0 +1,74 @@
+//! The top-level error: every way a command can fail to do its job, each mapped to its
+//! documented exit code. A failing guest test is not here: it is a result.
+
+use std::path::PathBuf;
+
+use crate::exit_code::ExitCode;
+use crate::toml_strict::Problems;
+
+/// A command could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Config or scenario files are invalid (every problem listed).
+    #[error("invalid input: {0}")]
+    Problems(#[from] Problems),
+    /// A command-line combination that makes no sense.
+    #[error("{0}")]
+    Usage(String),
+    /// A guest program or the initramfs did not build.
+    #[error(transparent)]
+    Guest(#[from] crate::guest::programs::GuestBuildError),
+    /// The stock kernel could not be fetched.
+    #[error(transparent)]
+    StockKernel(#[from] crate::stock_kernel::StockKernelError),
+    /// An image a scenario needs is not built and `--no-build` forbids building it.
+    #[error("{what} is not built and --no-build was given (build it with `{hint}`)")]
+    NotBuilt {
+        /// What is missing.
+        what: String,
+        /// The command that builds it.
+        hint: String,
+    },
+    /// A stage that does not exist yet was asked for.
+    #[error("{0}")]
+    Unavailable(String),
+    /// File-system trouble outside any build.
+    #[error("i/o error on {path}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Problems(_) | Error::Usage(_) => ExitCode::BadInput,
+            Error::Guest(e) => e.exit_code(),
+            Error::StockKernel(e) => e.exit_code(),
+            Error::NotBuilt { .. } | Error::Unavailable(_) => ExitCode::BuildFailed,
+            Error::Io { .. } => ExitCode::Harness,
+        }
+    }
+
+    /// Helper for `map_err`.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}
+
+/// Formats an error and its causes once, for `main`.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut s = format!("error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        s.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    s
+}

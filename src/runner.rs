@@ -1,0 +1,370 @@
+//! Runs scenarios: prepares each image (fetching or building through the stage cache),
+//! assembles the initramfs, boots the machine, and turns what the observers saw into a
+//! [`ScenarioResult`]. Scenarios run in parallel up to `jobs`; results come back in
+//! scenario order, so a parallel run reports exactly what a serial one would.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use regex::Regex;
+use tokio::sync::{Semaphore, watch};
+
+use crate::boot::accel::{self, AccelChoice, AccelRequest};
+use crate::boot::machine::{self, MachineOutcome, RunSpec};
+use crate::boot::qemu_args::{Boot, DEFAULT_APPEND, MachineSpec, Ovmf};
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::error::Error;
+use crate::exit_code::ExitCode;
+use crate::guest::programs::{self, GuestProgram, INIT_SOURCE};
+use crate::observe::verdict::{CaseResult, CaseStatus, FailureKind, RunEnd, ScenarioResult};
+use crate::scenario::{Firmware, ImageSource, Scenario};
+
+/// Host-side margin on top of the guest's own per-program clocks.
+const BACKSTOP_MARGIN: Duration = Duration::from_secs(60);
+
+/// Settings for a whole `test` run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Run id (directory name under `out/runs/`).
+    pub run_id: String,
+    /// Accelerator request (CLI over scenario over config).
+    pub accel: Option<AccelRequest>,
+    /// Clock overrides from the command line.
+    pub boot_timeout: Option<Duration>,
+    /// Per-program clock override.
+    pub test_timeout: Option<Duration>,
+    /// Silence clock override.
+    pub silence_timeout: Option<Duration>,
+    /// Parallel scenarios.
+    pub jobs: usize,
+    /// Refuse to build or fetch missing images.
+    pub no_build: bool,
+}
+
+/// A prepared image: what QEMU boots and what the report says about it.
+#[derive(Clone, Debug)]
+pub struct PreparedImage {
+    /// Boot medium.
+    pub boot: Boot,
+    /// Kernel used for the KVM probe (any bootable kernel).
+    pub probe_kernel: Option<PathBuf>,
+    /// Properties for the report (kernel release, image hash …).
+    pub properties: Vec<(String, String)>,
+}
+
+/// Builds or fetches the kernel of a scenario. Kept apart so the kernel stage can plug in.
+pub async fn kernel_for(cfg: &Config, cache: &Cache, scenario: &Scenario, no_build: bool) -> Result<(PathBuf, Vec<(String, String)>), Error> {
+    match &scenario.image {
+        ImageSource::StockKernel => {
+            if no_build && cache.latest("stock-kernel").is_none() {
+                return Err(Error::NotBuilt { what: "the stock kernel".into(), hint: "xsc-release test (without --no-build)".into() });
+            }
+            let (k, fetched) = crate::stock_kernel::ensure(cache).await?;
+            if fetched {
+                eprintln!("fetched stock kernel {} {} into the cache", k.package, k.version);
+            }
+            Ok((k.vmlinuz, vec![("kernel.release".into(), k.release), ("kernel.package".into(), format!("{} {}", k.package, k.version))]))
+        }
+        ImageSource::XscKernel { profile } => {
+            let profile = profile.clone().unwrap_or_else(|| cfg.kernel_profile.clone());
+            crate::stage::xsc_kernel(cfg, &profile, no_build).await
+        }
+        ImageSource::KernelFile(path) => {
+            if !path.is_file() {
+                return Err(Error::Io { path: path.clone(), source: std::io::ErrorKind::NotFound.into() });
+            }
+            let release = kernel_release(path).unwrap_or_else(|| "unknown".into());
+            Ok((path.clone(), vec![("kernel.release".into(), release)]))
+        }
+        ImageSource::Iso(_) => Err(Error::Usage("an ISO scenario has no kernel to boot directly".into())),
+    }
+}
+
+/// Reads the version string an x86 bzImage carries in its setup header (`kernel_version`
+/// at 0x20E points to a NUL-terminated string at +0x200).
+pub fn kernel_release(bzimage: &Path) -> Option<String> {
+    let bytes = std::fs::read(bzimage).ok()?;
+    if bytes.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let off = usize::from(u16::from_le_bytes([*bytes.get(0x20E)?, *bytes.get(0x20F)?])) + 0x200;
+    let s = bytes.get(off..)?;
+    let end = s.iter().position(|&b| b == 0)?;
+    let full = String::from_utf8_lossy(&s[..end]).to_string();
+    full.split_whitespace().next().map(str::to_string)
+}
+
+/// Prepares the image of a scenario: kernel + assembled initramfs, or an ISO.
+pub async fn prepare(cfg: &Config, cache: &Cache, scenario: &Scenario, opts: &RunOptions) -> Result<PreparedImage, Error> {
+    if let ImageSource::Iso(iso) = &scenario.image {
+        if !iso.is_file() {
+            return Err(Error::NotBuilt { what: format!("ISO {}", iso.display()), hint: "xsc-release build debian".into() });
+        }
+        return Ok(PreparedImage { boot: Boot::Cdrom(iso.clone()), probe_kernel: None, properties: vec![] });
+    }
+    let (kernel, mut properties) = kernel_for(cfg, cache, scenario, opts.no_build).await?;
+    let initrd = match &scenario.initrd {
+        Some(p) => p.clone(),
+        None => build_initramfs(cfg, cache, scenario, opts).await?,
+    };
+    properties.push(("initrd.sha256".into(), crate::cache::sha256_file(&initrd).map_err(Error::io(&initrd))?));
+    let append = if scenario.append.is_empty() { DEFAULT_APPEND.to_string() } else { format!("{DEFAULT_APPEND} {}", scenario.append) };
+    Ok(PreparedImage { boot: Boot::Kernel { kernel: kernel.clone(), initrd: Some(initrd), append }, probe_kernel: Some(kernel), properties })
+}
+
+/// The guest-tests directory of the repository.
+pub fn guest_tests_dir(cfg: &Config) -> PathBuf {
+    cfg.root.join("guest-tests")
+}
+
+async fn build_initramfs(cfg: &Config, cache: &Cache, scenario: &Scenario, opts: &RunOptions) -> Result<PathBuf, Error> {
+    let gt = guest_tests_dir(cfg);
+    let init = programs::compile(cache, &gt, Path::new(INIT_SOURCE)).await?;
+    let test_clock = opts.test_timeout.unwrap_or(cfg.test.test_timeout);
+    let mut progs = Vec::new();
+    for p in &scenario.programs {
+        let timeout = p.timeout.unwrap_or(test_clock);
+        match &p.source {
+            Some(src) => {
+                let path = programs::compile(cache, &gt, src).await?;
+                progs.push(GuestProgram::Binary { name: p.name.clone(), path, args: p.args.clone(), timeout });
+            }
+            None => {
+                let mut argv = p.command.clone();
+                argv.extend(p.args.iter().cloned());
+                progs.push(GuestProgram::Command { name: p.name.clone(), argv, timeout });
+            }
+        }
+    }
+    let busybox = scenario.busybox.then(|| PathBuf::from("/bin/busybox"));
+    if let Some(bb) = &busybox {
+        if !bb.is_file() {
+            return Err(Error::Unavailable(format!("scenario {} asks for busybox but {} is missing (apt-get install busybox-static)", scenario.name, bb.display())));
+        }
+    }
+    Ok(programs::initramfs(cache, &init, &progs, busybox.as_deref(), source_date_epoch()).await?)
+}
+
+/// SOURCE_DATE_EPOCH for reproducible archives (0 when unset).
+pub fn source_date_epoch() -> u32 {
+    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// The OVMF code image and the VARS template installed by Debian's `ovmf` package.
+pub fn ovmf_files() -> Option<(PathBuf, PathBuf)> {
+    [("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"), ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd")]
+        .iter()
+        .map(|(c, v)| (PathBuf::from(c), PathBuf::from(v)))
+        .find(|(c, v)| c.is_file() && v.is_file())
+}
+
+/// Runs every scenario and returns their results in input order. `on_done` is called as
+/// each finishes (live summary).
+pub async fn run_all(
+    cfg: &Config,
+    scenarios: &[Scenario],
+    opts: &RunOptions,
+    cancel: watch::Receiver<bool>,
+    on_done: impl Fn(&ScenarioResult) + Send + Sync + 'static,
+) -> Vec<Result<ScenarioResult, Error>> {
+    let cache = Cache::new(&cfg.cache_dir);
+    let on_done = Arc::new(on_done);
+    let sem = Arc::new(Semaphore::new(opts.jobs.max(1)));
+    let accel_choice: Arc<tokio::sync::OnceCell<AccelChoice>> = Arc::default();
+    let mut handles = Vec::new();
+    for scenario in scenarios {
+        let (cfg, cache, scenario, opts, cancel) = (cfg.clone(), cache.clone(), scenario.clone(), opts.clone(), cancel.clone());
+        let (sem, on_done, accel_choice) = (sem.clone(), on_done.clone(), accel_choice.clone());
+        handles.push(tokio::spawn(async move {
+            let _permit = sem.acquire().await.expect("semaphore is never closed");
+            if *cancel.borrow() {
+                return Err(Error::Unavailable("interrupted before start".into()));
+            }
+            let result = run_one(&cfg, &cache, &scenario, &opts, cancel, &accel_choice).await;
+            if let Ok(r) = &result {
+                on_done(r);
+            }
+            result
+        }));
+    }
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap_or_else(|e| Err(Error::Unavailable(format!("scenario task failed: {e}")))));
+    }
+    out
+}
+
+async fn run_one(
+    cfg: &Config,
+    cache: &Cache,
+    scenario: &Scenario,
+    opts: &RunOptions,
+    cancel: watch::Receiver<bool>,
+    accel_choice: &tokio::sync::OnceCell<AccelChoice>,
+) -> Result<ScenarioResult, Error> {
+    let started = SystemTime::now();
+    let image = prepare(cfg, cache, scenario, opts).await?;
+    let request = opts
+        .accel
+        .or_else(|| scenario.accel.as_deref().and_then(AccelRequest::parse))
+        .or_else(|| AccelRequest::parse(&cfg.test.accel))
+        .unwrap_or(AccelRequest::Auto);
+    let qemu = PathBuf::from("qemu-system-x86_64");
+    let host_dir = cache.host_dir();
+    let choice = match (request, &image.probe_kernel) {
+        (AccelRequest::Auto, Some(k)) => accel_choice.get_or_init(|| accel::resolve(request, &qemu, k, &host_dir)).await.clone(),
+        // Without a kernel to probe with, auto cannot prove KVM works: TCG is the safe side.
+        (AccelRequest::Auto, None) => AccelChoice { accel: "tcg".into(), reason: "auto: no kernel to probe KVM with; using tcg".into() },
+        (r, _) => accel::resolve(r, &qemu, Path::new(""), &host_dir).await,
+    };
+    let a = choice.accel();
+    let boot_timeout = scenario.timeouts.boot.or(opts.boot_timeout).unwrap_or_else(|| accel::scale(cfg.test.boot_timeout, a));
+    let silence_timeout = scenario.timeouts.silence.or(opts.silence_timeout).unwrap_or_else(|| accel::scale(cfg.test.silence_timeout, a));
+    let test_clock = opts.test_timeout.unwrap_or(cfg.test.test_timeout);
+    let backstop = if scenario.programs.is_empty() {
+        scenario.timeouts.test.unwrap_or(test_clock)
+    } else {
+        scenario.programs.iter().map(|p| p.timeout.unwrap_or(test_clock)).sum::<Duration>() + BACKSTOP_MARGIN
+    };
+    let state_dir = cfg.run_dir(&opts.run_id).join(&scenario.name);
+    std::fs::create_dir_all(&state_dir).map_err(Error::io(&state_dir))?;
+    let ovmf = match scenario.firmware {
+        Firmware::Bios => None,
+        Firmware::Uefi => {
+            let (code, vars_template) = ovmf_files().ok_or_else(|| Error::Unavailable("UEFI needs OVMF (apt-get install ovmf)".into()))?;
+            let vars = state_dir.join("OVMF_VARS.fd");
+            std::fs::copy(&vars_template, &vars).map_err(Error::io(&vars))?;
+            Some(Ovmf { code, vars })
+        }
+    };
+    let spec = RunSpec {
+        machine: MachineSpec {
+            qemu,
+            accel: a,
+            memory_mb: scenario.memory_mb,
+            cpus: scenario.cpus,
+            boot: image.boot.clone(),
+            ovmf,
+            fw_cfg: Vec::new(),
+        },
+        state_dir: state_dir.clone(),
+        ready: Regex::new(&scenario.ready).map_err(|e| Error::Usage(format!("invalid ready regex: {e}")))?,
+        boot_timeout,
+        silence_timeout,
+        test_backstop: backstop,
+        crash: scenario.crash.clone(),
+    };
+    tracing::info!(scenario = %scenario.name, accel = %choice.accel, reason = %choice.reason, "booting");
+    let outcome = machine::run(&spec, cancel).await;
+    let mut properties = vec![
+        ("qemu.version".to_string(), outcome.qemu_version.clone().unwrap_or_else(|| "unknown".into())),
+        ("accel".to_string(), choice.accel.clone()),
+        ("accel.reason".to_string(), choice.reason.clone()),
+        ("scenario.file".to_string(), scenario.file.display().to_string()),
+        ("scenario.sha256".to_string(), scenario.hash.clone()),
+        ("timeout.boot".to_string(), humantime::format_duration(boot_timeout).to_string()),
+        ("timeout.silence".to_string(), humantime::format_duration(silence_timeout).to_string()),
+        ("timeout.backstop".to_string(), humantime::format_duration(backstop).to_string()),
+    ];
+    properties.extend(image.properties);
+    Ok(judge(scenario, outcome, started, properties, state_dir))
+}
+
+/// Turns what a machine run observed into the scenario's verdict.
+pub fn judge(scenario: &Scenario, outcome: MachineOutcome, started: SystemTime, properties: Vec<(String, String)>, state_dir: PathBuf) -> ScenarioResult {
+    let end = outcome.end.clone();
+    let boot = match (&outcome.ready_after, &end) {
+        (Some(_), _) => CaseResult::passed("boot"),
+        (None, RunEnd::BootTimeout(_)) => CaseResult::failed("boot", FailureKind::Timeout, end.describe()),
+        (None, RunEnd::Panicked | RunEnd::Reset) => CaseResult::failed("boot", FailureKind::Crash, end.describe()),
+        (None, RunEnd::Silent(_)) => CaseResult::failed("boot", FailureKind::Timeout, end.describe()),
+        (None, RunEnd::PoweredOff) => CaseResult::failed("boot", FailureKind::Assertion, "the guest powered off before the ready marker"),
+        (None, RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::TestTimeout(_)) => CaseResult::errored("boot", FailureKind::Infra, end.describe()),
+        (None, RunEnd::Interrupted) => CaseResult::errored("boot", FailureKind::Infra, "interrupted"),
+    };
+    let mut cases = outcome.ktap.cases;
+    let mut extra = Vec::new();
+    // Crashes become cases of their own: a warning after the last KTAP line still fails the run.
+    for (i, c) in outcome.crashes.iter().enumerate() {
+        let mut case = CaseResult::failed(format!("console.{}{}", c.kind, if i == 0 { String::new() } else { format!("#{}", i + 1) }), FailureKind::Crash, c.line.trim().to_string());
+        case.diagnostics = c.excerpt.clone();
+        extra.push(case);
+    }
+    if outcome.ready_after.is_some() {
+        let end_case = match &end {
+            RunEnd::PoweredOff => None,
+            RunEnd::Panicked if !outcome.crashes.is_empty() => None,
+            RunEnd::Panicked | RunEnd::Reset => Some(CaseResult::failed("run", FailureKind::Crash, end.describe())),
+            RunEnd::Silent(_) | RunEnd::TestTimeout(_) | RunEnd::BootTimeout(_) => Some(CaseResult::failed("run", FailureKind::Timeout, end.describe())),
+            RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::Interrupted => Some(CaseResult::errored("run", FailureKind::Infra, end.describe())),
+        };
+        extra.extend(end_case);
+        if !outcome.ktap.saw_ktap && matches!(end, RunEnd::PoweredOff) {
+            extra.push(CaseResult::failed("ktap", FailureKind::Assertion, "no KTAP results on the console: a run that reports nothing is not a pass"));
+        }
+    }
+    for p in &outcome.ktap.problems {
+        tracing::warn!(scenario = %scenario.name, problem = %p, "ktap");
+    }
+    if let Some(gate) = &scenario.gate {
+        let reported = cases.len();
+        let skips = cases.iter().filter(|c| matches!(c.status, CaseStatus::Skipped { .. })).count();
+        if reported < gate.min_cases {
+            extra.push(CaseResult::failed("gate.min-cases", FailureKind::Assertion, format!("{reported} cases reported, the gate needs at least {}", gate.min_cases)));
+        }
+        if skips > gate.max_skips {
+            extra.push(CaseResult::failed("gate.max-skips", FailureKind::Assertion, format!("{skips} cases skipped, the gate allows {}", gate.max_skips)));
+        }
+    }
+    cases.extend(extra);
+    ScenarioResult {
+        name: scenario.name.clone(),
+        started,
+        duration: outcome.duration,
+        boot,
+        cases,
+        end,
+        crashes: outcome.crashes,
+        properties,
+        console_tail: outcome.console_tail,
+        serial_log: state_dir.join("serial.log"),
+        screendump: outcome.screendump,
+        state_dir,
+        qemu_cmdline: outcome.cmdline,
+        flaky_first_attempt: None,
+    }
+}
+
+/// The exit code of one scenario's result.
+pub fn exit_code_of(r: &ScenarioResult) -> ExitCode {
+    if matches!(r.end, RunEnd::Interrupted) {
+        ExitCode::Interrupted
+    } else if r.is_harness_failure() {
+        ExitCode::Harness
+    } else if r.passed() {
+        ExitCode::Success
+    } else {
+        ExitCode::ProductFailed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_release_from_a_bzimage_header() {
+        let mut img = vec![0u8; 0x1000];
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        img[0x20E..0x210].copy_from_slice(&0x0300u16.to_le_bytes());
+        img[0x500..0x500 + 30].copy_from_slice(b"6.1.192-xsc (xsc@build) #1 SM");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bzImage");
+        std::fs::write(&f, &img).unwrap();
+        assert_eq!(kernel_release(&f).as_deref(), Some("6.1.192-xsc"));
+        std::fs::write(&f, b"not a kernel").unwrap();
+        assert_eq!(kernel_release(&f), None);
+    }
+}

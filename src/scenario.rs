@@ -1,0 +1,436 @@
+//! Scenario files (`scenarios/*.toml`): what to boot, which guest programs to run, which
+//! clocks and crash patterns apply, and what a release gate demands.
+//!
+//! Strict like the config: unknown keys are errors and all problems of all files are
+//! reported together with `file:line: key`. docs/scenarios.md is the reference; keep it true.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::observe::crash::CrashPatterns;
+use crate::toml_strict::{Doc, Problem, Problems};
+
+/// What boots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// Debian's stock 6.1 kernel, fetched into the cache with apt.
+    StockKernel,
+    /// The XSC kernel built by the kernel stage (profile from xsc.toml unless given).
+    XscKernel {
+        /// Build profile override.
+        profile: Option<String>,
+    },
+    /// A kernel image file.
+    KernelFile(PathBuf),
+    /// An ISO file or stage artifact, booted as CD or disk.
+    Iso(PathBuf),
+}
+
+/// Firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS.
+    Bios,
+    /// OVMF.
+    Uefi,
+}
+
+/// One guest program, run in order by the guest's PID 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    /// KTAP top-level name.
+    pub name: String,
+    /// A C file under `guest-tests/`, compiled statically by the harness.
+    pub source: Option<PathBuf>,
+    /// Or a command already present in the initramfs (busybox applets).
+    pub command: Vec<String>,
+    /// Arguments after the program.
+    pub args: Vec<String>,
+    /// Per-program clock, enforced by PID 1 in the guest.
+    pub timeout: Option<Duration>,
+}
+
+/// Clocks; `None` = the config default scaled for the accelerator.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Until the ready marker.
+    pub boot: Option<Duration>,
+    /// Per guest program.
+    pub test: Option<Duration>,
+    /// Longest silence on the console.
+    pub silence: Option<Duration>,
+}
+
+/// Release-gate requirements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gate {
+    /// At least this many KTAP cases must be reported.
+    pub min_cases: usize,
+    /// At most this many skips (0 by default: a gate that skips is not green).
+    pub max_skips: usize,
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// Unique name (file stem by default).
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// sha256 of the file's bytes (JUnit property, verdict cache key).
+    pub hash: String,
+    /// One line for `scenarios list`.
+    pub description: String,
+    /// Tags; `release-gate` marks what `candidate` requires.
+    pub tags: Vec<String>,
+    /// What boots.
+    pub image: ImageSource,
+    /// An explicit initramfs instead of the one the harness assembles.
+    pub initrd: Option<PathBuf>,
+    /// Extra kernel arguments (added to the defaults).
+    pub append: String,
+    /// Firmware.
+    pub firmware: Firmware,
+    /// Add busybox and its applets to the initramfs.
+    pub busybox: bool,
+    /// Guest memory in MiB.
+    pub memory_mb: u64,
+    /// Virtual CPUs.
+    pub cpus: u32,
+    /// `auto`, `kvm`, `tcg`; `None` = config default.
+    pub accel: Option<String>,
+    /// Clocks.
+    pub timeouts: Timeouts,
+    /// Regex marking the end of boot.
+    pub ready: String,
+    /// Guest programs.
+    pub programs: Vec<Program>,
+    /// Crash-pattern overrides.
+    pub crash: CrashPatterns,
+    /// Release gate requirements when tagged `release-gate`.
+    pub gate: Option<Gate>,
+}
+
+/// The ready marker the guest init prints.
+pub const DEFAULT_READY: &str = "xsc-init: ready";
+
+impl Scenario {
+    /// True when `candidate` requires this scenario.
+    pub fn is_gate(&self) -> bool {
+        self.tags.iter().any(|t| t == "release-gate")
+    }
+}
+
+const TOP_KEYS: &[&str] =
+    &["name", "description", "tags", "image", "machine", "timeouts", "ready", "program", "crash", "gate"];
+
+/// Reads and validates one scenario file.
+pub fn load(file: &Path, guest_tests: &Path) -> Result<Scenario, Problems> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        Problems(vec![Problem { file: file.into(), line: None, key: String::new(), message: format!("cannot read: {e}") }])
+    })?;
+    let hash = crate::cache::sha256_bytes(&bytes);
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Problems(vec![Problem { file: file.into(), line: None, key: String::new(), message: "not UTF-8".into() }])
+    })?;
+    parse(file, text, hash, guest_tests)
+}
+
+fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<Scenario, Problems> {
+    let doc = Doc::parse(file, text).map_err(|p| Problems(vec![p]))?;
+    let root = doc.root();
+    doc.only_keys(&root, TOP_KEYS);
+    let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let name = doc.str(&root, "name").unwrap_or(stem);
+    if !valid_name(&name) {
+        doc.problem(root.key_span("name"), "name", format!("invalid name {name:?} (use a-z, 0-9, '-', '_')"));
+    }
+    let description = doc.str(&root, "description").unwrap_or_default();
+    let tags = doc.str_list(&root, "tags").unwrap_or_default();
+
+    let mut image = None;
+    let (mut initrd, mut append, mut firmware, mut busybox) = (None, String::new(), Firmware::Bios, false);
+    match doc.table(&root, "image") {
+        Some(t) => {
+            doc.only_keys(&t, &["kind", "path", "profile", "initrd", "append", "firmware", "busybox"]);
+            let base = file.parent().unwrap_or(Path::new("."));
+            let path = doc.str(&t, "path").map(|p| base.join(p));
+            image = match doc.req_str(&t, "kind").as_deref() {
+                Some("stock-kernel") => Some(ImageSource::StockKernel),
+                Some("xsc-kernel") => Some(ImageSource::XscKernel { profile: doc.str(&t, "profile") }),
+                Some("kernel") => path.clone().map(ImageSource::KernelFile).or_else(|| {
+                    doc.problem(t.span(), &t.child("path"), "missing required key (kind = \"kernel\" needs a path)");
+                    None
+                }),
+                Some("iso") => path.clone().map(ImageSource::Iso).or_else(|| {
+                    doc.problem(t.span(), &t.child("path"), "missing required key (kind = \"iso\" needs a path)");
+                    None
+                }),
+                Some(other) => {
+                    doc.problem(
+                        t.key_span("kind"),
+                        &t.child("kind"),
+                        format!("unknown image kind {other:?} (expected stock-kernel, xsc-kernel, kernel or iso)"),
+                    );
+                    None
+                }
+                None => None,
+            };
+            if path.is_some() && matches!(image, Some(ImageSource::StockKernel | ImageSource::XscKernel { .. })) {
+                doc.problem(t.key_span("path"), &t.child("path"), "only kind = \"kernel\" or \"iso\" takes a path");
+            }
+            initrd = doc.str(&t, "initrd").map(|p| base.join(p));
+            append = doc.str(&t, "append").unwrap_or_default();
+            busybox = doc.bool(&t, "busybox").unwrap_or(false);
+            firmware = match doc.str(&t, "firmware").as_deref() {
+                None | Some("bios") => Firmware::Bios,
+                Some("uefi") => Firmware::Uefi,
+                Some(other) => {
+                    doc.problem(t.key_span("firmware"), &t.child("firmware"), format!("unknown firmware {other:?} (expected bios or uefi)"));
+                    Firmware::Bios
+                }
+            };
+        }
+        None => doc.problem(None, "image", "missing required table [image]"),
+    }
+
+    let (mut memory_mb, mut cpus, mut accel) = (512, 1, None);
+    if let Some(t) = doc.table(&root, "machine") {
+        doc.only_keys(&t, &["memory", "cpus", "accel"]);
+        if let Some(m) = doc.str(&t, "memory") {
+            match parse_mib(&m) {
+                Some(v) if v >= 64 => memory_mb = v,
+                _ => doc.problem(t.key_span("memory"), &t.child("memory"), format!("invalid memory {m:?} (e.g. \"512M\", \"2G\"; at least 64M)")),
+            }
+        }
+        if let Some(c) = doc.uint(&t, "cpus") {
+            match u32::try_from(c) {
+                Ok(c) if (1..=64).contains(&c) => cpus = c,
+                _ => doc.problem(t.key_span("cpus"), &t.child("cpus"), "cpus must be 1 to 64"),
+            }
+        }
+        if let Some(a) = doc.str(&t, "accel") {
+            if ["auto", "kvm", "tcg"].contains(&a.as_str()) {
+                accel = Some(a);
+            } else {
+                doc.problem(t.key_span("accel"), &t.child("accel"), format!("unknown accelerator {a:?} (expected auto, kvm or tcg)"));
+            }
+        }
+    }
+
+    let mut timeouts = Timeouts::default();
+    if let Some(t) = doc.table(&root, "timeouts") {
+        doc.only_keys(&t, &["boot", "test", "silence"]);
+        timeouts.boot = doc.duration(&t, "boot");
+        timeouts.test = doc.duration(&t, "test");
+        timeouts.silence = doc.duration(&t, "silence");
+    }
+
+    let ready = doc.str(&root, "ready").unwrap_or_else(|| DEFAULT_READY.to_string());
+    if let Err(e) = regex::Regex::new(&ready) {
+        doc.problem(root.key_span("ready"), "ready", format!("invalid regex: {e}"));
+    }
+
+    let mut programs: Vec<Program> = Vec::new();
+    for t in doc.tables(&root, "program") {
+        doc.only_keys(&t, &["name", "source", "command", "args", "timeout"]);
+        let name = doc.req_str(&t, "name").unwrap_or_default();
+        if !name.is_empty() && !valid_name(&name) {
+            doc.problem(t.key_span("name"), &t.child("name"), format!("invalid program name {name:?} (use a-z, 0-9, '-', '_')"));
+        }
+        if programs.iter().any(|p| p.name == name) && !name.is_empty() {
+            doc.problem(t.key_span("name"), &t.child("name"), format!("duplicate program name {name:?}"));
+        }
+        let source = doc.str(&t, "source").map(PathBuf::from);
+        let command = doc.str_list(&t, "command").unwrap_or_default();
+        match (&source, command.is_empty()) {
+            (Some(_), false) => doc.problem(t.span(), t.path(), "give either source or command, not both"),
+            (None, true) => doc.problem(t.span(), t.path(), "needs a source (C file under guest-tests/) or a command"),
+            (Some(src), true) if !guest_tests.join(src).is_file() => doc.problem(
+                t.key_span("source"),
+                &t.child("source"),
+                format!("no such file {}", guest_tests.join(src).display()),
+            ),
+            _ => {}
+        }
+        let args = doc.str_list(&t, "args").unwrap_or_default();
+        let timeout = doc.duration(&t, "timeout");
+        programs.push(Program { name, source, command, args, timeout });
+    }
+    // An ISO may carry its own self-test; an initramfs boot without programs tests nothing.
+    if programs.is_empty() && !matches!(image, Some(ImageSource::Iso(_))) {
+        doc.problem(None, "program", "at least one [[program]] is required");
+    }
+
+    let mut crash = CrashPatterns::default();
+    if let Some(t) = doc.table(&root, "crash") {
+        doc.only_keys(&t, &["fatal", "fail", "ignore"]);
+        for (key, list) in [("fatal", &mut crash.fatal), ("fail", &mut crash.fail), ("ignore", &mut crash.ignore)] {
+            for re in doc.str_list(&t, key).unwrap_or_default() {
+                match regex::Regex::new(&re) {
+                    Ok(_) => list.push(re),
+                    Err(e) => doc.problem(t.key_span(key), &t.child(key), format!("invalid regex {re:?}: {e}")),
+                }
+            }
+        }
+    }
+
+    let is_gate = tags.iter().any(|t| t == "release-gate");
+    let mut gate = is_gate.then_some(Gate { min_cases: 1, max_skips: 0 });
+    if let Some(t) = doc.table(&root, "gate") {
+        doc.only_keys(&t, &["min-cases", "max-skips"]);
+        if !is_gate {
+            doc.problem(t.span(), "gate", "a [gate] table needs tags = [\"release-gate\"]");
+        }
+        let g = gate.get_or_insert(Gate { min_cases: 1, max_skips: 0 });
+        if let Some(n) = doc.uint(&t, "min-cases") {
+            g.min_cases = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = doc.uint(&t, "max-skips") {
+            g.max_skips = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+    }
+
+    let problems = doc.take_problems();
+    match image {
+        Some(image) if problems.is_empty() => Ok(Scenario {
+            name,
+            file: file.to_path_buf(),
+            hash,
+            description,
+            tags,
+            image,
+            initrd,
+            append,
+            firmware,
+            busybox,
+            memory_mb,
+            cpus,
+            accel,
+            timeouts,
+            ready,
+            programs,
+            crash,
+            gate,
+        }),
+        _ => Err(Problems(problems)),
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Parses `512M`, `2G`, `1024` (MiB).
+pub fn parse_mib(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last()? {
+        b'M' | b'm' => (&s[..s.len() - 1], 1),
+        b'G' | b'g' => (&s[..s.len() - 1], 1024),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok().map(|n| n * mult)
+}
+
+/// All scenario files directly in `dir`, sorted.
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads several files, collecting every problem of every file, and rejects duplicate names.
+pub fn load_all(files: &[PathBuf], guest_tests: &Path) -> Result<Vec<Scenario>, Problems> {
+    let mut out: Vec<Scenario> = Vec::new();
+    let mut problems = Vec::new();
+    for f in files {
+        match load(f, guest_tests) {
+            Ok(s) => {
+                if let Some(prev) = out.iter().find(|p| p.name == s.name) {
+                    problems.push(Problem {
+                        file: f.clone(),
+                        line: None,
+                        key: "name".into(),
+                        message: format!("duplicate scenario name {:?} (also in {})", s.name, prev.file.display()),
+                    });
+                } else {
+                    out.push(s);
+                }
+            }
+            Err(Problems(mut p)) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() { Ok(out) } else { Err(Problems(problems)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Scenario, Problems> {
+        let gt = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-tests");
+        parse(Path::new("scenarios/t.toml"), text.to_string(), "h".into(), &gt)
+    }
+
+    #[test]
+    fn a_minimal_scenario_gets_documented_defaults() {
+        let s = parse_str("[image]\nkind = \"stock-kernel\"\n[[program]]\nname = \"sh\"\ncommand = [\"/bin/true\"]\n").unwrap();
+        assert_eq!(s.name, "t");
+        assert_eq!((s.memory_mb, s.cpus), (512, 1));
+        assert_eq!(s.ready, DEFAULT_READY);
+        assert_eq!(s.image, ImageSource::StockKernel);
+        assert!(s.gate.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let err = parse_str(
+            "nmae = \"x\"\n[image]\nkind = \"floppy\"\n[machine]\nmemory = \"lots\"\ncpus = 0\n\
+             [timeouts]\nboot = \"forever\"\n[[program]]\nname = \"Bad Name\"\n[gate]\nmin-cases = 3\n",
+        )
+        .unwrap_err();
+        let shown: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+        let expect = [
+            "scenarios/t.toml:1: nmae: unknown key",
+            "image.kind: unknown image kind \"floppy\"",
+            "machine.memory: invalid memory \"lots\"",
+            "machine.cpus: cpus must be 1 to 64",
+            "timeouts.boot: invalid duration \"forever\"",
+            "program[0].name: invalid program name \"Bad Name\"",
+            "program[0]: needs a source",
+            "gate: a [gate] table needs tags",
+        ];
+        for e in expect {
+            assert!(shown.iter().any(|s| s.contains(e)), "missing {e:?} in {shown:#?}");
+        }
+        assert_eq!(shown.len(), expect.len(), "{shown:#?}");
+    }
+
+    #[test]
+    fn gates_default_to_no_skips() {
+        let s = parse_str(
+            "tags = [\"release-gate\"]\n[image]\nkind = \"xsc-kernel\"\n[[program]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n[gate]\nmin-cases = 60\n",
+        )
+        .unwrap();
+        assert_eq!(s.gate, Some(Gate { min_cases: 60, max_skips: 0 }));
+        assert!(s.is_gate());
+    }
+
+    #[test]
+    fn missing_source_files_are_reported() {
+        let err = parse_str("[image]\nkind = \"stock-kernel\"\n[[program]]\nname = \"a\"\nsource = \"nope.c\"\n").unwrap_err();
+        assert!(err.to_string().contains("program[0].source: no such file"), "{err}");
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_mib("512M"), Some(512));
+        assert_eq!(parse_mib("2G"), Some(2048));
+        assert_eq!(parse_mib("300"), Some(300));
+        assert_eq!(parse_mib("x"), None);
+    }
+}
