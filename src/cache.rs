@@ -205,7 +205,10 @@ impl Cache {
             std::fs::remove_dir_all(staged)?;
         } else if let Err(e) = std::fs::rename(staged, &dir) {
             std::fs::remove_dir_all(staged).ok();
-            return Err(e);
+            // Another process committed the same key meanwhile: same inputs, same entry.
+            if !dir.join("entry.json").is_file() {
+                return Err(e);
+            }
         }
         Ok(Entry { dir, info })
     }

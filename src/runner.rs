@@ -122,10 +122,9 @@ pub fn guest_tests_dir(cfg: &Config) -> PathBuf {
 async fn build_initramfs(cfg: &Config, cache: &Cache, scenario: &Scenario, opts: &RunOptions) -> Result<PathBuf, Error> {
     let gt = guest_tests_dir(cfg);
     let init = programs::compile(cache, &gt, Path::new(INIT_SOURCE)).await?;
-    let test_clock = opts.test_timeout.unwrap_or(cfg.test.test_timeout);
     let mut progs = Vec::new();
     for p in &scenario.programs {
-        let timeout = p.timeout.unwrap_or(test_clock);
+        let timeout = program_clock(cfg, scenario, p, opts);
         match &p.source {
             Some(src) => {
                 let path = programs::compile(cache, &gt, src).await?;
@@ -145,6 +144,11 @@ async fn build_initramfs(cfg: &Config, cache: &Cache, scenario: &Scenario, opts:
         }
     }
     Ok(programs::initramfs(cache, &init, &progs, busybox.as_deref(), source_date_epoch()).await?)
+}
+
+/// A guest program's clock: command line, then the program, then the scenario, then xsc.toml.
+fn program_clock(cfg: &Config, scenario: &Scenario, p: &crate::scenario::Program, opts: &RunOptions) -> Duration {
+    opts.test_timeout.or(p.timeout).or(scenario.timeouts.test).unwrap_or(cfg.test.test_timeout)
 }
 
 /// SOURCE_DATE_EPOCH for reproducible archives (0 when unset).
@@ -220,13 +224,12 @@ async fn run_one(
         (r, _) => accel::resolve(r, &qemu, Path::new(""), &host_dir).await,
     };
     let a = choice.accel();
-    let boot_timeout = scenario.timeouts.boot.or(opts.boot_timeout).unwrap_or_else(|| accel::scale(cfg.test.boot_timeout, a));
-    let silence_timeout = scenario.timeouts.silence.or(opts.silence_timeout).unwrap_or_else(|| accel::scale(cfg.test.silence_timeout, a));
-    let test_clock = opts.test_timeout.unwrap_or(cfg.test.test_timeout);
+    let boot_timeout = opts.boot_timeout.or(scenario.timeouts.boot).unwrap_or_else(|| accel::scale(cfg.test.boot_timeout, a));
+    let silence_timeout = opts.silence_timeout.or(scenario.timeouts.silence).unwrap_or_else(|| accel::scale(cfg.test.silence_timeout, a));
     let backstop = if scenario.programs.is_empty() {
-        scenario.timeouts.test.unwrap_or(test_clock)
+        opts.test_timeout.or(scenario.timeouts.test).unwrap_or(cfg.test.test_timeout)
     } else {
-        scenario.programs.iter().map(|p| p.timeout.unwrap_or(test_clock)).sum::<Duration>() + BACKSTOP_MARGIN
+        scenario.programs.iter().map(|p| program_clock(cfg, scenario, p, opts)).sum::<Duration>() + BACKSTOP_MARGIN
     };
     let state_dir = cfg.run_dir(&opts.run_id).join(&scenario.name);
     std::fs::create_dir_all(&state_dir).map_err(Error::io(&state_dir))?;

@@ -112,10 +112,13 @@ pub async fn ensure(cache: &Cache) -> Result<(StockKernel, bool), StockKernelErr
     std::fs::create_dir_all(&downloads).map_err(io(&downloads))?;
     let deb_name = format!("{package}_{}_amd64.deb", version.replace(':', "%3a"));
     let deb = downloads.join(&deb_name);
-    if !deb.is_file() {
-        process::run(&download_cmd(&package, &version, &downloads), None).await?;
-    }
     let staged = cache.staging("stock-kernel", &key).map_err(io(cache.root()))?;
+    if !deb.is_file() {
+        // Download beside the entry being staged, then rename: parallel runs never see a
+        // half-written .deb.
+        process::run(&download_cmd(&package, &version, &staged), None).await?;
+        std::fs::rename(staged.join(&deb_name), &deb).map_err(io(&deb))?;
+    }
     let root = staged.join("root");
     process::run(&extract_cmd(&deb, &root), None).await?;
     let boot = root.join("boot");

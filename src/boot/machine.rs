@@ -253,6 +253,12 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
         }
     }
 
+    // `panic=-1` reboots at once, so QEMU's reset or exit can overtake the console lines
+    // that say why: a fatal crash on the console is the real end.
+    let end = match end {
+        RunEnd::Reset | RunEnd::QemuDied(_) | RunEnd::PoweredOff if obs.fatal.is_some() => RunEnd::Panicked,
+        other => other,
+    };
     let mut screendump = None;
     let alive = qemu_status.is_none() && matches!(qemu.try_wait(), Ok(None));
     if alive {

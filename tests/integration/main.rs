@@ -1,1 +1,6 @@
+//! Integration tests: the real `xsc-release` binary against real QEMU (TCG), real apt,
+//! real gcc. One test binary (autotests = false) so it links once.
 
+mod cli;
+mod support;
+mod vm;
