@@ -33,7 +33,10 @@ impl Default for KeyBuilder {
 impl KeyBuilder {
     /// A key for the current cache layout.
     pub fn new() -> Self {
-        let mut k = KeyBuilder { hasher: Sha256::new(), inputs: Vec::new() };
+        let mut k = KeyBuilder {
+            hasher: Sha256::new(),
+            inputs: Vec::new(),
+        };
         k.str("layout", LAYOUT);
         k
     }
@@ -170,7 +173,8 @@ impl Cache {
     /// A complete entry, if one exists for this key.
     pub fn lookup(&self, stage: &str, key: &str) -> Option<Entry> {
         let dir = self.entry_dir(stage, key);
-        let info: EntryInfo = serde_json::from_slice(&std::fs::read(dir.join("entry.json")).ok()?).ok()?;
+        let info: EntryInfo =
+            serde_json::from_slice(&std::fs::read(dir.join("entry.json")).ok()?).ok()?;
         Some(Entry { dir, info })
     }
 
@@ -186,7 +190,11 @@ impl Cache {
 
     /// A fresh temporary directory to build an entry in; pass it to [`Cache::commit`].
     pub fn staging(&self, stage: &str, key: &str) -> std::io::Result<PathBuf> {
-        let dir = self.root.join("stages").join(stage).join(format!(".tmp-{key}-{}", std::process::id()));
+        let dir = self
+            .root
+            .join("stages")
+            .join(stage)
+            .join(format!(".tmp-{key}-{}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -197,7 +205,9 @@ impl Cache {
     /// Seals a staged directory as the entry for `info.key`: writes `entry.json` and renames
     /// it into place. A concurrent writer that won the race is kept; ours is discarded.
     pub fn commit(&self, staged: &Path, mut info: EntryInfo) -> std::io::Result<Entry> {
-        info.created = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        info.created = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let json = serde_json::to_vec_pretty(&info).map_err(std::io::Error::other)?;
         std::fs::write(staged.join("entry.json"), json)?;
         let dir = self.entry_dir(&info.stage, &info.key);
@@ -239,7 +249,9 @@ impl Cache {
                 let stage_name = stage.file_name().to_string_lossy().to_string();
                 for e in std::fs::read_dir(stage.path())?.filter_map(Result::ok) {
                     let name = e.file_name().to_string_lossy().to_string();
-                    let Some(entry) = self.lookup(&stage_name, &name) else { continue };
+                    let Some(entry) = self.lookup(&stage_name, &name) else {
+                        continue;
+                    };
                     let size = du(&entry.dir);
                     let n = newest.entry(stage_name.clone()).or_default();
                     *n = (*n).max(entry.info.created);
@@ -316,7 +328,10 @@ mod tests {
         assert!(cache.lookup("kernel", "k1").is_none());
         let staged = cache.staging("kernel", "k1").unwrap();
         std::fs::write(staged.join("bzImage"), vec![0u8; 1000]).unwrap();
-        assert!(cache.lookup("kernel", "k1").is_none(), "a staged entry must not be visible");
+        assert!(
+            cache.lookup("kernel", "k1").is_none(),
+            "a staged entry must not be visible"
+        );
         let mut info = EntryInfo {
             stage: "kernel".into(),
             key: "k1".into(),

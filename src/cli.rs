@@ -29,7 +29,7 @@ pub const EXIT_CODES_HELP: &str = "Exit codes: 0 all passed · 1 the product fai
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Boot scenarios (or an ad-hoc image) in QEMU and judge them.
-    Test(TestArgs),
+    Test(Box<TestArgs>),
     /// Turn captured console logs into verdicts and JUnit.
     Report {
         /// What to read.

@@ -97,8 +97,14 @@ impl Config {
     /// Validates config text that came from `file`.
     pub fn parse(file: &Path, text: String) -> Result<Config, Problems> {
         let doc = Doc::parse(file, text).map_err(|p| Problems(vec![p]))?;
-        let root_dir = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let root_dir = if root_dir.as_os_str().is_empty() { PathBuf::from(".") } else { root_dir };
+        let root_dir = file
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let root_dir = if root_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            root_dir
+        };
         let root = doc.root();
         doc.only_keys(&root, &["paths", "debian", "sources", "kernel", "test"]);
 
@@ -106,8 +112,11 @@ impl Config {
             let p = expand_home(&p);
             if p.is_absolute() { p } else { root_dir.join(p) }
         };
-        let (mut cache_dir, mut out_dir, mut publish_dir) =
-            (default_cache_dir(), root_dir.join("out"), root_dir.join("releases"));
+        let (mut cache_dir, mut out_dir, mut publish_dir) = (
+            default_cache_dir(),
+            root_dir.join("out"),
+            root_dir.join("releases"),
+        );
         if let Some(paths) = doc.table(&root, "paths") {
             doc.only_keys(&paths, &["cache", "out", "publish"]);
             if let Some(p) = doc.str(&paths, "cache") {
@@ -152,7 +161,11 @@ impl Config {
                 if ["qemu", "debian"].contains(&p.as_str()) {
                     kernel_profile = p;
                 } else {
-                    doc.problem(k.key_span("profile"), "kernel.profile", format!("unknown profile {p:?} (expected qemu or debian)"));
+                    doc.problem(
+                        k.key_span("profile"),
+                        "kernel.profile",
+                        format!("unknown profile {p:?} (expected qemu or debian)"),
+                    );
                 }
             }
         }
@@ -165,7 +178,16 @@ impl Config {
             silence_timeout: Duration::from_secs(120),
         };
         if let Some(t) = doc.table(&root, "test") {
-            doc.only_keys(&t, &["jobs", "accel", "boot-timeout", "test-timeout", "silence-timeout"]);
+            doc.only_keys(
+                &t,
+                &[
+                    "jobs",
+                    "accel",
+                    "boot-timeout",
+                    "test-timeout",
+                    "silence-timeout",
+                ],
+            );
             if let Some(j) = doc.uint(&t, "jobs") {
                 test.jobs = (j > 0).then(|| usize::try_from(j).unwrap_or(usize::MAX));
             }
@@ -173,7 +195,11 @@ impl Config {
                 if ["auto", "kvm", "tcg"].contains(&a.as_str()) {
                     test.accel = a;
                 } else {
-                    doc.problem(t.key_span("accel"), "test.accel", format!("unknown accelerator {a:?} (expected auto, kvm or tcg)"));
+                    doc.problem(
+                        t.key_span("accel"),
+                        "test.accel",
+                        format!("unknown accelerator {a:?} (expected auto, kvm or tcg)"),
+                    );
                 }
             }
             if let Some(d) = doc.duration(&t, "boot-timeout") {
@@ -229,15 +255,25 @@ fn pinned(doc: &Doc, src: &Tbl<'_>, key: &str) -> Option<PinnedSource> {
     let tarball = doc.req_str(&t, "tarball");
     if let Some(h) = &sha256 {
         if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-            doc.problem(t.key_span("sha256"), &t.child("sha256"), "expected 64 hex digits");
+            doc.problem(
+                t.key_span("sha256"),
+                &t.child("sha256"),
+                "expected 64 hex digits",
+            );
         }
     }
-    Some(PinnedSource { package: package?, version: version?, sha256: sha256?.to_ascii_lowercase(), tarball: tarball?.into() })
+    Some(PinnedSource {
+        package: package?,
+        version: version?,
+        sha256: sha256?.to_ascii_lowercase(),
+        tarball: tarball?.into(),
+    })
 }
 
 fn expand_home(p: &str) -> PathBuf {
     match p.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME").map_or_else(|| PathBuf::from(p), |h| PathBuf::from(h).join(rest)),
+        Some(rest) => std::env::var_os("HOME")
+            .map_or_else(|| PathBuf::from(p), |h| PathBuf::from(h).join(rest)),
         None => PathBuf::from(p),
     }
 }
@@ -270,22 +306,47 @@ tarball = "/usr/src/glibc/glibc-2.36.tar.xz"
 
     #[test]
     fn every_problem_is_reported_with_its_place() {
-        let text = format!("{SOURCES}\n[test]\naccel = \"hvf\"\njobz = 2\nboot-timeout = \"fast\"\n[paths]\ncahce = \"/x\"\n");
+        let text = format!(
+            "{SOURCES}\n[test]\naccel = \"hvf\"\njobz = 2\nboot-timeout = \"fast\"\n[paths]\ncahce = \"/x\"\n"
+        );
         let err = Config::parse(Path::new("xsc.toml"), text).unwrap_err();
         let shown: Vec<String> = err.0.iter().map(ToString::to_string).collect();
         assert_eq!(shown.len(), 4, "{shown:#?}");
-        assert!(shown.iter().any(|s| s.starts_with("xsc.toml:18: paths.cahce: unknown key")), "{shown:#?}");
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.starts_with("xsc.toml:18: paths.cahce: unknown key")),
+            "{shown:#?}"
+        );
         assert!(shown.iter().any(|s| s.contains("test.jobz: unknown key")));
-        assert!(shown.iter().any(|s| s.contains("test.accel: unknown accelerator \"hvf\"")));
-        assert!(shown.iter().any(|s| s.contains("test.boot-timeout: invalid duration")));
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.contains("test.accel: unknown accelerator \"hvf\""))
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.contains("test.boot-timeout: invalid duration"))
+        );
     }
 
     #[test]
     fn missing_pins_are_errors() {
-        let err = Config::parse(Path::new("xsc.toml"), "[sources.linux]\npackage = \"x\"\n".into()).unwrap_err();
+        let err = Config::parse(
+            Path::new("xsc.toml"),
+            "[sources.linux]\npackage = \"x\"\n".into(),
+        )
+        .unwrap_err();
         let shown = err.to_string();
-        assert!(shown.contains("sources.linux.version: missing required key"), "{shown}");
-        assert!(shown.contains("sources.glibc: missing required table"), "{shown}");
+        assert!(
+            shown.contains("sources.linux.version: missing required key"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("sources.glibc: missing required table"),
+            "{shown}"
+        );
     }
 
     #[test]

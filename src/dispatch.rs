@@ -8,7 +8,9 @@ use tokio::sync::watch;
 
 use crate::boot::accel::AccelRequest;
 use crate::cache::Cache;
-use crate::cli::{AccelArg, CacheCommand, Cli, Command, FirmwareArg, ReportCommand, ScenariosCommand, TestArgs};
+use crate::cli::{
+    AccelArg, CacheCommand, Cli, Command, FirmwareArg, ReportCommand, ScenariosCommand, TestArgs,
+};
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
@@ -21,8 +23,10 @@ use crate::scenario::{self, Firmware, ImageSource, Program, Scenario};
 pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Error> {
     let load_cfg = || Config::load(&cli.config).map_err(Error::from);
     match cli.command {
-        Command::Test(args) => test(&load_cfg()?, args, cancel).await,
-        Command::Report { what: ReportCommand::Ktap { logs, junit } } => crate::offline::report_ktap(&logs, junit.as_deref()),
+        Command::Test(args) => test(&load_cfg()?, *args, cancel).await,
+        Command::Report {
+            what: ReportCommand::Ktap { logs, junit },
+        } => crate::offline::report_ktap(&logs, junit.as_deref()),
         Command::Scenarios { what } => scenarios(&load_cfg()?, what),
         Command::Doctor => Ok(crate::doctor::run(&load_cfg()?).await),
         Command::Cache { what } => cache(&load_cfg()?, what),
@@ -47,7 +51,14 @@ pub fn scenario_files(cfg: &Config, names: &[String]) -> Result<Vec<PathBuf>, Er
                 return Ok(as_path);
             }
             let in_dir = dir.join(format!("{n}.toml"));
-            if in_dir.is_file() { Ok(in_dir) } else { Err(Error::Usage(format!("no scenario named {n:?} (looked for {})", in_dir.display()))) }
+            if in_dir.is_file() {
+                Ok(in_dir)
+            } else {
+                Err(Error::Usage(format!(
+                    "no scenario named {n:?} (looked for {})",
+                    in_dir.display()
+                )))
+            }
         })
         .collect()
 }
@@ -63,7 +74,11 @@ fn scenarios(cfg: &Config, what: ScenariosCommand) -> Result<ExitCode, Error> {
             Ok(ExitCode::Success)
         }
         ScenariosCommand::Check { files } => {
-            let files = if files.is_empty() { scenario_files(cfg, &[])? } else { files };
+            let files = if files.is_empty() {
+                scenario_files(cfg, &[])?
+            } else {
+                files
+            };
             let all = scenario::load_all(&files, &gt)?;
             println!("{} scenario files are valid", all.len());
             Ok(ExitCode::Success)
@@ -76,8 +91,11 @@ fn cache(cfg: &Config, what: CacheCommand) -> Result<ExitCode, Error> {
     match what {
         CacheCommand::Path => println!("{}", cache.root().display()),
         CacheCommand::Gc { max_size } => {
-            let mib = scenario::parse_mib(&max_size).ok_or_else(|| Error::Usage(format!("invalid size {max_size:?} (e.g. 20G)")))?;
-            let (n, bytes) = cache.gc(mib * 1024 * 1024).map_err(Error::io(cache.root()))?;
+            let mib = scenario::parse_mib(&max_size)
+                .ok_or_else(|| Error::Usage(format!("invalid size {max_size:?} (e.g. 20G)")))?;
+            let (n, bytes) = cache
+                .gc(mib * 1024 * 1024)
+                .map_err(Error::io(cache.root()))?;
             println!("removed {n} cache entries ({} MiB)", bytes / (1024 * 1024));
         }
         CacheCommand::Clean => {
@@ -95,7 +113,12 @@ pub fn default_jobs() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemAvailable:").map(|v| v.trim().trim_end_matches(" kB").parse::<usize>().ok())))
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                l.strip_prefix("MemAvailable:")
+                    .map(|v| v.trim().trim_end_matches(" kB").parse::<usize>().ok())
+            })
+        })
         .flatten()
         .map_or(1, |kb| kb / (1024 * 1024));
     cores.min(mem_gib.max(1)).max(1)
@@ -108,13 +131,23 @@ fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
         (None, None) => return None,
     };
     let programs = if args.kernel.is_some() && args.initrd.is_none() {
-        vec![Program { name: "sanity".into(), source: Some("sanity.c".into()), command: vec![], args: vec![], timeout: None }]
+        vec![Program {
+            name: "sanity".into(),
+            source: Some("sanity.c".into()),
+            command: vec![],
+            args: vec![],
+            timeout: None,
+        }]
     } else {
         vec![]
     };
     // A foreign initramfs does not print our marker; the kernel's own line ends boot.
     let ready = args.ready.clone().unwrap_or_else(|| {
-        if args.initrd.is_some() { r"Run \S+ as init process|xsc-init: ready".into() } else { scenario::DEFAULT_READY.into() }
+        if args.initrd.is_some() {
+            r"Run \S+ as init process|xsc-init: ready".into()
+        } else {
+            scenario::DEFAULT_READY.into()
+        }
     });
     Some(Scenario {
         name: "adhoc".into(),
@@ -143,11 +176,25 @@ fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
 
 /// A run id: UTC time plus pid, sortable and unique on a host.
 pub fn run_id() -> String {
-    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("{}-{}", humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string().replace(':', ""), std::process::id())
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "{}-{}",
+        humantime::format_rfc3339_seconds(
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+        )
+        .to_string()
+        .replace(':', ""),
+        std::process::id()
+    )
 }
 
-async fn test(cfg: &Config, args: TestArgs, cancel: watch::Receiver<bool>) -> Result<ExitCode, Error> {
+async fn test(
+    cfg: &Config,
+    args: TestArgs,
+    cancel: watch::Receiver<bool>,
+) -> Result<ExitCode, Error> {
     if let Some(r) = &args.ready {
         regex::Regex::new(r).map_err(|e| Error::Usage(format!("--ready: invalid regex: {e}")))?;
     }
@@ -156,7 +203,9 @@ async fn test(cfg: &Config, args: TestArgs, cancel: watch::Receiver<bool>) -> Re
         None => {
             let files = scenario_files(cfg, &args.scenarios)?;
             let all = scenario::load_all(&files, &runner::guest_tests_dir(cfg))?;
-            all.into_iter().filter(|s| args.tag.iter().all(|t| s.tags.contains(t))).collect()
+            all.into_iter()
+                .filter(|s| args.tag.iter().all(|t| s.tags.contains(t)))
+                .collect()
         }
     };
     if selected.is_empty() {
@@ -175,7 +224,8 @@ async fn test(cfg: &Config, args: TestArgs, cancel: watch::Receiver<bool>) -> Re
         jobs: args.jobs.or(cfg.test.jobs).unwrap_or_else(default_jobs),
         no_build: args.no_build,
     };
-    let (results, code) = run_and_report(cfg, &selected, &opts, cancel, args.junit.as_deref()).await?;
+    let (results, code) =
+        run_and_report(cfg, &selected, &opts, cancel, args.junit.as_deref()).await?;
     drop(results);
     Ok(code)
 }
@@ -190,8 +240,16 @@ pub async fn run_and_report(
     junit_path: Option<&Path>,
 ) -> Result<(Vec<ScenarioResult>, ExitCode), Error> {
     let started = SystemTime::now();
-    println!("run {}: {} scenario(s), state in {}", opts.run_id, scenarios.len(), cfg.run_dir(&opts.run_id).display());
-    let outcomes = runner::run_all(cfg, scenarios, opts, cancel.clone(), |r| println!("{}", summary::scenario_line(r))).await;
+    println!(
+        "run {}: {} scenario(s), state in {}",
+        opts.run_id,
+        scenarios.len(),
+        cfg.run_dir(&opts.run_id).display()
+    );
+    let outcomes = runner::run_all(cfg, scenarios, opts, cancel.clone(), |r| {
+        println!("{}", summary::scenario_line(r));
+    })
+    .await;
     let mut code = ExitCode::Success;
     let mut results = Vec::new();
     let mut errors = Vec::new();
@@ -213,7 +271,12 @@ pub async fn run_and_report(
     }
     println!("{}", summary::totals(&results));
     if let Some(path) = junit_path {
-        let info = junit::RunInfo { name: "xsc-release".into(), started, duration: started.elapsed().unwrap_or_default(), interrupted };
+        let info = junit::RunInfo {
+            name: "xsc-release".into(),
+            started,
+            duration: started.elapsed().unwrap_or_default(),
+            interrupted,
+        };
         if let Err(e) = junit::write(path, &results, &info) {
             eprintln!("{}", crate::error::chain(&e));
             code = code.worst(ExitCode::Harness);

@@ -28,7 +28,11 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ("debootstrap", "debootstrap", "Debian ISO"),
     ("xorriso", "xorriso", "ISOs"),
     ("grub-mkimage", "grub-common", "UEFI ISO boot"),
-    ("/usr/lib/ISOLINUX/isolinux.bin", "isolinux", "BIOS ISO boot"),
+    (
+        "/usr/lib/ISOLINUX/isolinux.bin",
+        "isolinux",
+        "BIOS ISO boot",
+    ),
     ("mcopy", "mtools", "UEFI ISO boot"),
     ("mksquashfs", "squashfs-tools", "Debian ISO"),
     ("minisign", "minisign", "release interop checks"),
@@ -36,7 +40,11 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
 ];
 
 fn present(tool: &str) -> bool {
-    if tool.starts_with('/') { Path::new(tool).exists() } else { which(tool).is_some() }
+    if tool.starts_with('/') {
+        Path::new(tool).exists()
+    } else {
+        which(tool).is_some()
+    }
 }
 
 /// Prints the report; exit 4 when something is missing.
@@ -44,26 +52,42 @@ pub async fn run(cfg: &Config) -> ExitCode {
     let mut missing = Vec::new();
     for (tool, package, why) in TOOLS {
         let ok = present(tool);
-        println!("{} {tool:<36} ({package}; {why})", if ok { "ok     " } else { "MISSING" });
+        println!(
+            "{} {tool:<36} ({package}; {why})",
+            if ok { "ok     " } else { "MISSING" }
+        );
         if !ok && !missing.contains(package) {
             missing.push(*package);
         }
     }
     let cache = Cache::new(&cfg.cache_dir);
-    let probe_kernel = cache.latest("stock-kernel").and_then(|e| e.artifact("vmlinuz"));
+    let probe_kernel = cache
+        .latest("stock-kernel")
+        .and_then(|e| e.artifact("vmlinuz"));
     match probe_kernel {
         Some(k) => {
-            let c = accel::resolve(AccelRequest::Auto, Path::new("qemu-system-x86_64"), &k, &cache.host_dir()).await;
+            let c = accel::resolve(
+                AccelRequest::Auto,
+                Path::new("qemu-system-x86_64"),
+                &k,
+                &cache.host_dir(),
+            )
+            .await;
             println!("accel   {} — {}", c.accel, c.reason);
         }
-        None => println!("accel   unknown — no kernel in the cache to probe KVM with yet (run `xsc-release test smoke` once)"),
+        None => println!(
+            "accel   unknown — no kernel in the cache to probe KVM with yet (run `xsc-release test smoke` once)"
+        ),
     }
     println!("cache   {}", cache.root().display());
     if missing.is_empty() {
         println!("all host tools present");
         ExitCode::Success
     } else {
-        println!("install what is missing with:\n  apt-get install -y {}", missing.join(" "));
+        println!(
+            "install what is missing with:\n  apt-get install -y {}",
+            missing.join(" ")
+        );
         ExitCode::Harness
     }
 }

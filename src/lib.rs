@@ -3,21 +3,21 @@
 //! The modules follow the pipeline: build → boot → observe → report → release. `process`
 //! is the only module that starts programs; `toml_strict` reads every input file.
 
-pub mod exit_code;
-pub mod observe;
-pub mod process;
-pub mod report;
-pub mod toml_strict;
-pub mod cache;
-pub mod config;
 pub mod boot;
-pub mod scenario;
-pub mod guest;
-pub mod stock_kernel;
-pub mod error;
-pub mod runner;
-pub mod stage;
+pub mod cache;
 pub mod cli;
+pub mod config;
 pub mod dispatch;
 pub mod doctor;
+pub mod error;
+pub mod exit_code;
+pub mod guest;
+pub mod observe;
 pub mod offline;
+pub mod process;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod stage;
+pub mod stock_kernel;
+pub mod toml_strict;

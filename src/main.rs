@@ -19,7 +19,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -52,7 +55,10 @@ fn main() -> std::process::ExitCode {
 /// written). Second: kill every child group and leave at once.
 async fn watch_signals(tx: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return;
     };
     loop {
@@ -60,9 +66,16 @@ async fn watch_signals(tx: tokio::sync::watch::Sender<bool>) {
             _ = int.recv() => libc::SIGINT,
             _ = term.recv() => libc::SIGTERM,
         };
-        if SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if SIGNAL
+            .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             xsc_release::process::kill_all_groups();
-            let code = if SIGNAL.load(Ordering::SeqCst) == libc::SIGTERM { ExitCode::Terminated } else { ExitCode::Interrupted };
+            let code = if SIGNAL.load(Ordering::SeqCst) == libc::SIGTERM {
+                ExitCode::Terminated
+            } else {
+                ExitCode::Interrupted
+            };
             std::process::exit(i32::from(code.code()));
         }
         eprintln!("\ninterrupted: stopping runs (again to kill at once)");

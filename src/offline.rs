@@ -19,7 +19,8 @@ pub fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
     let mut lines = splitter.push(&bytes);
     lines.extend(splitter.finish());
     let mut ktap = KtapParser::new();
-    let mut crash = CrashScanner::new(&CrashPatterns::default()).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut crash =
+        CrashScanner::new(&CrashPatterns::default()).map_err(|e| Error::Usage(e.to_string()))?;
     let mut fatal = false;
     for l in &lines {
         ktap.feed(l);
@@ -27,21 +28,40 @@ pub fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
             fatal = true;
         }
     }
-    let end = if fatal { RunEnd::Panicked } else { RunEnd::PoweredOff };
-    let ktap = ktap.finish(fatal.then_some((FailureKind::Crash, "not reported: the kernel crashed")));
+    let end = if fatal {
+        RunEnd::Panicked
+    } else {
+        RunEnd::PoweredOff
+    };
+    let ktap =
+        ktap.finish(fatal.then_some((FailureKind::Crash, "not reported: the kernel crashed")));
     let crashes = crash.finish();
     let mut cases = ktap.cases;
     for c in &crashes {
-        let mut case = CaseResult::failed(format!("console.{}", c.kind), FailureKind::Crash, c.line.trim().to_string());
+        let mut case = CaseResult::failed(
+            format!("console.{}", c.kind),
+            FailureKind::Crash,
+            c.line.trim().to_string(),
+        );
         case.diagnostics = c.excerpt.clone();
         if !cases.iter().any(|x| x.name == case.name) {
             cases.push(case);
         }
     }
     if !ktap.saw_ktap {
-        cases.push(CaseResult::failed("ktap", FailureKind::Assertion, "no KTAP results in the log"));
+        cases.push(CaseResult::failed(
+            "ktap",
+            FailureKind::Assertion,
+            "no KTAP results in the log",
+        ));
     }
-    let name = path.file_stem().map_or_else(|| "log".into(), |s| s.to_string_lossy().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"));
+    let name = path.file_stem().map_or_else(
+        || "log".into(),
+        |s| {
+            s.to_string_lossy()
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+        },
+    );
     let tail: Vec<&str> = lines.iter().rev().take(200).map(String::as_str).collect();
     Ok(ScenarioResult {
         name,
@@ -62,7 +82,10 @@ pub fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
 }
 
 /// Judges every log, prints the summary, writes JUnit.
-pub fn report_ktap(logs: &[std::path::PathBuf], junit_path: Option<&Path>) -> Result<ExitCode, Error> {
+pub fn report_ktap(
+    logs: &[std::path::PathBuf],
+    junit_path: Option<&Path>,
+) -> Result<ExitCode, Error> {
     let started = SystemTime::now();
     let mut results = Vec::new();
     for log in logs {
@@ -72,8 +95,20 @@ pub fn report_ktap(logs: &[std::path::PathBuf], junit_path: Option<&Path>) -> Re
     }
     println!("{}", summary::totals(&results));
     if let Some(path) = junit_path {
-        let info = junit::RunInfo { name: "xsc-release".into(), started, duration: Duration::ZERO, interrupted: false };
-        junit::write(path, &results, &info).map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+        let info = junit::RunInfo {
+            name: "xsc-release".into(),
+            started,
+            duration: Duration::ZERO,
+            interrupted: false,
+        };
+        junit::write(path, &results, &info).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
     }
-    Ok(if results.iter().all(ScenarioResult::passed) { ExitCode::Success } else { ExitCode::ProductFailed })
+    Ok(if results.iter().all(ScenarioResult::passed) {
+        ExitCode::Success
+    } else {
+        ExitCode::ProductFailed
+    })
 }

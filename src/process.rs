@@ -44,7 +44,12 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Cmd { argv: argv.into_iter().map(Into::into).collect(), cwd: None, env: Vec::new(), deadline: None }
+        Cmd {
+            argv: argv.into_iter().map(Into::into).collect(),
+            cwd: None,
+            env: Vec::new(),
+            deadline: None,
+        }
     }
 
     /// Sets the working directory.
@@ -70,19 +75,30 @@ impl Cmd {
 
     /// The program name (`argv[0]`).
     pub fn program(&self) -> &OsStr {
-        self.argv.first().map_or(OsStr::new(""), OsString::as_os_str)
+        self.argv
+            .first()
+            .map_or(OsStr::new(""), OsString::as_os_str)
     }
 }
 
 impl fmt::Display for Cmd {
     /// A shell-quoted line a user can paste to reproduce the run.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let words: Vec<String> = self.argv.iter().map(|a| shell_quote(&a.to_string_lossy())).collect();
+        let words: Vec<String> = self
+            .argv
+            .iter()
+            .map(|a| shell_quote(&a.to_string_lossy()))
+            .collect();
         if let Some(dir) = &self.cwd {
             write!(f, "(cd {} && ", shell_quote(&dir.to_string_lossy()))?;
         }
         for (k, v) in &self.env {
-            write!(f, "{}={} ", k.to_string_lossy(), shell_quote(&v.to_string_lossy()))?;
+            write!(
+                f,
+                "{}={} ",
+                k.to_string_lossy(),
+                shell_quote(&v.to_string_lossy())
+            )?;
         }
         write!(f, "{}", words.join(" "))?;
         if self.cwd.is_some() {
@@ -95,8 +111,14 @@ impl fmt::Display for Cmd {
 /// Quotes one word for a POSIX shell, leaving plain words alone.
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
-        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// Why a command could not do its job.
@@ -145,7 +167,8 @@ pub enum ProcessError {
 }
 
 fn log_hint(log: Option<&Path>) -> String {
-    log.map(|p| format!(" (log: {})", p.display())).unwrap_or_default()
+    log.map(|p| format!(" (log: {})", p.display()))
+        .unwrap_or_default()
 }
 
 impl ProcessError {
@@ -268,9 +291,16 @@ pub enum Output {
 /// Starts `cmd` in its own process group and returns its owner.
 pub fn spawn(cmd: &Cmd, output: Output) -> Result<ChildGuard, ProcessError> {
     let line = cmd.to_string();
-    let spawn_err = |source| ProcessError::Spawn { cmd: line.clone(), source };
+    let spawn_err = |source| ProcessError::Spawn {
+        cmd: line.clone(),
+        source,
+    };
     let mut command = Command::new(cmd.program());
-    command.args(&cmd.argv[1..]).stdin(Stdio::null()).kill_on_drop(true).process_group(0);
+    command
+        .args(&cmd.argv[1..])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .process_group(0);
     if let Some(dir) = &cmd.cwd {
         command.current_dir(dir);
     }
@@ -287,7 +317,9 @@ pub fn spawn(cmd: &Cmd, output: Output) -> Result<ChildGuard, ProcessError> {
             command.stdout(file).stderr(dup);
         }
         Output::Files { stdout, stderr } => {
-            command.stdout(append(&stdout).map_err(spawn_err)?).stderr(append(&stderr).map_err(spawn_err)?);
+            command
+                .stdout(append(&stdout).map_err(spawn_err)?)
+                .stderr(append(&stderr).map_err(spawn_err)?);
         }
         Output::Piped => {
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -296,19 +328,31 @@ pub fn spawn(cmd: &Cmd, output: Output) -> Result<ChildGuard, ProcessError> {
     set_parent_death_signal(&mut command);
     let child = command.spawn().map_err(spawn_err)?;
     let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-    LIVE_GROUPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(pgid);
-    Ok(ChildGuard { child, pgid, cmd: line })
+    LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(pgid);
+    Ok(ChildGuard {
+        child,
+        pgid,
+        cmd: line,
+    })
 }
 
 /// Runs `cmd` to completion under its deadline. Output goes to `log` (appended, with the
 /// command line as a header) or is captured; the last lines are kept for the error.
 pub async fn run(cmd: &Cmd, log: Option<&Path>) -> Result<Captured, ProcessError> {
     let line = cmd.to_string();
-    let io_err = |source| ProcessError::Io { cmd: line.clone(), source };
+    let io_err = |source| ProcessError::Io {
+        cmd: line.clone(),
+        source,
+    };
     let mut log_file = match log {
         Some(path) => {
             let mut f = tokio::fs::File::from_std(append(path).map_err(io_err)?);
-            f.write_all(format!("$ {line}\n").as_bytes()).await.map_err(io_err)?;
+            f.write_all(format!("$ {line}\n").as_bytes())
+                .await
+                .map_err(io_err)?;
             Some(f)
         }
         None => None,
@@ -345,7 +389,11 @@ pub async fn run(cmd: &Cmd, log: Option<&Path>) -> Result<Captured, ProcessError
             Ok(r) => r.map_err(io_err)?,
             Err(_) => {
                 guard.terminate(Duration::from_secs(2)).await;
-                return Err(ProcessError::Timeout { cmd: line, after: limit, log: log.map(Path::to_path_buf) });
+                return Err(ProcessError::Timeout {
+                    cmd: line,
+                    after: limit,
+                    log: log.map(Path::to_path_buf),
+                });
             }
         },
         None => collect.await.map_err(io_err)?,
@@ -354,7 +402,12 @@ pub async fn run(cmd: &Cmd, log: Option<&Path>) -> Result<Captured, ProcessError
     if status.success() {
         Ok(captured)
     } else {
-        Err(ProcessError::Failed { cmd: line, status, tail: captured.tail, log: log.map(Path::to_path_buf) })
+        Err(ProcessError::Failed {
+            cmd: line,
+            status,
+            tail: captured.tail,
+            log: log.map(Path::to_path_buf),
+        })
     }
 }
 
@@ -370,7 +423,9 @@ async fn forward_lines(
         match reader.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                let text = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+                let text = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string();
                 if tx.send((is_stdout, text)).await.is_err() {
                     break;
                 }
@@ -383,7 +438,10 @@ fn append(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::OpenOptions::new().create(true).append(true).open(path)
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
 }
 
 /// Looks a program up in `PATH` (what `spawn` would find), for `doctor` and early checks.
@@ -401,21 +459,31 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 /// Kills every live process group this process started (signal handler path).
 pub fn kill_all_groups() {
-    let groups: Vec<i32> =
-        LIVE_GROUPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().copied().collect();
+    let groups: Vec<i32> = LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .copied()
+        .collect();
     for pgid in groups {
         kill_group(pgid, libc::SIGKILL);
     }
 }
 
 fn forget_group(pgid: i32) {
-    LIVE_GROUPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&pgid);
+    LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&pgid);
 }
 
 fn kill_group(pgid: i32, signal: i32) {
     if pgid > 1 {
         // SAFETY: killpg has no memory-safety preconditions; a stale pgid at worst gets ESRCH.
-        #[expect(unsafe_code, reason = "libc::killpg; the group leader is our own child")]
+        #[expect(
+            unsafe_code,
+            reason = "libc::killpg; the group leader is our own child"
+        )]
         unsafe {
             libc::killpg(pgid, signal);
         }
@@ -443,17 +511,32 @@ mod tests {
 
     #[test]
     fn display_is_a_pasteable_shell_line() {
-        let cmd = Cmd::new(["qemu-system-x86_64", "-append", "console=ttyS0 panic=-1", "it's"]);
-        assert_eq!(cmd.to_string(), r"qemu-system-x86_64 -append 'console=ttyS0 panic=-1' 'it'\''s'");
-        let cmd = Cmd::new(["make", "-j2"]).cwd("/src/linux").env("KBUILD_BUILD_USER", "xsc");
-        assert_eq!(cmd.to_string(), "(cd /src/linux && KBUILD_BUILD_USER=xsc make -j2)");
+        let cmd = Cmd::new([
+            "qemu-system-x86_64",
+            "-append",
+            "console=ttyS0 panic=-1",
+            "it's",
+        ]);
+        assert_eq!(
+            cmd.to_string(),
+            r"qemu-system-x86_64 -append 'console=ttyS0 panic=-1' 'it'\''s'"
+        );
+        let cmd = Cmd::new(["make", "-j2"])
+            .cwd("/src/linux")
+            .env("KBUILD_BUILD_USER", "xsc");
+        assert_eq!(
+            cmd.to_string(),
+            "(cd /src/linux && KBUILD_BUILD_USER=xsc make -j2)"
+        );
     }
 
     #[tokio::test]
     async fn failure_keeps_the_tail_and_status() {
         let cmd = Cmd::new(["sh", "-c", "echo one; echo two >&2; exit 3"]);
         let err = run(&cmd, None).await.unwrap_err();
-        let ProcessError::Failed { status, tail, .. } = &err else { panic!("{err:?}") };
+        let ProcessError::Failed { status, tail, .. } = &err else {
+            panic!("{err:?}")
+        };
         assert_eq!(status.code(), Some(3));
         assert!(tail.contains("one") && tail.contains("two"), "{tail}");
         assert!(err.to_string().contains("exit status: 3"), "{err}");
@@ -467,7 +550,11 @@ mod tests {
         let cmd = Cmd::new(["sh", "-c", &script]).deadline(Duration::from_millis(500));
         let err = run(&cmd, None).await.unwrap_err();
         assert!(matches!(err, ProcessError::Timeout { .. }), "{err:?}");
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
@@ -477,7 +564,9 @@ mod tests {
 
     #[tokio::test]
     async fn missing_program_is_reported_as_not_found() {
-        let err = run(&Cmd::new(["xsc-no-such-tool-here"]), None).await.unwrap_err();
+        let err = run(&Cmd::new(["xsc-no-such-tool-here"]), None)
+            .await
+            .unwrap_err();
         assert!(err.is_not_found(), "{err:?}");
     }
 
@@ -485,7 +574,9 @@ mod tests {
     async fn log_file_gets_the_command_and_output() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("sub/build.log");
-        run(&Cmd::new(["sh", "-c", "echo hello"]), Some(&log)).await.unwrap();
+        run(&Cmd::new(["sh", "-c", "echo hello"]), Some(&log))
+            .await
+            .unwrap();
         let text = std::fs::read_to_string(&log).unwrap();
         assert_eq!(text, "$ sh -c 'echo hello'\nhello\n");
     }

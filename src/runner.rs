@@ -55,30 +55,57 @@ pub struct PreparedImage {
 }
 
 /// Builds or fetches the kernel of a scenario. Kept apart so the kernel stage can plug in.
-pub async fn kernel_for(cfg: &Config, cache: &Cache, scenario: &Scenario, no_build: bool) -> Result<(PathBuf, Vec<(String, String)>), Error> {
+pub async fn kernel_for(
+    cfg: &Config,
+    cache: &Cache,
+    scenario: &Scenario,
+    no_build: bool,
+) -> Result<(PathBuf, Vec<(String, String)>), Error> {
     match &scenario.image {
         ImageSource::StockKernel => {
             if no_build && cache.latest("stock-kernel").is_none() {
-                return Err(Error::NotBuilt { what: "the stock kernel".into(), hint: "xsc-release test (without --no-build)".into() });
+                return Err(Error::NotBuilt {
+                    what: "the stock kernel".into(),
+                    hint: "xsc-release test (without --no-build)".into(),
+                });
             }
             let (k, fetched) = crate::stock_kernel::ensure(cache).await?;
             if fetched {
-                eprintln!("fetched stock kernel {} {} into the cache", k.package, k.version);
+                eprintln!(
+                    "fetched stock kernel {} {} into the cache",
+                    k.package, k.version
+                );
             }
-            Ok((k.vmlinuz, vec![("kernel.release".into(), k.release), ("kernel.package".into(), format!("{} {}", k.package, k.version))]))
+            Ok((
+                k.vmlinuz,
+                vec![
+                    ("kernel.release".into(), k.release),
+                    (
+                        "kernel.package".into(),
+                        format!("{} {}", k.package, k.version),
+                    ),
+                ],
+            ))
         }
         ImageSource::XscKernel { profile } => {
-            let profile = profile.clone().unwrap_or_else(|| cfg.kernel_profile.clone());
+            let profile = profile
+                .clone()
+                .unwrap_or_else(|| cfg.kernel_profile.clone());
             crate::stage::xsc_kernel(cfg, &profile, no_build).await
         }
         ImageSource::KernelFile(path) => {
             if !path.is_file() {
-                return Err(Error::Io { path: path.clone(), source: std::io::ErrorKind::NotFound.into() });
+                return Err(Error::Io {
+                    path: path.clone(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                });
             }
             let release = kernel_release(path).unwrap_or_else(|| "unknown".into());
             Ok((path.clone(), vec![("kernel.release".into(), release)]))
         }
-        ImageSource::Iso(_) => Err(Error::Usage("an ISO scenario has no kernel to boot directly".into())),
+        ImageSource::Iso(_) => Err(Error::Usage(
+            "an ISO scenario has no kernel to boot directly".into(),
+        )),
     }
 }
 
@@ -97,21 +124,48 @@ pub fn kernel_release(bzimage: &Path) -> Option<String> {
 }
 
 /// Prepares the image of a scenario: kernel + assembled initramfs, or an ISO.
-pub async fn prepare(cfg: &Config, cache: &Cache, scenario: &Scenario, opts: &RunOptions) -> Result<PreparedImage, Error> {
+pub async fn prepare(
+    cfg: &Config,
+    cache: &Cache,
+    scenario: &Scenario,
+    opts: &RunOptions,
+) -> Result<PreparedImage, Error> {
     if let ImageSource::Iso(iso) = &scenario.image {
         if !iso.is_file() {
-            return Err(Error::NotBuilt { what: format!("ISO {}", iso.display()), hint: "xsc-release build debian".into() });
+            return Err(Error::NotBuilt {
+                what: format!("ISO {}", iso.display()),
+                hint: "xsc-release build debian".into(),
+            });
         }
-        return Ok(PreparedImage { boot: Boot::Cdrom(iso.clone()), probe_kernel: None, properties: vec![] });
+        return Ok(PreparedImage {
+            boot: Boot::Cdrom(iso.clone()),
+            probe_kernel: None,
+            properties: vec![],
+        });
     }
     let (kernel, mut properties) = kernel_for(cfg, cache, scenario, opts.no_build).await?;
     let initrd = match &scenario.initrd {
         Some(p) => p.clone(),
         None => build_initramfs(cfg, cache, scenario, opts).await?,
     };
-    properties.push(("initrd.sha256".into(), crate::cache::sha256_file(&initrd).map_err(Error::io(&initrd))?));
-    let append = if scenario.append.is_empty() { DEFAULT_APPEND.to_string() } else { format!("{DEFAULT_APPEND} {}", scenario.append) };
-    Ok(PreparedImage { boot: Boot::Kernel { kernel: kernel.clone(), initrd: Some(initrd), append }, probe_kernel: Some(kernel), properties })
+    properties.push((
+        "initrd.sha256".into(),
+        crate::cache::sha256_file(&initrd).map_err(Error::io(&initrd))?,
+    ));
+    let append = if scenario.append.is_empty() {
+        DEFAULT_APPEND.to_string()
+    } else {
+        format!("{DEFAULT_APPEND} {}", scenario.append)
+    };
+    Ok(PreparedImage {
+        boot: Boot::Kernel {
+            kernel: kernel.clone(),
+            initrd: Some(initrd),
+            append,
+        },
+        probe_kernel: Some(kernel),
+        properties,
+    })
 }
 
 /// The guest-tests directory of the repository.
@@ -119,7 +173,12 @@ pub fn guest_tests_dir(cfg: &Config) -> PathBuf {
     cfg.root.join("guest-tests")
 }
 
-async fn build_initramfs(cfg: &Config, cache: &Cache, scenario: &Scenario, opts: &RunOptions) -> Result<PathBuf, Error> {
+async fn build_initramfs(
+    cfg: &Config,
+    cache: &Cache,
+    scenario: &Scenario,
+    opts: &RunOptions,
+) -> Result<PathBuf, Error> {
     let gt = guest_tests_dir(cfg);
     let init = programs::compile(cache, &gt, Path::new(INIT_SOURCE)).await?;
     let mut progs = Vec::new();
@@ -128,40 +187,80 @@ async fn build_initramfs(cfg: &Config, cache: &Cache, scenario: &Scenario, opts:
         match &p.source {
             Some(src) => {
                 let path = programs::compile(cache, &gt, src).await?;
-                progs.push(GuestProgram::Binary { name: p.name.clone(), path, args: p.args.clone(), timeout });
+                progs.push(GuestProgram::Binary {
+                    name: p.name.clone(),
+                    path,
+                    args: p.args.clone(),
+                    timeout,
+                });
             }
             None => {
                 let mut argv = p.command.clone();
                 argv.extend(p.args.iter().cloned());
-                progs.push(GuestProgram::Command { name: p.name.clone(), argv, timeout });
+                progs.push(GuestProgram::Command {
+                    name: p.name.clone(),
+                    argv,
+                    timeout,
+                });
             }
         }
     }
     let busybox = scenario.busybox.then(|| PathBuf::from("/bin/busybox"));
     if let Some(bb) = &busybox {
         if !bb.is_file() {
-            return Err(Error::Unavailable(format!("scenario {} asks for busybox but {} is missing (apt-get install busybox-static)", scenario.name, bb.display())));
+            return Err(Error::Unavailable(format!(
+                "scenario {} asks for busybox but {} is missing (apt-get install busybox-static)",
+                scenario.name,
+                bb.display()
+            )));
         }
     }
-    Ok(programs::initramfs(cache, &init, &progs, busybox.as_deref(), source_date_epoch()).await?)
+    Ok(programs::initramfs(
+        cache,
+        &init,
+        &progs,
+        busybox.as_deref(),
+        source_date_epoch(),
+    )
+    .await?)
 }
 
 /// A guest program's clock: command line, then the program, then the scenario, then xsc.toml.
-fn program_clock(cfg: &Config, scenario: &Scenario, p: &crate::scenario::Program, opts: &RunOptions) -> Duration {
-    opts.test_timeout.or(p.timeout).or(scenario.timeouts.test).unwrap_or(cfg.test.test_timeout)
+fn program_clock(
+    cfg: &Config,
+    scenario: &Scenario,
+    p: &crate::scenario::Program,
+    opts: &RunOptions,
+) -> Duration {
+    opts.test_timeout
+        .or(p.timeout)
+        .or(scenario.timeouts.test)
+        .unwrap_or(cfg.test.test_timeout)
 }
 
 /// SOURCE_DATE_EPOCH for reproducible archives (0 when unset).
 pub fn source_date_epoch() -> u32 {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The OVMF code image and the VARS template installed by Debian's `ovmf` package.
 pub fn ovmf_files() -> Option<(PathBuf, PathBuf)> {
-    [("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"), ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd")]
-        .iter()
-        .map(|(c, v)| (PathBuf::from(c), PathBuf::from(v)))
-        .find(|(c, v)| c.is_file() && v.is_file())
+    [
+        (
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        ),
+        (
+            "/usr/share/OVMF/OVMF_CODE.fd",
+            "/usr/share/OVMF/OVMF_VARS.fd",
+        ),
+    ]
+    .iter()
+    .map(|(c, v)| (PathBuf::from(c), PathBuf::from(v)))
+    .find(|(c, v)| c.is_file() && v.is_file())
 }
 
 /// Runs every scenario and returns their results in input order. `on_done` is called as
@@ -179,7 +278,13 @@ pub async fn run_all(
     let accel_choice: Arc<tokio::sync::OnceCell<AccelChoice>> = Arc::default();
     let mut handles = Vec::new();
     for scenario in scenarios {
-        let (cfg, cache, scenario, opts, cancel) = (cfg.clone(), cache.clone(), scenario.clone(), opts.clone(), cancel.clone());
+        let (cfg, cache, scenario, opts, cancel) = (
+            cfg.clone(),
+            cache.clone(),
+            scenario.clone(),
+            opts.clone(),
+            cancel.clone(),
+        );
         let (sem, on_done, accel_choice) = (sem.clone(), on_done.clone(), accel_choice.clone());
         handles.push(tokio::spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore is never closed");
@@ -195,7 +300,10 @@ pub async fn run_all(
     }
     let mut out = Vec::new();
     for h in handles {
-        out.push(h.await.unwrap_or_else(|e| Err(Error::Unavailable(format!("scenario task failed: {e}")))));
+        out.push(
+            h.await
+                .unwrap_or_else(|e| Err(Error::Unavailable(format!("scenario task failed: {e}")))),
+        );
     }
     out
 }
@@ -218,25 +326,46 @@ async fn run_one(
     let qemu = PathBuf::from("qemu-system-x86_64");
     let host_dir = cache.host_dir();
     let choice = match (request, &image.probe_kernel) {
-        (AccelRequest::Auto, Some(k)) => accel_choice.get_or_init(|| accel::resolve(request, &qemu, k, &host_dir)).await.clone(),
+        (AccelRequest::Auto, Some(k)) => accel_choice
+            .get_or_init(|| accel::resolve(request, &qemu, k, &host_dir))
+            .await
+            .clone(),
         // Without a kernel to probe with, auto cannot prove KVM works: TCG is the safe side.
-        (AccelRequest::Auto, None) => AccelChoice { accel: "tcg".into(), reason: "auto: no kernel to probe KVM with; using tcg".into() },
+        (AccelRequest::Auto, None) => AccelChoice {
+            accel: "tcg".into(),
+            reason: "auto: no kernel to probe KVM with; using tcg".into(),
+        },
         (r, _) => accel::resolve(r, &qemu, Path::new(""), &host_dir).await,
     };
     let a = choice.accel();
-    let boot_timeout = opts.boot_timeout.or(scenario.timeouts.boot).unwrap_or_else(|| accel::scale(cfg.test.boot_timeout, a));
-    let silence_timeout = opts.silence_timeout.or(scenario.timeouts.silence).unwrap_or_else(|| accel::scale(cfg.test.silence_timeout, a));
+    let boot_timeout = opts
+        .boot_timeout
+        .or(scenario.timeouts.boot)
+        .unwrap_or_else(|| accel::scale(cfg.test.boot_timeout, a));
+    let silence_timeout = opts
+        .silence_timeout
+        .or(scenario.timeouts.silence)
+        .unwrap_or_else(|| accel::scale(cfg.test.silence_timeout, a));
     let backstop = if scenario.programs.is_empty() {
-        opts.test_timeout.or(scenario.timeouts.test).unwrap_or(cfg.test.test_timeout)
+        opts.test_timeout
+            .or(scenario.timeouts.test)
+            .unwrap_or(cfg.test.test_timeout)
     } else {
-        scenario.programs.iter().map(|p| program_clock(cfg, scenario, p, opts)).sum::<Duration>() + BACKSTOP_MARGIN
+        scenario
+            .programs
+            .iter()
+            .map(|p| program_clock(cfg, scenario, p, opts))
+            .sum::<Duration>()
+            + BACKSTOP_MARGIN
     };
     let state_dir = cfg.run_dir(&opts.run_id).join(&scenario.name);
     std::fs::create_dir_all(&state_dir).map_err(Error::io(&state_dir))?;
     let ovmf = match scenario.firmware {
         Firmware::Bios => None,
         Firmware::Uefi => {
-            let (code, vars_template) = ovmf_files().ok_or_else(|| Error::Unavailable("UEFI needs OVMF (apt-get install ovmf)".into()))?;
+            let (code, vars_template) = ovmf_files().ok_or_else(|| {
+                Error::Unavailable("UEFI needs OVMF (apt-get install ovmf)".into())
+            })?;
             let vars = state_dir.join("OVMF_VARS.fd");
             std::fs::copy(&vars_template, &vars).map_err(Error::io(&vars))?;
             Some(Ovmf { code, vars })
@@ -253,7 +382,8 @@ async fn run_one(
             fw_cfg: Vec::new(),
         },
         state_dir: state_dir.clone(),
-        ready: Regex::new(&scenario.ready).map_err(|e| Error::Usage(format!("invalid ready regex: {e}")))?,
+        ready: Regex::new(&scenario.ready)
+            .map_err(|e| Error::Usage(format!("invalid ready regex: {e}")))?,
         boot_timeout,
         silence_timeout,
         test_backstop: backstop,
@@ -262,36 +392,86 @@ async fn run_one(
     tracing::info!(scenario = %scenario.name, accel = %choice.accel, reason = %choice.reason, "booting");
     let outcome = machine::run(&spec, cancel).await;
     let mut properties = vec![
-        ("qemu.version".to_string(), outcome.qemu_version.clone().unwrap_or_else(|| "unknown".into())),
+        (
+            "qemu.version".to_string(),
+            outcome
+                .qemu_version
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+        ),
         ("accel".to_string(), choice.accel.clone()),
         ("accel.reason".to_string(), choice.reason.clone()),
-        ("scenario.file".to_string(), scenario.file.display().to_string()),
+        (
+            "scenario.file".to_string(),
+            scenario.file.display().to_string(),
+        ),
         ("scenario.sha256".to_string(), scenario.hash.clone()),
-        ("timeout.boot".to_string(), humantime::format_duration(boot_timeout).to_string()),
-        ("timeout.silence".to_string(), humantime::format_duration(silence_timeout).to_string()),
-        ("timeout.backstop".to_string(), humantime::format_duration(backstop).to_string()),
+        (
+            "timeout.boot".to_string(),
+            humantime::format_duration(boot_timeout).to_string(),
+        ),
+        (
+            "timeout.silence".to_string(),
+            humantime::format_duration(silence_timeout).to_string(),
+        ),
+        (
+            "timeout.backstop".to_string(),
+            humantime::format_duration(backstop).to_string(),
+        ),
     ];
     properties.extend(image.properties);
     Ok(judge(scenario, outcome, started, properties, state_dir))
 }
 
 /// Turns what a machine run observed into the scenario's verdict.
-pub fn judge(scenario: &Scenario, outcome: MachineOutcome, started: SystemTime, properties: Vec<(String, String)>, state_dir: PathBuf) -> ScenarioResult {
+pub fn judge(
+    scenario: &Scenario,
+    outcome: MachineOutcome,
+    started: SystemTime,
+    properties: Vec<(String, String)>,
+    state_dir: PathBuf,
+) -> ScenarioResult {
     let end = outcome.end.clone();
     let boot = match (&outcome.ready_after, &end) {
         (Some(_), _) => CaseResult::passed("boot"),
-        (None, RunEnd::BootTimeout(_)) => CaseResult::failed("boot", FailureKind::Timeout, end.describe()),
-        (None, RunEnd::Panicked | RunEnd::Reset) => CaseResult::failed("boot", FailureKind::Crash, end.describe()),
-        (None, RunEnd::Silent(_)) => CaseResult::failed("boot", FailureKind::Timeout, end.describe()),
-        (None, RunEnd::PoweredOff) => CaseResult::failed("boot", FailureKind::Assertion, "the guest powered off before the ready marker"),
-        (None, RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::TestTimeout(_)) => CaseResult::errored("boot", FailureKind::Infra, end.describe()),
-        (None, RunEnd::Interrupted) => CaseResult::errored("boot", FailureKind::Infra, "interrupted"),
+        (None, RunEnd::BootTimeout(_)) => {
+            CaseResult::failed("boot", FailureKind::Timeout, end.describe())
+        }
+        (None, RunEnd::Panicked | RunEnd::Reset) => {
+            CaseResult::failed("boot", FailureKind::Crash, end.describe())
+        }
+        (None, RunEnd::Silent(_)) => {
+            CaseResult::failed("boot", FailureKind::Timeout, end.describe())
+        }
+        (None, RunEnd::PoweredOff) => CaseResult::failed(
+            "boot",
+            FailureKind::Assertion,
+            "the guest powered off before the ready marker",
+        ),
+        (None, RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::TestTimeout(_)) => {
+            CaseResult::errored("boot", FailureKind::Infra, end.describe())
+        }
+        (None, RunEnd::Interrupted) => {
+            CaseResult::errored("boot", FailureKind::Infra, "interrupted")
+        }
     };
     let mut cases = outcome.ktap.cases;
     let mut extra = Vec::new();
     // Crashes become cases of their own: a warning after the last KTAP line still fails the run.
     for (i, c) in outcome.crashes.iter().enumerate() {
-        let mut case = CaseResult::failed(format!("console.{}{}", c.kind, if i == 0 { String::new() } else { format!("#{}", i + 1) }), FailureKind::Crash, c.line.trim().to_string());
+        let mut case = CaseResult::failed(
+            format!(
+                "console.{}{}",
+                c.kind,
+                if i == 0 {
+                    String::new()
+                } else {
+                    format!("#{}", i + 1)
+                }
+            ),
+            FailureKind::Crash,
+            c.line.trim().to_string(),
+        );
         case.diagnostics = c.excerpt.clone();
         extra.push(case);
     }
@@ -299,13 +479,25 @@ pub fn judge(scenario: &Scenario, outcome: MachineOutcome, started: SystemTime, 
         let end_case = match &end {
             RunEnd::PoweredOff => None,
             RunEnd::Panicked if !outcome.crashes.is_empty() => None,
-            RunEnd::Panicked | RunEnd::Reset => Some(CaseResult::failed("run", FailureKind::Crash, end.describe())),
-            RunEnd::Silent(_) | RunEnd::TestTimeout(_) | RunEnd::BootTimeout(_) => Some(CaseResult::failed("run", FailureKind::Timeout, end.describe())),
-            RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::Interrupted => Some(CaseResult::errored("run", FailureKind::Infra, end.describe())),
+            RunEnd::Panicked | RunEnd::Reset => Some(CaseResult::failed(
+                "run",
+                FailureKind::Crash,
+                end.describe(),
+            )),
+            RunEnd::Silent(_) | RunEnd::TestTimeout(_) | RunEnd::BootTimeout(_) => Some(
+                CaseResult::failed("run", FailureKind::Timeout, end.describe()),
+            ),
+            RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::Interrupted => Some(
+                CaseResult::errored("run", FailureKind::Infra, end.describe()),
+            ),
         };
         extra.extend(end_case);
         if !outcome.ktap.saw_ktap && matches!(end, RunEnd::PoweredOff) {
-            extra.push(CaseResult::failed("ktap", FailureKind::Assertion, "no KTAP results on the console: a run that reports nothing is not a pass"));
+            extra.push(CaseResult::failed(
+                "ktap",
+                FailureKind::Assertion,
+                "no KTAP results on the console: a run that reports nothing is not a pass",
+            ));
         }
     }
     for p in &outcome.ktap.problems {
@@ -313,12 +505,26 @@ pub fn judge(scenario: &Scenario, outcome: MachineOutcome, started: SystemTime, 
     }
     if let Some(gate) = &scenario.gate {
         let reported = cases.len();
-        let skips = cases.iter().filter(|c| matches!(c.status, CaseStatus::Skipped { .. })).count();
+        let skips = cases
+            .iter()
+            .filter(|c| matches!(c.status, CaseStatus::Skipped { .. }))
+            .count();
         if reported < gate.min_cases {
-            extra.push(CaseResult::failed("gate.min-cases", FailureKind::Assertion, format!("{reported} cases reported, the gate needs at least {}", gate.min_cases)));
+            extra.push(CaseResult::failed(
+                "gate.min-cases",
+                FailureKind::Assertion,
+                format!(
+                    "{reported} cases reported, the gate needs at least {}",
+                    gate.min_cases
+                ),
+            ));
         }
         if skips > gate.max_skips {
-            extra.push(CaseResult::failed("gate.max-skips", FailureKind::Assertion, format!("{skips} cases skipped, the gate allows {}", gate.max_skips)));
+            extra.push(CaseResult::failed(
+                "gate.max-skips",
+                FailureKind::Assertion,
+                format!("{skips} cases skipped, the gate allows {}", gate.max_skips),
+            ));
         }
     }
     cases.extend(extra);

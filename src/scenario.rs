@@ -121,49 +121,97 @@ impl Scenario {
     }
 }
 
-const TOP_KEYS: &[&str] =
-    &["name", "description", "tags", "image", "machine", "timeouts", "ready", "program", "crash", "gate"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "tags",
+    "image",
+    "machine",
+    "timeouts",
+    "ready",
+    "program",
+    "crash",
+    "gate",
+];
 
 /// Reads and validates one scenario file.
 pub fn load(file: &Path, guest_tests: &Path) -> Result<Scenario, Problems> {
     let bytes = std::fs::read(file).map_err(|e| {
-        Problems(vec![Problem { file: file.into(), line: None, key: String::new(), message: format!("cannot read: {e}") }])
+        Problems(vec![Problem {
+            file: file.into(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
     })?;
     let hash = crate::cache::sha256_bytes(&bytes);
     let text = String::from_utf8(bytes).map_err(|_| {
-        Problems(vec![Problem { file: file.into(), line: None, key: String::new(), message: "not UTF-8".into() }])
+        Problems(vec![Problem {
+            file: file.into(),
+            line: None,
+            key: String::new(),
+            message: "not UTF-8".into(),
+        }])
     })?;
     parse(file, text, hash, guest_tests)
 }
 
-fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<Scenario, Problems> {
+fn parse(
+    file: &Path,
+    text: String,
+    hash: String,
+    guest_tests: &Path,
+) -> Result<Scenario, Problems> {
     let doc = Doc::parse(file, text).map_err(|p| Problems(vec![p]))?;
     let root = doc.root();
     doc.only_keys(&root, TOP_KEYS);
-    let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     let name = doc.str(&root, "name").unwrap_or(stem);
     if !valid_name(&name) {
-        doc.problem(root.key_span("name"), "name", format!("invalid name {name:?} (use a-z, 0-9, '-', '_')"));
+        doc.problem(
+            root.key_span("name"),
+            "name",
+            format!("invalid name {name:?} (use a-z, 0-9, '-', '_')"),
+        );
     }
     let description = doc.str(&root, "description").unwrap_or_default();
     let tags = doc.str_list(&root, "tags").unwrap_or_default();
 
     let mut image = None;
-    let (mut initrd, mut append, mut firmware, mut busybox) = (None, String::new(), Firmware::Bios, false);
+    let (mut initrd, mut append, mut firmware, mut busybox) =
+        (None, String::new(), Firmware::Bios, false);
     match doc.table(&root, "image") {
         Some(t) => {
-            doc.only_keys(&t, &["kind", "path", "profile", "initrd", "append", "firmware", "busybox"]);
+            doc.only_keys(
+                &t,
+                &[
+                    "kind", "path", "profile", "initrd", "append", "firmware", "busybox",
+                ],
+            );
             let base = file.parent().unwrap_or(Path::new("."));
             let path = doc.str(&t, "path").map(|p| base.join(p));
             image = match doc.req_str(&t, "kind").as_deref() {
                 Some("stock-kernel") => Some(ImageSource::StockKernel),
-                Some("xsc-kernel") => Some(ImageSource::XscKernel { profile: doc.str(&t, "profile") }),
+                Some("xsc-kernel") => Some(ImageSource::XscKernel {
+                    profile: doc.str(&t, "profile"),
+                }),
                 Some("kernel") => path.clone().map(ImageSource::KernelFile).or_else(|| {
-                    doc.problem(t.span(), &t.child("path"), "missing required key (kind = \"kernel\" needs a path)");
+                    doc.problem(
+                        t.span(),
+                        &t.child("path"),
+                        "missing required key (kind = \"kernel\" needs a path)",
+                    );
                     None
                 }),
                 Some("iso") => path.clone().map(ImageSource::Iso).or_else(|| {
-                    doc.problem(t.span(), &t.child("path"), "missing required key (kind = \"iso\" needs a path)");
+                    doc.problem(
+                        t.span(),
+                        &t.child("path"),
+                        "missing required key (kind = \"iso\" needs a path)",
+                    );
                     None
                 }),
                 Some(other) => {
@@ -176,8 +224,17 @@ fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<
                 }
                 None => None,
             };
-            if path.is_some() && matches!(image, Some(ImageSource::StockKernel | ImageSource::XscKernel { .. })) {
-                doc.problem(t.key_span("path"), &t.child("path"), "only kind = \"kernel\" or \"iso\" takes a path");
+            if path.is_some()
+                && matches!(
+                    image,
+                    Some(ImageSource::StockKernel | ImageSource::XscKernel { .. })
+                )
+            {
+                doc.problem(
+                    t.key_span("path"),
+                    &t.child("path"),
+                    "only kind = \"kernel\" or \"iso\" takes a path",
+                );
             }
             initrd = doc.str(&t, "initrd").map(|p| base.join(p));
             append = doc.str(&t, "append").unwrap_or_default();
@@ -186,7 +243,11 @@ fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<
                 None | Some("bios") => Firmware::Bios,
                 Some("uefi") => Firmware::Uefi,
                 Some(other) => {
-                    doc.problem(t.key_span("firmware"), &t.child("firmware"), format!("unknown firmware {other:?} (expected bios or uefi)"));
+                    doc.problem(
+                        t.key_span("firmware"),
+                        &t.child("firmware"),
+                        format!("unknown firmware {other:?} (expected bios or uefi)"),
+                    );
                     Firmware::Bios
                 }
             };
@@ -200,7 +261,11 @@ fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<
         if let Some(m) = doc.str(&t, "memory") {
             match parse_mib(&m) {
                 Some(v) if v >= 64 => memory_mb = v,
-                _ => doc.problem(t.key_span("memory"), &t.child("memory"), format!("invalid memory {m:?} (e.g. \"512M\", \"2G\"; at least 64M)")),
+                _ => doc.problem(
+                    t.key_span("memory"),
+                    &t.child("memory"),
+                    format!("invalid memory {m:?} (e.g. \"512M\", \"2G\"; at least 64M)"),
+                ),
             }
         }
         if let Some(c) = doc.uint(&t, "cpus") {
@@ -213,7 +278,11 @@ fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<
             if ["auto", "kvm", "tcg"].contains(&a.as_str()) {
                 accel = Some(a);
             } else {
-                doc.problem(t.key_span("accel"), &t.child("accel"), format!("unknown accelerator {a:?} (expected auto, kvm or tcg)"));
+                doc.problem(
+                    t.key_span("accel"),
+                    &t.child("accel"),
+                    format!("unknown accelerator {a:?} (expected auto, kvm or tcg)"),
+                );
             }
         }
     }
@@ -226,9 +295,15 @@ fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<
         timeouts.silence = doc.duration(&t, "silence");
     }
 
-    let ready = doc.str(&root, "ready").unwrap_or_else(|| DEFAULT_READY.to_string());
+    let ready = doc
+        .str(&root, "ready")
+        .unwrap_or_else(|| DEFAULT_READY.to_string());
     if let Err(e) = regex::Regex::new(&ready) {
-        doc.problem(root.key_span("ready"), "ready", format!("invalid regex: {e}"));
+        doc.problem(
+            root.key_span("ready"),
+            "ready",
+            format!("invalid regex: {e}"),
+        );
     }
 
     let mut programs: Vec<Program> = Vec::new();
@@ -236,16 +311,32 @@ fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<
         doc.only_keys(&t, &["name", "source", "command", "args", "timeout"]);
         let name = doc.req_str(&t, "name").unwrap_or_default();
         if !name.is_empty() && !valid_name(&name) {
-            doc.problem(t.key_span("name"), &t.child("name"), format!("invalid program name {name:?} (use a-z, 0-9, '-', '_')"));
+            doc.problem(
+                t.key_span("name"),
+                &t.child("name"),
+                format!("invalid program name {name:?} (use a-z, 0-9, '-', '_')"),
+            );
         }
         if programs.iter().any(|p| p.name == name) && !name.is_empty() {
-            doc.problem(t.key_span("name"), &t.child("name"), format!("duplicate program name {name:?}"));
+            doc.problem(
+                t.key_span("name"),
+                &t.child("name"),
+                format!("duplicate program name {name:?}"),
+            );
         }
         let source = doc.str(&t, "source").map(PathBuf::from);
         let command = doc.str_list(&t, "command").unwrap_or_default();
         match (&source, command.is_empty()) {
-            (Some(_), false) => doc.problem(t.span(), t.path(), "give either source or command, not both"),
-            (None, true) => doc.problem(t.span(), t.path(), "needs a source (C file under guest-tests/) or a command"),
+            (Some(_), false) => doc.problem(
+                t.span(),
+                t.path(),
+                "give either source or command, not both",
+            ),
+            (None, true) => doc.problem(
+                t.span(),
+                t.path(),
+                "needs a source (C file under guest-tests/) or a command",
+            ),
             (Some(src), true) if !guest_tests.join(src).is_file() => doc.problem(
                 t.key_span("source"),
                 &t.child("source"),
@@ -255,7 +346,13 @@ fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<
         }
         let args = doc.str_list(&t, "args").unwrap_or_default();
         let timeout = doc.duration(&t, "timeout");
-        programs.push(Program { name, source, command, args, timeout });
+        programs.push(Program {
+            name,
+            source,
+            command,
+            args,
+            timeout,
+        });
     }
     // An ISO may carry its own self-test; an initramfs boot without programs tests nothing.
     if programs.is_empty() && !matches!(image, Some(ImageSource::Iso(_))) {
@@ -265,24 +362,42 @@ fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<
     let mut crash = CrashPatterns::default();
     if let Some(t) = doc.table(&root, "crash") {
         doc.only_keys(&t, &["fatal", "fail", "ignore"]);
-        for (key, list) in [("fatal", &mut crash.fatal), ("fail", &mut crash.fail), ("ignore", &mut crash.ignore)] {
+        for (key, list) in [
+            ("fatal", &mut crash.fatal),
+            ("fail", &mut crash.fail),
+            ("ignore", &mut crash.ignore),
+        ] {
             for re in doc.str_list(&t, key).unwrap_or_default() {
                 match regex::Regex::new(&re) {
                     Ok(_) => list.push(re),
-                    Err(e) => doc.problem(t.key_span(key), &t.child(key), format!("invalid regex {re:?}: {e}")),
+                    Err(e) => doc.problem(
+                        t.key_span(key),
+                        &t.child(key),
+                        format!("invalid regex {re:?}: {e}"),
+                    ),
                 }
             }
         }
     }
 
     let is_gate = tags.iter().any(|t| t == "release-gate");
-    let mut gate = is_gate.then_some(Gate { min_cases: 1, max_skips: 0 });
+    let mut gate = is_gate.then_some(Gate {
+        min_cases: 1,
+        max_skips: 0,
+    });
     if let Some(t) = doc.table(&root, "gate") {
         doc.only_keys(&t, &["min-cases", "max-skips"]);
         if !is_gate {
-            doc.problem(t.span(), "gate", "a [gate] table needs tags = [\"release-gate\"]");
+            doc.problem(
+                t.span(),
+                "gate",
+                "a [gate] table needs tags = [\"release-gate\"]",
+            );
         }
-        let g = gate.get_or_insert(Gate { min_cases: 1, max_skips: 0 });
+        let g = gate.get_or_insert(Gate {
+            min_cases: 1,
+            max_skips: 0,
+        });
         if let Some(n) = doc.uint(&t, "min-cases") {
             g.min_cases = usize::try_from(n).unwrap_or(usize::MAX);
         }
@@ -318,7 +433,10 @@ fn parse(file: &Path, text: String, hash: String, guest_tests: &Path) -> Result<
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Parses `512M`, `2G`, `1024` (MiB).
@@ -355,7 +473,11 @@ pub fn load_all(files: &[PathBuf], guest_tests: &Path) -> Result<Vec<Scenario>, 
                         file: f.clone(),
                         line: None,
                         key: "name".into(),
-                        message: format!("duplicate scenario name {:?} (also in {})", s.name, prev.file.display()),
+                        message: format!(
+                            "duplicate scenario name {:?} (also in {})",
+                            s.name,
+                            prev.file.display()
+                        ),
                     });
                 } else {
                     out.push(s);
@@ -364,7 +486,11 @@ pub fn load_all(files: &[PathBuf], guest_tests: &Path) -> Result<Vec<Scenario>, 
             Err(Problems(mut p)) => problems.append(&mut p),
         }
     }
-    if problems.is_empty() { Ok(out) } else { Err(Problems(problems)) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Problems(problems))
+    }
 }
 
 #[cfg(test)]
@@ -373,7 +499,12 @@ mod tests {
 
     fn parse_str(text: &str) -> Result<Scenario, Problems> {
         let gt = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-tests");
-        parse(Path::new("scenarios/t.toml"), text.to_string(), "h".into(), &gt)
+        parse(
+            Path::new("scenarios/t.toml"),
+            text.to_string(),
+            "h".into(),
+            &gt,
+        )
     }
 
     #[test]
@@ -405,7 +536,10 @@ mod tests {
             "gate: a [gate] table needs tags",
         ];
         for e in expect {
-            assert!(shown.iter().any(|s| s.contains(e)), "missing {e:?} in {shown:#?}");
+            assert!(
+                shown.iter().any(|s| s.contains(e)),
+                "missing {e:?} in {shown:#?}"
+            );
         }
         assert_eq!(shown.len(), expect.len(), "{shown:#?}");
     }
@@ -416,14 +550,26 @@ mod tests {
             "tags = [\"release-gate\"]\n[image]\nkind = \"xsc-kernel\"\n[[program]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n[gate]\nmin-cases = 60\n",
         )
         .unwrap();
-        assert_eq!(s.gate, Some(Gate { min_cases: 60, max_skips: 0 }));
+        assert_eq!(
+            s.gate,
+            Some(Gate {
+                min_cases: 60,
+                max_skips: 0
+            })
+        );
         assert!(s.is_gate());
     }
 
     #[test]
     fn missing_source_files_are_reported() {
-        let err = parse_str("[image]\nkind = \"stock-kernel\"\n[[program]]\nname = \"a\"\nsource = \"nope.c\"\n").unwrap_err();
-        assert!(err.to_string().contains("program[0].source: no such file"), "{err}");
+        let err = parse_str(
+            "[image]\nkind = \"stock-kernel\"\n[[program]]\nname = \"a\"\nsource = \"nope.c\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("program[0].source: no such file"),
+            "{err}"
+        );
     }
 
     #[test]

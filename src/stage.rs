@@ -7,6 +7,12 @@ use crate::config::Config;
 use crate::error::Error;
 
 /// The XSC kernel of `profile`, from the cache or built now (unless `no_build`).
-pub async fn xsc_kernel(_cfg: &Config, profile: &str, _no_build: bool) -> Result<(PathBuf, Vec<(String, String)>), Error> {
-    Err(Error::Unavailable(format!("the XSC kernel stage (profile {profile}) is not wired yet")))
+pub async fn xsc_kernel(
+    _cfg: &Config,
+    profile: &str,
+    _no_build: bool,
+) -> Result<(PathBuf, Vec<(String, String)>), Error> {
+    Err(Error::Unavailable(format!(
+        "the XSC kernel stage (profile {profile}) is not wired yet"
+    )))
 }

@@ -20,7 +20,9 @@ pub enum StockKernelError {
     #[error("cannot fetch the stock kernel")]
     Tool(#[from] ProcessError),
     /// apt knows no such package (no `apt-get update` yet?).
-    #[error("apt lists no dependency of {META_PACKAGE} that is a linux-image-6.1 package; run `apt-get update`")]
+    #[error(
+        "apt lists no dependency of {META_PACKAGE} that is a linux-image-6.1 package; run `apt-get update`"
+    )]
     NoPackage,
     /// The package had no vmlinuz.
     #[error("{package} contains no /boot/vmlinuz-*")]
@@ -61,22 +63,34 @@ pub struct StockKernel {
 
 /// `apt-cache depends linux-image-amd64` (pure).
 pub fn depends_cmd() -> Cmd {
-    Cmd::new(["apt-cache", "depends", META_PACKAGE]).env("LC_ALL", "C").deadline(Duration::from_secs(60))
+    Cmd::new(["apt-cache", "depends", META_PACKAGE])
+        .env("LC_ALL", "C")
+        .deadline(Duration::from_secs(60))
 }
 
 /// `apt-cache show --no-all-versions PACKAGE` (pure).
 pub fn show_cmd(package: &str) -> Cmd {
-    Cmd::new(["apt-cache", "show", "--no-all-versions", package]).env("LC_ALL", "C").deadline(Duration::from_secs(60))
+    Cmd::new(["apt-cache", "show", "--no-all-versions", package])
+        .env("LC_ALL", "C")
+        .deadline(Duration::from_secs(60))
 }
 
 /// `apt-get download PACKAGE=VERSION` in `dir` (pure).
 pub fn download_cmd(package: &str, version: &str, dir: &Path) -> Cmd {
-    Cmd::new(["apt-get", "download", "-q", &format!("{package}={version}")]).cwd(dir).deadline(Duration::from_secs(900))
+    Cmd::new(["apt-get", "download", "-q", &format!("{package}={version}")])
+        .cwd(dir)
+        .deadline(Duration::from_secs(900))
 }
 
 /// `dpkg-deb -x DEB DIR` (pure).
 pub fn extract_cmd(deb: &Path, dir: &Path) -> Cmd {
-    Cmd::new(vec![std::ffi::OsString::from("dpkg-deb"), "-x".into(), deb.into(), dir.into()]).deadline(Duration::from_secs(300))
+    Cmd::new(vec![
+        std::ffi::OsString::from("dpkg-deb"),
+        "-x".into(),
+        deb.into(),
+        dir.into(),
+    ])
+    .deadline(Duration::from_secs(300))
 }
 
 /// Picks the linux-image package from `apt-cache depends` output.
@@ -90,7 +104,9 @@ pub fn parse_depends(text: &str) -> Option<String> {
 
 /// The `Version:` field of `apt-cache show` output.
 pub fn parse_version(text: &str) -> Option<String> {
-    text.lines().find_map(|l| l.strip_prefix("Version: ")).map(|v| v.trim().to_string())
+    text.lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .map(|v| v.trim().to_string())
 }
 
 /// Returns the cached stock kernel, fetching it on a miss. `fetched` is set when it was
@@ -100,8 +116,15 @@ pub async fn ensure(cache: &Cache) -> Result<(StockKernel, bool), StockKernelErr
     let package = parse_depends(&deps.stdout).ok_or(StockKernelError::NoPackage)?;
     let show = process::run(&show_cmd(&package), None).await?;
     let version = parse_version(&show.stdout).ok_or(StockKernelError::NoPackage)?;
-    let key = KeyBuilder::new().str("recipe", "stock-kernel-v1").str("package", &package).str("version", &version).finish();
-    if let Some(kernel) = cache.lookup("stock-kernel", &key).and_then(|e| from_entry(&e)) {
+    let key = KeyBuilder::new()
+        .str("recipe", "stock-kernel-v1")
+        .str("package", &package)
+        .str("version", &version)
+        .finish();
+    if let Some(kernel) = cache
+        .lookup("stock-kernel", &key)
+        .and_then(|e| from_entry(&e))
+    {
         return Ok((kernel, false));
     }
     let io = |path: &Path| {
@@ -112,7 +135,9 @@ pub async fn ensure(cache: &Cache) -> Result<(StockKernel, bool), StockKernelErr
     std::fs::create_dir_all(&downloads).map_err(io(&downloads))?;
     let deb_name = format!("{package}_{}_amd64.deb", version.replace(':', "%3a"));
     let deb = downloads.join(&deb_name);
-    let staged = cache.staging("stock-kernel", &key).map_err(io(cache.root()))?;
+    let staged = cache
+        .staging("stock-kernel", &key)
+        .map_err(io(cache.root()))?;
     if !deb.is_file() {
         // Download beside the entry being staged, then rename: parallel runs never see a
         // half-written .deb.
@@ -127,7 +152,9 @@ pub async fn ensure(cache: &Cache) -> Result<(StockKernel, bool), StockKernelErr
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().to_string())
         .find(|n| n.starts_with("vmlinuz-"))
-        .ok_or_else(|| StockKernelError::NoImage { package: package.clone() })?;
+        .ok_or_else(|| StockKernelError::NoImage {
+            package: package.clone(),
+        })?;
     let release = vmlinuz.trim_start_matches("vmlinuz-").to_string();
     std::fs::copy(boot.join(&vmlinuz), staged.join("vmlinuz")).map_err(io(&boot))?;
     // Only the image is needed: the modules tree is 400 MB the tests never load.
@@ -136,7 +163,10 @@ pub async fn ensure(cache: &Cache) -> Result<(StockKernel, bool), StockKernelErr
         stage: "stock-kernel".into(),
         key,
         created: 0,
-        inputs: vec![("package".into(), package.clone()), ("version".into(), version.clone())],
+        inputs: vec![
+            ("package".into(), package.clone()),
+            ("version".into(), version.clone()),
+        ],
         artifacts: [("vmlinuz".to_string(), "vmlinuz".to_string())].into(),
         facts: BTreeMap::from([
             ("package".to_string(), package),
@@ -165,14 +195,27 @@ mod tests {
     #[test]
     fn parses_apt_output() {
         let deps = "linux-image-amd64\n  Depends: linux-image-6.1.0-57-amd64\n";
-        assert_eq!(parse_depends(deps).as_deref(), Some("linux-image-6.1.0-57-amd64"));
+        assert_eq!(
+            parse_depends(deps).as_deref(),
+            Some("linux-image-6.1.0-57-amd64")
+        );
         assert_eq!(parse_depends("linux-image-amd64\n  Depends: foo\n"), None);
-        assert_eq!(parse_version("Package: x\nVersion: 6.1.158-1\n").as_deref(), Some("6.1.158-1"));
+        assert_eq!(
+            parse_version("Package: x\nVersion: 6.1.158-1\n").as_deref(),
+            Some("6.1.158-1")
+        );
     }
 
     #[test]
     fn apt_argv_is_pinned_to_the_version() {
-        let cmd = download_cmd("linux-image-6.1.0-57-amd64", "6.1.158-1", Path::new("/c/dl"));
-        assert_eq!(cmd.to_string(), "(cd /c/dl && apt-get download -q linux-image-6.1.0-57-amd64=6.1.158-1)");
+        let cmd = download_cmd(
+            "linux-image-6.1.0-57-amd64",
+            "6.1.158-1",
+            Path::new("/c/dl"),
+        );
+        assert_eq!(
+            cmd.to_string(),
+            "(cd /c/dl && apt-get download -q linux-image-6.1.0-57-amd64=6.1.158-1)"
+        );
     }
 }

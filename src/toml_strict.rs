@@ -65,7 +65,12 @@ impl Doc {
     /// Parses `text` (the contents of `file`); a syntax error is returned as its problem.
     pub fn parse(file: &Path, text: String) -> Result<Doc, Problem> {
         match toml_edit::Document::parse(text.clone()) {
-            Ok(doc) => Ok(Doc { file: file.to_path_buf(), text, doc, problems: std::cell::RefCell::default() }),
+            Ok(doc) => Ok(Doc {
+                file: file.to_path_buf(),
+                text,
+                doc,
+                problems: std::cell::RefCell::default(),
+            }),
             Err(e) => Err(Problem {
                 file: file.to_path_buf(),
                 line: e.span().map(|s| line_of(&text, s.start)),
@@ -87,13 +92,22 @@ impl Doc {
 
     /// The top-level table.
     pub fn root(&self) -> Tbl<'_> {
-        Tbl { table: self.doc.as_table(), path: String::new(), span: None }
+        Tbl {
+            table: self.doc.as_table(),
+            path: String::new(),
+            span: None,
+        }
     }
 
     /// Records a problem at `span` (or the file when `None`).
     pub fn problem(&self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) {
         let line = span.map(|s| line_of(&self.text, s.start));
-        self.problems.borrow_mut().push(Problem { file: self.file.clone(), line, key: key.to_string(), message: message.into() });
+        self.problems.borrow_mut().push(Problem {
+            file: self.file.clone(),
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
     }
 
     /// Reports every key of `t` that is not in `allowed` (strictness: typos are errors).
@@ -140,7 +154,10 @@ impl Doc {
     /// A non-negative integer.
     pub fn uint(&self, t: &Tbl<'_>, key: &str) -> Option<u64> {
         let v = t.value(key)?;
-        match v.and_then(Value::as_integer).and_then(|i| u64::try_from(i).ok()) {
+        match v
+            .and_then(Value::as_integer)
+            .and_then(|i| u64::try_from(i).ok())
+        {
             Some(i) => Some(i),
             None => self.wrong_type(t, key, "a non-negative integer"),
         }
@@ -152,11 +169,19 @@ impl Doc {
         match humantime::parse_duration(&s) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
-                self.problem(t.key_span(key), &t.child(key), "duration must be greater than zero");
+                self.problem(
+                    t.key_span(key),
+                    &t.child(key),
+                    "duration must be greater than zero",
+                );
                 None
             }
             Err(e) => {
-                self.problem(t.key_span(key), &t.child(key), format!("invalid duration {s:?}: {e} (e.g. \"20s\", \"2m\")"));
+                self.problem(
+                    t.key_span(key),
+                    &t.child(key),
+                    format!("invalid duration {s:?}: {e} (e.g. \"20s\", \"2m\")"),
+                );
                 None
             }
         }
@@ -172,7 +197,11 @@ impl Doc {
         for (i, item) in arr.iter().enumerate() {
             match item.as_str() {
                 Some(s) => out.push(s.to_string()),
-                None => self.problem(item.span(), &format!("{}[{i}]", t.child(key)), "expected a string"),
+                None => self.problem(
+                    item.span(),
+                    &format!("{}[{i}]", t.child(key)),
+                    "expected a string",
+                ),
             }
         }
         Some(out)
@@ -182,19 +211,29 @@ impl Doc {
     pub fn table<'d>(&self, t: &Tbl<'d>, key: &str) -> Option<Tbl<'d>> {
         let item = t.table.get(key)?;
         match item.as_table_like() {
-            Some(table) => Some(Tbl { table, path: t.child(key), span: item_span(item).or(t.key_span(key)) }),
+            Some(table) => Some(Tbl {
+                table,
+                path: t.child(key),
+                span: item_span(item).or(t.key_span(key)),
+            }),
             None => self.wrong_type(t, key, "a table"),
         }
     }
 
     /// An array of tables (`[[key]]` or `key = [{…}, {…}]`).
     pub fn tables<'d>(&self, t: &Tbl<'d>, key: &str) -> Vec<Tbl<'d>> {
-        let Some(item) = t.table.get(key) else { return Vec::new() };
+        let Some(item) = t.table.get(key) else {
+            return Vec::new();
+        };
         if let Some(aot) = item.as_array_of_tables() {
             return aot
                 .iter()
                 .enumerate()
-                .map(|(i, table)| Tbl { table, path: format!("{}[{i}]", t.child(key)), span: table.span() })
+                .map(|(i, table)| Tbl {
+                    table,
+                    path: format!("{}[{i}]", t.child(key)),
+                    span: table.span(),
+                })
                 .collect();
         }
         if let Some(arr) = item.as_array() {
@@ -202,9 +241,17 @@ impl Doc {
             for (i, v) in arr.iter().enumerate() {
                 match v.as_inline_table() {
                     Some(table) => {
-                        out.push(Tbl { table, path: format!("{}[{i}]", t.child(key)), span: v.span() });
+                        out.push(Tbl {
+                            table,
+                            path: format!("{}[{i}]", t.child(key)),
+                            span: v.span(),
+                        });
                     }
-                    None => self.problem(v.span(), &format!("{}[{i}]", t.child(key)), "expected a table"),
+                    None => self.problem(
+                        v.span(),
+                        &format!("{}[{i}]", t.child(key)),
+                        "expected a table",
+                    ),
                 }
             }
             return out;
@@ -214,7 +261,11 @@ impl Doc {
     }
 
     fn wrong_type<T>(&self, t: &Tbl<'_>, key: &str, expected: &str) -> Option<T> {
-        self.problem(t.key_span(key), &t.child(key), format!("expected {expected}"));
+        self.problem(
+            t.key_span(key),
+            &t.child(key),
+            format!("expected {expected}"),
+        );
         None
     }
 }
@@ -229,7 +280,11 @@ pub struct Tbl<'d> {
 impl Tbl<'_> {
     /// The dotted path of `key` inside this table.
     pub fn child(&self, key: &str) -> String {
-        if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) }
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
     }
 
     /// This table's own path.
@@ -245,7 +300,9 @@ impl Tbl<'_> {
     /// The span of `key`'s value, for problems about it.
     pub fn key_span(&self, key: &str) -> Option<Range<usize>> {
         let (k, item) = self.table.get_key_value(key)?;
-        item_span(item).or_else(|| k.span()).or_else(|| self.span.clone())
+        item_span(item)
+            .or_else(|| k.span())
+            .or_else(|| self.span.clone())
     }
 
     /// The span of the table itself.
@@ -269,7 +326,11 @@ fn item_span(item: &Item) -> Option<Range<usize>> {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -316,7 +377,11 @@ mod tests {
     fn arrays_of_tables_in_both_spellings() {
         let d = doc("[[p]]\nname = \"a\"\n[[p]]\nname = \"b\"\n");
         let root = d.root();
-        let names: Vec<_> = d.tables(&root, "p").iter().map(|t| t.path().to_string()).collect();
+        let names: Vec<_> = d
+            .tables(&root, "p")
+            .iter()
+            .map(|t| t.path().to_string())
+            .collect();
         assert_eq!(names, ["p[0]", "p[1]"]);
         let d = doc("p = [{ name = \"a\" }, 3]\n");
         let root = d.root();
@@ -326,9 +391,14 @@ mod tests {
 
     #[test]
     fn syntax_errors_have_a_line() {
-        let err = Doc::parse(Path::new("bad.toml"), "a = 1\nb = \n".to_string()).err().unwrap();
+        let err = Doc::parse(Path::new("bad.toml"), "a = 1\nb = \n".to_string())
+            .err()
+            .unwrap();
         assert_eq!(err.line, Some(2));
-        assert!(err.to_string().starts_with("bad.toml:2: invalid TOML"), "{err}");
+        assert!(
+            err.to_string().starts_with("bad.toml:2: invalid TOML"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -51,27 +51,53 @@ pub struct AccelChoice {
 impl AccelChoice {
     /// The accelerator.
     pub fn accel(&self) -> Accel {
-        if self.accel == "kvm" { Accel::Kvm } else { Accel::Tcg }
+        if self.accel == "kvm" {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        }
     }
 
     fn new(accel: Accel, reason: impl Into<String>) -> Self {
-        AccelChoice { accel: accel.as_str().into(), reason: reason.into() }
+        AccelChoice {
+            accel: accel.as_str().into(),
+            reason: reason.into(),
+        }
     }
 }
 
 /// Decides the accelerator. `probe_kernel` is booted for the liveness probe; `host_dir`
 /// caches the probe verdict for this host boot.
-pub async fn resolve(req: AccelRequest, qemu: &Path, probe_kernel: &Path, host_dir: &Path) -> AccelChoice {
+pub async fn resolve(
+    req: AccelRequest,
+    qemu: &Path,
+    probe_kernel: &Path,
+    host_dir: &Path,
+) -> AccelChoice {
     match req {
         AccelRequest::Tcg => AccelChoice::new(Accel::Tcg, "requested: tcg"),
         AccelRequest::Kvm => AccelChoice::new(Accel::Kvm, "requested: kvm"),
         AccelRequest::Auto => {
-            if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
-                return AccelChoice::new(Accel::Tcg, format!("auto: /dev/kvm unusable ({e}); using tcg"));
+            if let Err(e) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/kvm")
+            {
+                return AccelChoice::new(
+                    Accel::Tcg,
+                    format!("auto: /dev/kvm unusable ({e}); using tcg"),
+                );
             }
             let cache = probe_cache_file(host_dir);
-            if let Some(hit) = cache.as_ref().and_then(|f| std::fs::read(f).ok()).and_then(|b| serde_json::from_slice::<AccelChoice>(&b).ok()) {
-                return AccelChoice { reason: format!("{} (cached for this host boot)", hit.reason), ..hit };
+            if let Some(hit) = cache
+                .as_ref()
+                .and_then(|f| std::fs::read(f).ok())
+                .and_then(|b| serde_json::from_slice::<AccelChoice>(&b).ok())
+            {
+                return AccelChoice {
+                    reason: format!("{} (cached for this host boot)", hit.reason),
+                    ..hit
+                };
             }
             let choice = probe(qemu, probe_kernel, host_dir).await;
             if let Some(file) = cache {
@@ -98,7 +124,12 @@ async fn probe(qemu: &Path, kernel: &Path, host_dir: &Path) -> AccelChoice {
     let _ = std::fs::remove_file(&stderr);
     let mut child = match process::spawn(&cmd, Output::File(stderr.clone())) {
         Ok(c) => c,
-        Err(e) => return AccelChoice::new(Accel::Tcg, format!("auto: KVM probe could not start QEMU ({e}); using tcg")),
+        Err(e) => {
+            return AccelChoice::new(
+                Accel::Tcg,
+                format!("auto: KVM probe could not start QEMU ({e}); using tcg"),
+            );
+        }
     };
     let started = tokio::time::Instant::now();
     let verdict = loop {
@@ -106,17 +137,29 @@ async fn probe(qemu: &Path, kernel: &Path, host_dir: &Path) -> AccelChoice {
         if text.windows(13).any(|w| w == b"Linux version") {
             break AccelChoice::new(
                 Accel::Kvm,
-                format!("auto: KVM probe printed the first kernel line after {} ms", started.elapsed().as_millis()),
+                format!(
+                    "auto: KVM probe printed the first kernel line after {} ms",
+                    started.elapsed().as_millis()
+                ),
             );
         }
         if let Ok(Some(status)) = child.try_wait() {
             let why = std::fs::read_to_string(&stderr).unwrap_or_default();
-            break AccelChoice::new(Accel::Tcg, format!("auto: KVM probe QEMU exited ({status}): {}; using tcg", why.trim()));
+            break AccelChoice::new(
+                Accel::Tcg,
+                format!(
+                    "auto: KVM probe QEMU exited ({status}): {}; using tcg",
+                    why.trim()
+                ),
+            );
         }
         if started.elapsed() >= PROBE_WAIT {
             break AccelChoice::new(
                 Accel::Tcg,
-                format!("auto: /dev/kvm opens but a KVM guest printed nothing within {}s (stalled KVM); using tcg", PROBE_WAIT.as_secs()),
+                format!(
+                    "auto: /dev/kvm opens but a KVM guest printed nothing within {}s (stalled KVM); using tcg",
+                    PROBE_WAIT.as_secs()
+                ),
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -141,15 +184,33 @@ mod tests {
 
     #[tokio::test]
     async fn explicit_requests_are_not_probed() {
-        let c = resolve(AccelRequest::Tcg, Path::new("/nonexistent"), Path::new("/nonexistent"), Path::new("/nonexistent")).await;
-        assert_eq!((c.accel(), c.reason.as_str()), (Accel::Tcg, "requested: tcg"));
+        let c = resolve(
+            AccelRequest::Tcg,
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+        )
+        .await;
+        assert_eq!(
+            (c.accel(), c.reason.as_str()),
+            (Accel::Tcg, "requested: tcg")
+        );
         assert_eq!(AccelRequest::parse("hvf"), None);
     }
 
     #[test]
     fn kvm_clocks_are_shorter_but_not_tiny() {
-        assert_eq!(scale(Duration::from_secs(120), Accel::Kvm), Duration::from_secs(24));
-        assert_eq!(scale(Duration::from_secs(20), Accel::Kvm), Duration::from_secs(10));
-        assert_eq!(scale(Duration::from_secs(20), Accel::Tcg), Duration::from_secs(20));
+        assert_eq!(
+            scale(Duration::from_secs(120), Accel::Kvm),
+            Duration::from_secs(24)
+        );
+        assert_eq!(
+            scale(Duration::from_secs(20), Accel::Kvm),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            scale(Duration::from_secs(20), Accel::Tcg),
+            Duration::from_secs(20)
+        );
     }
 }

@@ -74,17 +74,30 @@ pub fn listen(path: &Path) -> std::io::Result<UnixListener> {
 impl Console {
     /// Accepts QEMU's connection and starts the reader task, which tees every byte to
     /// `log`. Fails if QEMU does not connect within `deadline`.
-    pub async fn accept(listener: UnixListener, log: PathBuf, deadline: Duration) -> std::io::Result<Console> {
+    pub async fn accept(
+        listener: UnixListener,
+        log: PathBuf,
+        deadline: Duration,
+    ) -> std::io::Result<Console> {
         let (stream, _) = tokio::time::timeout(deadline, listener.accept())
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "QEMU did not connect to the serial socket"))??;
-        Ok(Console::start(stream, log).await?)
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "QEMU did not connect to the serial socket",
+                )
+            })??;
+        Console::start(stream, log).await
     }
 
     /// Starts reading an already connected stream.
     pub async fn start(stream: UnixStream, log: PathBuf) -> std::io::Result<Console> {
         let (mut read, write) = stream.into_split();
-        let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .await?;
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(async move {
             let mut splitter = LineSplitter::default();
@@ -109,7 +122,11 @@ impl Console {
                 let _ = tx.send(rest).await;
             }
         });
-        Ok(Console { lines: rx, writer: Some(write), seen: Vec::new() })
+        Ok(Console {
+            lines: rx,
+            writer: Some(write),
+            seen: Vec::new(),
+        })
     }
 
     /// The next line; `None` at end of stream (QEMU closed the port).
@@ -130,10 +147,26 @@ impl Console {
         loop {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Err(_) => {
-                    let tail = self.seen.iter().rev().take(5).rev().cloned().collect::<Vec<_>>().join("\n");
-                    return Err(ExpectError::Timeout { pattern: re.to_string(), after: timeout, tail });
+                    let tail = self
+                        .seen
+                        .iter()
+                        .rev()
+                        .take(5)
+                        .rev()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    return Err(ExpectError::Timeout {
+                        pattern: re.to_string(),
+                        after: timeout,
+                        tail,
+                    });
                 }
-                Ok(None) => return Err(ExpectError::Eof { pattern: re.to_string() }),
+                Ok(None) => {
+                    return Err(ExpectError::Eof {
+                        pattern: re.to_string(),
+                    });
+                }
                 Ok(Some(line)) => {
                     self.seen.push(line.clone());
                     if re.is_match(&line) {
@@ -206,14 +239,21 @@ mod tests {
             let sock = sock.clone();
             async move {
                 let mut s = UnixStream::connect(&sock).await.unwrap();
-                s.write_all(b"booting\r\nlogin: \nafter\r\npartial").await.unwrap();
+                s.write_all(b"booting\r\nlogin: \nafter\r\npartial")
+                    .await
+                    .unwrap();
                 let mut typed = [0u8; 5];
                 s.read_exact(&mut typed).await.unwrap();
                 typed
             }
         });
-        let mut console = Console::accept(listener, log.clone(), Duration::from_secs(5)).await.unwrap();
-        let login = console.expect(&Regex::new("login:").unwrap(), Duration::from_secs(5)).await.unwrap();
+        let mut console = Console::accept(listener, log.clone(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let login = console
+            .expect(&Regex::new("login:").unwrap(), Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(login, "login: ");
         console.send("root\n").await.unwrap();
         assert_eq!(&qemu.await.unwrap(), b"root\n");
@@ -222,7 +262,10 @@ mod tests {
             all.push(l);
         }
         assert_eq!(all, ["booting", "login: ", "after", "partial"]);
-        assert_eq!(std::fs::read(&log).unwrap(), b"booting\r\nlogin: \nafter\r\npartial");
+        assert_eq!(
+            std::fs::read(&log).unwrap(),
+            b"booting\r\nlogin: \nafter\r\npartial"
+        );
     }
 
     #[tokio::test]
@@ -231,7 +274,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut console = Console::start(a, dir.path().join("log")).await.unwrap();
         b.write_all(b"nothing here\n").await.unwrap();
-        let err = console.expect(&Regex::new("ready").unwrap(), Duration::from_millis(200)).await.unwrap_err();
+        let err = console
+            .expect(&Regex::new("ready").unwrap(), Duration::from_millis(200))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("nothing here"), "{err}");
     }
 }

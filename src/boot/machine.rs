@@ -118,7 +118,10 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
     let cmdline = cmd.to_string();
     let serial_log = state_file(&spec.state_dir, "serial.log");
     let stderr_log = state_file(&spec.state_dir, "qemu.stderr");
-    let _ = std::fs::write(state_file(&spec.state_dir, "qemu.argv"), format!("{cmdline}\n"));
+    let _ = std::fs::write(
+        state_file(&spec.state_dir, "qemu.argv"),
+        format!("{cmdline}\n"),
+    );
     let _ = std::fs::remove_file(&serial_log);
     let _ = std::fs::remove_file(&stderr_log);
 
@@ -133,11 +136,17 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
         fatal: None,
         tail: VecDeque::new(),
     };
-    let outcome = |end: RunEnd, obs: Observers, qemu_version: Option<String>, screendump: Option<PathBuf>, cmdline: String| {
+    let outcome = |end: RunEnd,
+                   obs: Observers,
+                   qemu_version: Option<String>,
+                   screendump: Option<PathBuf>,
+                   cmdline: String| {
         let abort = abort_reason(&end);
         MachineOutcome {
             ready_after: obs.ready_at.map(|t| t.duration_since(started)),
-            ktap: obs.ktap.finish(abort.as_ref().map(|(k, m)| (*k, m.as_str()))),
+            ktap: obs
+                .ktap
+                .finish(abort.as_ref().map(|(k, m)| (*k, m.as_str()))),
             crashes: obs.crash.finish(),
             console_tail: obs.tail.into_iter().collect::<Vec<_>>().join("\n"),
             qemu_version,
@@ -149,26 +158,65 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
     };
 
     // Both sockets are ours: QEMU connects to them at start-up, so there is no retry loop.
-    let listeners = console::listen(&files.serial).and_then(|s| Ok((s, tokio::net::UnixListener::bind({
-        let _ = std::fs::remove_file(&files.qmp);
-        &files.qmp
-    })?)));
+    let listeners = console::listen(&files.serial).and_then(|s| {
+        Ok((
+            s,
+            tokio::net::UnixListener::bind({
+                let _ = std::fs::remove_file(&files.qmp);
+                &files.qmp
+            })?,
+        ))
+    });
     let (serial_listener, qmp_listener) = match listeners {
         Ok(l) => l,
-        Err(e) => return outcome(RunEnd::HarnessError(format!("cannot bind sockets in {}: {e}", spec.state_dir.display())), obs, None, None, cmdline),
+        Err(e) => {
+            return outcome(
+                RunEnd::HarnessError(format!(
+                    "cannot bind sockets in {}: {e}",
+                    spec.state_dir.display()
+                )),
+                obs,
+                None,
+                None,
+                cmdline,
+            );
+        }
     };
-    let mut qemu = match process::spawn(&cmd, Output::Files { stdout: state_file(&spec.state_dir, "qemu.stdout"), stderr: stderr_log.clone() }) {
+    let mut qemu = match process::spawn(
+        &cmd,
+        Output::Files {
+            stdout: state_file(&spec.state_dir, "qemu.stdout"),
+            stderr: stderr_log.clone(),
+        },
+    ) {
         Ok(q) => q,
-        Err(e) => return outcome(RunEnd::HarnessError(e.to_string()), obs, None, None, cmdline),
+        Err(e) => {
+            return outcome(
+                RunEnd::HarnessError(e.to_string()),
+                obs,
+                None,
+                None,
+                cmdline,
+            );
+        }
     };
 
     let connect = async {
         let console = Console::accept(serial_listener, serial_log.clone(), CONNECT_WAIT).await?;
         let (stream, _) = tokio::time::timeout(CONNECT_WAIT, qmp_listener.accept())
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "QEMU did not connect to the QMP socket"))??;
-        let (qmp, events) = Qmp::negotiate(stream, QMP_WAIT).await.map_err(std::io::Error::other)?;
-        qmp.execute(&qapi::qmp::cont {}, QMP_WAIT).await.map_err(std::io::Error::other)?;
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "QEMU did not connect to the QMP socket",
+                )
+            })??;
+        let (qmp, events) = Qmp::negotiate(stream, QMP_WAIT)
+            .await
+            .map_err(std::io::Error::other)?;
+        qmp.execute(&qapi::qmp::cont {}, QMP_WAIT)
+            .await
+            .map_err(std::io::Error::other)?;
         Ok::<_, std::io::Error>((console, qmp, events))
     };
     let connected = tokio::select! {
@@ -180,7 +228,11 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
         Ok(c) => c,
         Err(e) => {
             qemu.terminate(Duration::from_secs(2)).await;
-            let end = if qemu_exited_text(&e) { RunEnd::QemuDied(e.to_string()) } else { RunEnd::HarnessError(e.to_string()) };
+            let end = if qemu_exited_text(&e) {
+                RunEnd::QemuDied(e.to_string())
+            } else {
+                RunEnd::HarnessError(e.to_string())
+            };
             return outcome(end, obs, None, None, cmdline);
         }
     };
@@ -256,7 +308,9 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
     // `panic=-1` reboots at once, so QEMU's reset or exit can overtake the console lines
     // that say why: a fatal crash on the console is the real end.
     let end = match end {
-        RunEnd::Reset | RunEnd::QemuDied(_) | RunEnd::PoweredOff if obs.fatal.is_some() => RunEnd::Panicked,
+        RunEnd::Reset | RunEnd::QemuDied(_) | RunEnd::PoweredOff if obs.fatal.is_some() => {
+            RunEnd::Panicked
+        }
         other => other,
     };
     let mut screendump = None;
@@ -275,7 +329,10 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
             }
         }
         let _ = qmp.execute(&qapi::qmp::quit {}, QMP_WAIT).await;
-        if tokio::time::timeout(Duration::from_secs(5), qemu.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), qemu.wait())
+            .await
+            .is_err()
+        {
             qemu.terminate(Duration::from_secs(2)).await;
         }
     }
@@ -316,7 +373,11 @@ fn qemu_exited_text(e: &std::io::Error) -> bool {
 fn died(status: Option<std::process::ExitStatus>, stderr: &Path) -> String {
     let status = status.map_or_else(|| "unknown status".to_string(), |s| s.to_string());
     let tail = stderr_tail(stderr);
-    if tail.is_empty() { format!("QEMU exited ({status}) without a guest shutdown") } else { format!("QEMU exited ({status}): {tail}") }
+    if tail.is_empty() {
+        format!("QEMU exited ({status}) without a guest shutdown")
+    } else {
+        format!("QEMU exited ({status}): {tail}")
+    }
 }
 
 fn stderr_tail(path: &Path) -> String {

@@ -88,7 +88,10 @@ pub struct RunFiles {
 impl RunFiles {
     /// The files inside `state_dir`.
     pub fn in_dir(state_dir: &Path) -> Self {
-        RunFiles { qmp: state_dir.join("qmp.sock"), serial: state_dir.join("serial.sock") }
+        RunFiles {
+            qmp: state_dir.join("qmp.sock"),
+            serial: state_dir.join("serial.sock"),
+        }
     }
 }
 
@@ -123,12 +126,22 @@ pub fn machine_args(spec: &MachineSpec) -> Vec<OsString> {
     push("pvpanic");
     if let Some(ovmf) = &spec.ovmf {
         a.push("-drive".into());
-        a.push(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", ovmf.code.display()).into());
+        a.push(
+            format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                ovmf.code.display()
+            )
+            .into(),
+        );
         a.push("-drive".into());
         a.push(format!("if=pflash,format=raw,unit=1,file={}", ovmf.vars.display()).into());
     }
     match &spec.boot {
-        Boot::Kernel { kernel, initrd, append } => {
+        Boot::Kernel {
+            kernel,
+            initrd,
+            append,
+        } => {
             a.push("-kernel".into());
             a.push(kernel.into());
             if let Some(initrd) = initrd {
@@ -210,14 +223,21 @@ mod tests {
             accel: Accel::Tcg,
             memory_mb: 512,
             cpus: 1,
-            boot: Boot::Kernel { kernel: "/k/bzImage".into(), initrd: Some("/r/init.cpio".into()), append: DEFAULT_APPEND.into() },
+            boot: Boot::Kernel {
+                kernel: "/k/bzImage".into(),
+                initrd: Some("/r/init.cpio".into()),
+                append: DEFAULT_APPEND.into(),
+            },
             ovmf: None,
             fw_cfg: vec![],
         }
     }
 
     fn words(a: &[OsString]) -> String {
-        a.iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+        a.iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]
@@ -239,22 +259,34 @@ mod tests {
         let harness = words(&harness_args(&spec(), &RunFiles::in_dir(Path::new("/o"))));
         let machine = words(&machine_args(&spec()));
         assert!(bare.contains(&machine) && harness.contains(&machine));
-        assert!(!bare.contains("-S") && !bare.contains("qmp") && bare.ends_with("-serial file:/tmp/s.log"));
+        assert!(
+            !bare.contains("-S")
+                && !bare.contains("qmp")
+                && bare.ends_with("-serial file:/tmp/s.log")
+        );
     }
 
     #[test]
     fn uefi_cd_and_disk() {
         let mut s = spec();
         s.boot = Boot::Cdrom("/iso/x.iso".into());
-        s.ovmf = Some(Ovmf { code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(), vars: "/o/OVMF_VARS.fd".into() });
+        s.ovmf = Some(Ovmf {
+            code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+            vars: "/o/OVMF_VARS.fd".into(),
+        });
         s.fw_cfg = vec![("opt/org.xsc/selftest".into(), "1".into())];
         let w = words(&machine_args(&s));
-        assert!(w.contains("-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"));
+        assert!(w.contains(
+            "-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+        ));
         assert!(w.contains("-drive if=pflash,format=raw,unit=1,file=/o/OVMF_VARS.fd"));
         assert!(w.contains("-drive file=/iso/x.iso,media=cdrom,readonly=on,if=ide -boot d"));
         assert!(w.ends_with("-fw_cfg name=opt/org.xsc/selftest,string=1"));
         s.boot = Boot::Disk("/iso/x.iso".into());
-        assert!(words(&machine_args(&s)).contains("-drive file=/iso/x.iso,format=raw,if=virtio,snapshot=on"));
+        assert!(
+            words(&machine_args(&s))
+                .contains("-drive file=/iso/x.iso,format=raw,if=virtio,snapshot=on")
+        );
     }
 
     #[test]
@@ -262,7 +294,15 @@ mod tests {
         let mut s = spec();
         s.accel = Accel::Kvm;
         assert!(words(&machine_args(&s)).contains("-accel kvm -cpu host"));
-        let probe = words(&kvm_probe_args(Path::new("q"), Path::new("/k"), Path::new("/p.log")));
-        assert!(probe.contains("-accel kvm") && probe.contains("earlyprintk=serial,ttyS0") && !probe.contains("-initrd"));
+        let probe = words(&kvm_probe_args(
+            Path::new("q"),
+            Path::new("/k"),
+            Path::new("/p.log"),
+        ));
+        assert!(
+            probe.contains("-accel kvm")
+                && probe.contains("earlyprintk=serial,ttyS0")
+                && !probe.contains("-initrd")
+        );
     }
 }

@@ -87,14 +87,28 @@ impl QmpEvent {
         let text = |v: Value| v.as_str().map(str::to_string).unwrap_or_default();
         match name {
             "SHUTDOWN" => match serde_json::from_value::<qapi::qmp::SHUTDOWN>(data.clone()) {
-                Ok(s) => QmpEvent::Shutdown { guest: s.guest, reason: text(serde_json::to_value(s.reason).unwrap_or_default()) },
-                Err(_) => QmpEvent::Shutdown { guest: false, reason: text(data["reason"].clone()) },
+                Ok(s) => QmpEvent::Shutdown {
+                    guest: s.guest,
+                    reason: text(serde_json::to_value(s.reason).unwrap_or_default()),
+                },
+                Err(_) => QmpEvent::Shutdown {
+                    guest: false,
+                    reason: text(data["reason"].clone()),
+                },
             },
             "RESET" => match serde_json::from_value::<qapi::qmp::RESET>(data.clone()) {
-                Ok(r) => QmpEvent::Reset { guest: r.guest, reason: text(serde_json::to_value(r.reason).unwrap_or_default()) },
-                Err(_) => QmpEvent::Reset { guest: false, reason: text(data["reason"].clone()) },
+                Ok(r) => QmpEvent::Reset {
+                    guest: r.guest,
+                    reason: text(serde_json::to_value(r.reason).unwrap_or_default()),
+                },
+                Err(_) => QmpEvent::Reset {
+                    guest: false,
+                    reason: text(data["reason"].clone()),
+                },
             },
-            "GUEST_PANICKED" => QmpEvent::GuestPanicked { action: text(data["action"].clone()) },
+            "GUEST_PANICKED" => QmpEvent::GuestPanicked {
+                action: text(data["action"].clone()),
+            },
             "STOP" => QmpEvent::Stop,
             "RESUME" => QmpEvent::Resume,
             other => QmpEvent::Other(other.to_string()),
@@ -116,15 +130,21 @@ pub struct Qmp {
 impl Qmp {
     /// Reads the greeting, negotiates capabilities, and returns the connection plus the
     /// stream of events. Events and replies are read by one background task.
-    pub async fn negotiate(stream: UnixStream, deadline: Duration) -> Result<(Qmp, mpsc::UnboundedReceiver<QmpEvent>), QmpError> {
+    pub async fn negotiate(
+        stream: UnixStream,
+        deadline: Duration,
+    ) -> Result<(Qmp, mpsc::UnboundedReceiver<QmpEvent>), QmpError> {
         let (read, write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
         let greeting = tokio::time::timeout(deadline, lines.next_line())
             .await
-            .map_err(|_| QmpError::Timeout { command: "greeting".into(), after: deadline })??
+            .map_err(|_| QmpError::Timeout {
+                command: "greeting".into(),
+                after: deadline,
+            })??
             .ok_or(QmpError::Closed)?;
-        let greeting: qapi::qmp::QapiCapabilities =
-            serde_json::from_str(&greeting).map_err(|e| QmpError::Protocol(format!("{e}: {greeting}")))?;
+        let greeting: qapi::qmp::QapiCapabilities = serde_json::from_str(&greeting)
+            .map_err(|e| QmpError::Protocol(format!("{e}: {greeting}")))?;
         let v = &greeting.QMP.version.qemu;
         let version = format!("{}.{}.{}", v.major, v.minor, v.micro);
 
@@ -155,13 +175,23 @@ impl Qmp {
                 let _ = tx.send(Err(QmpError::Closed));
             }
         });
-        let qmp = Qmp { writer: Mutex::new(write), pending, next_id: AtomicU64::new(1), version };
-        qmp.execute(&qapi::qmp::qmp_capabilities { enable: None }, deadline).await?;
+        let qmp = Qmp {
+            writer: Mutex::new(write),
+            pending,
+            next_id: AtomicU64::new(1),
+            version,
+        };
+        qmp.execute(&qapi::qmp::qmp_capabilities { enable: None }, deadline)
+            .await?;
         Ok((qmp, events_rx))
     }
 
     /// Runs a typed command with a deadline. A timeout leaves the connection usable.
-    pub async fn execute<C: qapi::Command>(&self, command: &C, deadline: Duration) -> Result<C::Ok, QmpError> {
+    pub async fn execute<C: qapi::Command>(
+        &self,
+        command: &C,
+        deadline: Duration,
+    ) -> Result<C::Ok, QmpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().await.insert(id, tx);
@@ -175,18 +205,29 @@ impl Qmp {
         };
         if let Err(e) = sent.await {
             self.pending.lock().await.remove(&id);
-            return Err(if e.kind() == std::io::ErrorKind::BrokenPipe { QmpError::Closed } else { e.into() });
+            return Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
+                QmpError::Closed
+            } else {
+                e.into()
+            });
         }
         let value = match tokio::time::timeout(deadline, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(QmpError::Closed),
             Err(_) => {
                 self.pending.lock().await.remove(&id);
-                return Err(QmpError::Timeout { command: C::NAME.into(), after: deadline });
+                return Err(QmpError::Timeout {
+                    command: C::NAME.into(),
+                    after: deadline,
+                });
             }
         };
         let value = value.map_err(|e| match e {
-            QmpError::Command { class, desc, .. } => QmpError::Command { command: C::NAME.into(), class, desc },
+            QmpError::Command { class, desc, .. } => QmpError::Command {
+                command: C::NAME.into(),
+                class,
+                desc,
+            },
             other => other,
         })?;
         serde_json::from_value(value).map_err(|e| QmpError::Protocol(format!("{}: {e}", C::NAME)))
@@ -198,8 +239,17 @@ fn reply(msg: &Value) -> Result<Value, QmpError> {
         return Ok(ret.clone());
     }
     if let Some(err) = msg.get("error") {
-        let field = |k: &str| err.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        return Err(QmpError::Command { command: String::new(), class: field("class"), desc: field("desc") });
+        let field = |k: &str| {
+            err.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        return Err(QmpError::Command {
+            command: String::new(),
+            class: field("class"),
+            desc: field("desc"),
+        });
     }
     Err(QmpError::Protocol(msg.to_string()))
 }
@@ -214,12 +264,31 @@ mod tests {
     fn events_decode_by_name_and_unknown_ones_survive() {
         let ev = |v: Value| QmpEvent::from_message(&v);
         assert_eq!(
-            ev(json!({"event":"SHUTDOWN","data":{"guest":true,"reason":"guest-panic"},"timestamp":{"seconds":1,"microseconds":2}})),
-            QmpEvent::Shutdown { guest: true, reason: "guest-panic".into() }
+            ev(
+                json!({"event":"SHUTDOWN","data":{"guest":true,"reason":"guest-panic"},"timestamp":{"seconds":1,"microseconds":2}})
+            ),
+            QmpEvent::Shutdown {
+                guest: true,
+                reason: "guest-panic".into()
+            }
         );
-        assert_eq!(ev(json!({"event":"GUEST_PANICKED","data":{"action":"pause"}})), QmpEvent::GuestPanicked { action: "pause".into() });
-        assert_eq!(ev(json!({"event":"RESET","data":{"guest":true,"reason":"guest-reset"}})), QmpEvent::Reset { guest: true, reason: "guest-reset".into() });
-        assert_eq!(ev(json!({"event":"XSC_FUTURE_EVENT","data":{"weird":[1]}})), QmpEvent::Other("XSC_FUTURE_EVENT".into()));
+        assert_eq!(
+            ev(json!({"event":"GUEST_PANICKED","data":{"action":"pause"}})),
+            QmpEvent::GuestPanicked {
+                action: "pause".into()
+            }
+        );
+        assert_eq!(
+            ev(json!({"event":"RESET","data":{"guest":true,"reason":"guest-reset"}})),
+            QmpEvent::Reset {
+                guest: true,
+                reason: "guest-reset".into()
+            }
+        );
+        assert_eq!(
+            ev(json!({"event":"XSC_FUTURE_EVENT","data":{"weird":[1]}})),
+            QmpEvent::Other("XSC_FUTURE_EVENT".into())
+        );
     }
 
     /// A fake QEMU on the other end of a socket pair: greeting, capabilities, then a
@@ -232,12 +301,18 @@ mod tests {
             let mut lines = BufReader::new(r).lines();
             w.write_all(br#"{"QMP":{"version":{"qemu":{"major":7,"minor":2,"micro":22},"package":""},"capabilities":[]}}
 "#).await.unwrap();
-            let caps: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+            let caps: Value =
+                serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
             assert_eq!(caps["execute"], "qmp_capabilities");
-            w.write_all(format!("{}\n", json!({"return":{},"id":caps["id"]})).as_bytes()).await.unwrap();
+            w.write_all(format!("{}\n", json!({"return":{},"id":caps["id"]})).as_bytes())
+                .await
+                .unwrap();
             let _ignored = lines.next_line().await.unwrap().unwrap();
-            let status: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
-            w.write_all(b"{\"event\":\"NOT_IN_ANY_SCHEMA\",\"data\":{}}\n").await.unwrap();
+            let status: Value =
+                serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+            w.write_all(b"{\"event\":\"NOT_IN_ANY_SCHEMA\",\"data\":{}}\n")
+                .await
+                .unwrap();
             let reply = json!({"return":{"status":"running","running":true,"singlestep":false},"id":status["id"]});
             w.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
             let mut rest = Vec::new();
@@ -245,11 +320,20 @@ mod tests {
         });
         let (qmp, mut events) = Qmp::negotiate(ours, Duration::from_secs(2)).await.unwrap();
         assert_eq!(qmp.version, "7.2.22");
-        let err = qmp.execute(&qapi::qmp::query_status {}, Duration::from_millis(100)).await.unwrap_err();
+        let err = qmp
+            .execute(&qapi::qmp::query_status {}, Duration::from_millis(100))
+            .await
+            .unwrap_err();
         assert!(matches!(err, QmpError::Timeout { .. }), "{err:?}");
-        let st = qmp.execute(&qapi::qmp::query_status {}, Duration::from_secs(2)).await.unwrap();
+        let st = qmp
+            .execute(&qapi::qmp::query_status {}, Duration::from_secs(2))
+            .await
+            .unwrap();
         assert!(st.running);
-        assert_eq!(events.recv().await, Some(QmpEvent::Other("NOT_IN_ANY_SCHEMA".into())));
+        assert_eq!(
+            events.recv().await,
+            Some(QmpEvent::Other("NOT_IN_ANY_SCHEMA".into()))
+        );
         drop(qmp);
         fake.abort();
     }
@@ -273,8 +357,16 @@ mod tests {
             }
         });
         let (qmp, _events) = Qmp::negotiate(ours, Duration::from_secs(2)).await.unwrap();
-        let cmd = qapi::qmp::screendump { filename: "/x.png".into(), device: None, head: None, format: None };
+        let cmd = qapi::qmp::screendump {
+            filename: "/x.png".into(),
+            device: None,
+            head: None,
+            format: None,
+        };
         let err = qmp.execute(&cmd, Duration::from_secs(2)).await.unwrap_err();
-        assert_eq!(err.to_string(), "QMP `screendump` failed: GenericError: no display");
+        assert_eq!(
+            err.to_string(),
+            "QMP `screendump` failed: GenericError: no display"
+        );
     }
 }

@@ -44,7 +44,9 @@ impl Archive {
     /// opens it for PID 1's stdio before any devtmpfs is mounted).
     pub fn skeleton() -> Self {
         let mut a = Archive::default();
-        for d in ["bin", "dev", "proc", "run", "sbin", "sys", "tmp", "xsc", "xsc/bin"] {
+        for d in [
+            "bin", "dev", "proc", "run", "sbin", "sys", "tmp", "xsc", "xsc/bin",
+        ] {
             a.add(d, Member::Dir);
         }
         a.add("dev/console", Member::CharDev { major: 5, minor: 1 });
@@ -56,7 +58,9 @@ impl Archive {
         let path = path.trim_start_matches('/').to_string();
         let mut parent = PathBuf::from(&path);
         while parent.pop() && !parent.as_os_str().is_empty() {
-            self.members.entry(parent.to_string_lossy().to_string()).or_insert(Member::Dir);
+            self.members
+                .entry(parent.to_string_lossy().to_string())
+                .or_insert(Member::Dir);
         }
         self.members.insert(path, member);
     }
@@ -85,10 +89,21 @@ impl Archive {
 }
 
 #[expect(clippy::too_many_arguments, reason = "mirrors the newc header fields")]
-fn write_entry(out: &mut Vec<u8>, ino: u32, mode: u32, nlink: u32, mtime: u32, rdev: (u32, u32), name: &str, data: &[u8]) {
+fn write_entry(
+    out: &mut Vec<u8>,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    mtime: u32,
+    rdev: (u32, u32),
+    name: &str,
+    data: &[u8],
+) {
     let namesize = u32::try_from(name.len() + 1).expect("member names are short");
     let filesize = u32::try_from(data.len()).expect("initramfs members are below 4 GiB");
-    let fields = [ino, mode, 0, 0, nlink, mtime, filesize, 0, 0, rdev.0, rdev.1, namesize, 0];
+    let fields = [
+        ino, mode, 0, 0, nlink, mtime, filesize, 0, 0, rdev.0, rdev.1, namesize, 0,
+    ];
     out.extend_from_slice(b"070701");
     for f in fields {
         out.extend_from_slice(format!("{f:08X}").as_bytes());
@@ -134,14 +149,22 @@ mod tests {
     #[test]
     fn newc_layout_is_byte_exact_and_sorted() {
         let mut a = Archive::default();
-        a.add("init", Member::File { mode: 0o755, data: b"#!x".to_vec() });
+        a.add(
+            "init",
+            Member::File {
+                mode: 0o755,
+                data: b"#!x".to_vec(),
+            },
+        );
         let bytes = a.to_newc(0);
         let header = std::str::from_utf8(&bytes[..110]).unwrap();
         assert_eq!(
             header,
-            ["070701", "00000001", "000081ED", "00000000", "00000000", "00000001", "00000000", "00000003", "00000000",
-             "00000000", "00000000", "00000000", "00000005", "00000000"]
-                .concat()
+            [
+                "070701", "00000001", "000081ED", "00000000", "00000000", "00000001", "00000000",
+                "00000003", "00000000", "00000000", "00000000", "00000000", "00000005", "00000000"
+            ]
+            .concat()
         );
         assert_eq!(&bytes[110..115], b"init\0");
         assert_eq!(&bytes[116..119], b"#!x");
@@ -152,11 +175,23 @@ mod tests {
     #[test]
     fn parents_are_implied_and_order_does_not_depend_on_insertion() {
         let mut a = Archive::skeleton();
-        a.add("/xsc/bin/sanity", Member::File { mode: 0o755, data: vec![1] });
+        a.add(
+            "/xsc/bin/sanity",
+            Member::File {
+                mode: 0o755,
+                data: vec![1],
+            },
+        );
         a.add("/bin/sh", Member::Symlink("busybox".into()));
         let mut b = Archive::skeleton();
         b.add("/bin/sh", Member::Symlink("busybox".into()));
-        b.add("/xsc/bin/sanity", Member::File { mode: 0o755, data: vec![1] });
+        b.add(
+            "/xsc/bin/sanity",
+            Member::File {
+                mode: 0o755,
+                data: vec![1],
+            },
+        );
         assert_eq!(a.to_newc(7), b.to_newc(7));
         let paths: Vec<&str> = a.paths().collect();
         assert!(paths.windows(2).all(|w| w[0] < w[1]));
@@ -168,7 +203,13 @@ mod tests {
     fn cpio_tool_lists_our_archive() {
         let mut a = Archive::skeleton();
         a.add("/bin/sh", Member::Symlink("busybox".into()));
-        a.add("/init", Member::File { mode: 0o755, data: b"hello".to_vec() });
+        a.add(
+            "/init",
+            Member::File {
+                mode: 0o755,
+                data: b"hello".to_vec(),
+            },
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("i.cpio");
         std::fs::write(&file, a.to_newc(1_700_000_000)).unwrap();
@@ -178,10 +219,22 @@ mod tests {
             .output()
             .expect("cpio is installed by .ci/run");
         let listing = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(listing.contains("crw-------") && listing.contains("dev/console"), "{listing}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            listing.contains("crw-------") && listing.contains("dev/console"),
+            "{listing}"
+        );
         assert!(listing.contains("bin/sh -> busybox"), "{listing}");
-        assert!(listing.lines().any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with("init")), "{listing}");
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with("init")),
+            "{listing}"
+        );
     }
 
     #[test]

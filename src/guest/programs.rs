@@ -42,7 +42,9 @@ impl GuestBuildError {
     /// Build failures are 3; a missing compiler is the host's problem (4).
     pub fn exit_code(&self) -> crate::exit_code::ExitCode {
         match self {
-            GuestBuildError::Compile { source, .. } if source.is_not_found() => crate::exit_code::ExitCode::Harness,
+            GuestBuildError::Compile { source, .. } if source.is_not_found() => {
+                crate::exit_code::ExitCode::Harness
+            }
             GuestBuildError::Compile { .. } => crate::exit_code::ExitCode::BuildFailed,
             GuestBuildError::Io { .. } => crate::exit_code::ExitCode::Harness,
         }
@@ -50,7 +52,10 @@ impl GuestBuildError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GuestBuildError + '_ {
-    move |source| GuestBuildError::Io { path: path.to_path_buf(), source }
+    move |source| GuestBuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The compiler command line for one program (pure).
@@ -62,7 +67,9 @@ pub fn compile_cmd(source: &Path, include_dir: &Path, output: &Path) -> Cmd {
     argv.push(output.into());
     argv.push(source.into());
     // C locale: plain quotes in diagnostics, the same log text on every host.
-    Cmd::new(argv).env("LC_ALL", "C").deadline(Duration::from_secs(300))
+    Cmd::new(argv)
+        .env("LC_ALL", "C")
+        .deadline(Duration::from_secs(300))
 }
 
 async fn toolchain_id() -> String {
@@ -74,26 +81,46 @@ async fn toolchain_id() -> String {
 
 /// Compiles `guest-tests/<rel>` (cached by its content, the headers beside it, the flags
 /// and the compiler version) and returns the binary.
-pub async fn compile(cache: &Cache, guest_tests: &Path, rel: &Path) -> Result<PathBuf, GuestBuildError> {
+pub async fn compile(
+    cache: &Cache,
+    guest_tests: &Path,
+    rel: &Path,
+) -> Result<PathBuf, GuestBuildError> {
     let source = guest_tests.join(rel);
     let mut key = KeyBuilder::new();
-    key.str("recipe", "guest-program-v1").str("cflags", &CFLAGS.join(" ")).str("toolchain", &toolchain_id().await);
+    key.str("recipe", "guest-program-v1")
+        .str("cflags", &CFLAGS.join(" "))
+        .str("toolchain", &toolchain_id().await);
     key.file("source", &source).map_err(io(&source))?;
     for header in crate::cache::walk_sorted(guest_tests).map_err(io(guest_tests))? {
         if header.extension().is_some_and(|e| e == "h") {
-            key.file(&format!("header/{}", header.display()), &guest_tests.join(&header)).map_err(io(guest_tests))?;
+            key.file(
+                &format!("header/{}", header.display()),
+                &guest_tests.join(&header),
+            )
+            .map_err(io(guest_tests))?;
         }
     }
     let key = key.finish();
-    let name = rel.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "prog".into());
+    let name = rel
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "prog".into());
     if let Some(entry) = cache.lookup("guest-program", &key) {
         if let Some(bin) = entry.artifact(&name) {
             return Ok(bin);
         }
     }
-    let staged = cache.staging("guest-program", &key).map_err(io(cache.root()))?;
+    let staged = cache
+        .staging("guest-program", &key)
+        .map_err(io(cache.root()))?;
     let cmd = compile_cmd(&source, guest_tests, &staged.join(&name));
-    process::run(&cmd, None).await.map_err(|e| GuestBuildError::Compile { source_file: source.clone(), source: e })?;
+    process::run(&cmd, None)
+        .await
+        .map_err(|e| GuestBuildError::Compile {
+            source_file: source.clone(),
+            source: e,
+        })?;
     let info = EntryInfo {
         stage: "guest-program".into(),
         key,
@@ -134,8 +161,8 @@ pub enum GuestProgram {
 /// Busybox applets linked into `/bin` when a scenario asks for a shell. Fixed, rather than
 /// `busybox --list`, so the archive does not change with the host's busybox build.
 pub const BUSYBOX_APPLETS: &[&str] = &[
-    "cat", "cp", "dd", "dmesg", "echo", "grep", "head", "ls", "mkdir", "mount", "poweroff", "printf", "ps", "rm",
-    "sh", "sleep", "sync", "tail", "true", "false", "uname", "umount",
+    "cat", "cp", "dd", "dmesg", "echo", "grep", "head", "ls", "mkdir", "mount", "poweroff",
+    "printf", "ps", "rm", "sh", "sleep", "sync", "tail", "true", "false", "uname", "umount",
 ];
 
 /// Assembles the initramfs for `programs` (cached by content) and returns its path.
@@ -147,32 +174,79 @@ pub async fn initramfs(
     mtime: u32,
 ) -> Result<PathBuf, GuestBuildError> {
     let mut archive = Archive::skeleton();
-    archive.add("init", Member::File { mode: 0o755, data: std::fs::read(init).map_err(io(init))? });
+    archive.add(
+        "init",
+        Member::File {
+            mode: 0o755,
+            data: std::fs::read(init).map_err(io(init))?,
+        },
+    );
     let mut plan = Vec::new();
     for p in programs {
         match p {
-            GuestProgram::Binary { name, path, args, timeout } => {
-                let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_else(|| name.clone());
+            GuestProgram::Binary {
+                name,
+                path,
+                args,
+                timeout,
+            } => {
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_else(|| name.clone());
                 let guest_path = format!("/xsc/bin/{file}");
-                archive.add(&guest_path, Member::File { mode: 0o755, data: std::fs::read(path).map_err(io(path))? });
+                archive.add(
+                    &guest_path,
+                    Member::File {
+                        mode: 0o755,
+                        data: std::fs::read(path).map_err(io(path))?,
+                    },
+                );
                 let mut argv = vec![guest_path];
                 argv.extend(args.iter().cloned());
-                plan.push(PlanEntry { name: name.clone(), timeout: *timeout, argv });
+                plan.push(PlanEntry {
+                    name: name.clone(),
+                    timeout: *timeout,
+                    argv,
+                });
             }
-            GuestProgram::Command { name, argv, timeout } => {
-                plan.push(PlanEntry { name: name.clone(), timeout: *timeout, argv: argv.clone() });
+            GuestProgram::Command {
+                name,
+                argv,
+                timeout,
+            } => {
+                plan.push(PlanEntry {
+                    name: name.clone(),
+                    timeout: *timeout,
+                    argv: argv.clone(),
+                });
             }
         }
     }
     if let Some(bb) = busybox {
-        archive.add("bin/busybox", Member::File { mode: 0o755, data: std::fs::read(bb).map_err(io(bb))? });
+        archive.add(
+            "bin/busybox",
+            Member::File {
+                mode: 0o755,
+                data: std::fs::read(bb).map_err(io(bb))?,
+            },
+        );
         for applet in BUSYBOX_APPLETS {
             archive.add(&format!("bin/{applet}"), Member::Symlink("busybox".into()));
         }
     }
-    archive.add("xsc/plan", Member::File { mode: 0o644, data: plan_text(&plan).into_bytes() });
+    archive.add(
+        "xsc/plan",
+        Member::File {
+            mode: 0o644,
+            data: plan_text(&plan).into_bytes(),
+        },
+    );
     let bytes = archive.to_newc(mtime);
-    let key = KeyBuilder::new().str("recipe", "initramfs-v1").str("content", &crate::cache::sha256_bytes(&bytes)).finish();
+    let key = KeyBuilder::new()
+        .str("recipe", "initramfs-v1")
+        .str("content", &crate::cache::sha256_bytes(&bytes))
+        .finish();
     if let Some(entry) = cache.lookup("initramfs", &key) {
         if let Some(p) = entry.artifact("initramfs.cpio") {
             return Ok(p);
@@ -184,12 +258,17 @@ pub async fn initramfs(
         stage: "initramfs".into(),
         key,
         created: 0,
-        inputs: plan.iter().map(|p| (p.name.clone(), p.argv.join(" "))).collect(),
+        inputs: plan
+            .iter()
+            .map(|p| (p.name.clone(), p.argv.join(" ")))
+            .collect(),
         artifacts: [("initramfs.cpio".to_string(), "initramfs.cpio".to_string())].into(),
         facts: BTreeMap::new(),
     };
     let entry = cache.commit(&staged, info).map_err(io(cache.root()))?;
-    Ok(entry.artifact("initramfs.cpio").expect("artifact recorded above"))
+    Ok(entry
+        .artifact("initramfs.cpio")
+        .expect("artifact recorded above"))
 }
 
 #[cfg(test)]
@@ -198,8 +277,15 @@ mod tests {
 
     #[test]
     fn compile_argv_is_static_and_strict() {
-        let cmd = compile_cmd(Path::new("gt/sanity.c"), Path::new("gt"), Path::new("/c/sanity"));
-        assert_eq!(cmd.to_string(), "LC_ALL=C gcc -static -O2 -Wall -Wextra -Werror -pthread -Igt -o /c/sanity gt/sanity.c");
+        let cmd = compile_cmd(
+            Path::new("gt/sanity.c"),
+            Path::new("gt"),
+            Path::new("/c/sanity"),
+        );
+        assert_eq!(
+            cmd.to_string(),
+            "LC_ALL=C gcc -static -O2 -Wall -Wextra -Werror -pthread -Igt -o /c/sanity gt/sanity.c"
+        );
     }
 
     #[tokio::test]
@@ -216,7 +302,12 @@ mod tests {
         std::fs::write(gt.join("bad.c"), "int main(void) { return x; }\n").unwrap();
         let err = compile(&cache, &gt, Path::new("bad.c")).await.unwrap_err();
         assert_eq!(err.exit_code(), crate::exit_code::ExitCode::BuildFailed);
-        let GuestBuildError::Compile { source, .. } = &err else { panic!("{err:?}") };
-        assert!(source.tail().unwrap_or_default().contains("'x' undeclared"), "{source:?}");
+        let GuestBuildError::Compile { source, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            source.tail().unwrap_or_default().contains("'x' undeclared"),
+            "{source:?}"
+        );
     }
 }

@@ -30,6 +30,10 @@ impl KtapParser {
     }
     /// Finish.
     pub fn finish(self, _abort: Option<(FailureKind, &str)>) -> KtapOutcome {
-        KtapOutcome { cases: vec![], saw_ktap: !self.lines.is_empty(), problems: vec![] }
+        KtapOutcome {
+            cases: vec![],
+            saw_ktap: !self.lines.is_empty(),
+            problems: vec![],
+        }
     }
 }

@@ -78,14 +78,21 @@ pub struct CaseResult {
 impl CaseResult {
     /// A passing case.
     pub fn passed(name: impl Into<String>) -> Self {
-        CaseResult { name: name.into(), status: CaseStatus::Passed, diagnostics: Vec::new() }
+        CaseResult {
+            name: name.into(),
+            status: CaseStatus::Passed,
+            diagnostics: Vec::new(),
+        }
     }
 
     /// A failing case.
     pub fn failed(name: impl Into<String>, kind: FailureKind, message: impl Into<String>) -> Self {
         CaseResult {
             name: name.into(),
-            status: CaseStatus::Failed { kind, message: message.into() },
+            status: CaseStatus::Failed {
+                kind,
+                message: message.into(),
+            },
             diagnostics: Vec::new(),
         }
     }
@@ -94,7 +101,10 @@ impl CaseResult {
     pub fn errored(name: impl Into<String>, kind: FailureKind, message: impl Into<String>) -> Self {
         CaseResult {
             name: name.into(),
-            status: CaseStatus::Errored { kind, message: message.into() },
+            status: CaseStatus::Errored {
+                kind,
+                message: message.into(),
+            },
             diagnostics: Vec::new(),
         }
     }

@@ -8,9 +8,16 @@ use crate::observe::verdict::{CaseStatus, ScenarioResult};
 /// The line printed when a scenario finishes.
 pub fn scenario_line(r: &ScenarioResult) -> String {
     let total = r.cases.len();
-    let failed = r.cases.iter().filter(|c| c.status.is_bad()).count() + usize::from(r.boot.status.is_bad());
+    let failed =
+        r.cases.iter().filter(|c| c.status.is_bad()).count() + usize::from(r.boot.status.is_bad());
     let skipped = r.count(|s| matches!(s, CaseStatus::Skipped { .. }));
-    let verdict = if r.passed() { "PASS" } else if r.is_harness_failure() { "ERROR" } else { "FAIL" };
+    let verdict = if r.passed() {
+        "PASS"
+    } else if r.is_harness_failure() {
+        "ERROR"
+    } else {
+        "FAIL"
+    };
     let mut s = format!(
         "{verdict:<5} {} ({total} cases, {failed} failed, {skipped} skipped, {:.1}s) — {}",
         r.name,
@@ -20,7 +27,9 @@ pub fn scenario_line(r: &ScenarioResult) -> String {
     if !r.passed() {
         for c in r.all_cases().filter(|c| c.status.is_bad()).take(10) {
             let msg = match &c.status {
-                CaseStatus::Failed { kind, message } | CaseStatus::Errored { kind, message } => format!("[{}] {message}", kind.as_str()),
+                CaseStatus::Failed { kind, message } | CaseStatus::Errored { kind, message } => {
+                    format!("[{}] {message}", kind.as_str())
+                }
                 _ => String::new(),
             };
             let _ = write!(s, "\n      ✗ {} {msg}", c.name);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{junit, cases, repo, run, text, xsc};
+use crate::support::{cases, junit, repo, run, text, xsc};
 
 const QUICK: Duration = Duration::from_secs(60);
 
@@ -25,7 +25,9 @@ fn shipped_scenarios_are_valid() {
 fn invalid_scenarios_list_every_problem_and_exit_2() {
     let dir = repo().join("tests/fixtures/scenarios-invalid");
     let mut cmd = xsc();
-    cmd.args(["scenarios", "check"]).arg(dir.join("typos.toml")).arg(dir.join("syntax.toml"));
+    cmd.args(["scenarios", "check"])
+        .arg(dir.join("typos.toml"))
+        .arg(dir.join("syntax.toml"));
     let out = run(cmd, QUICK);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -47,7 +49,12 @@ fn invalid_scenarios_list_every_problem_and_exit_2() {
 
 #[test]
 fn bad_command_lines_exit_2() {
-    for args in [&["test", "--accel", "hvf"][..], &["test", "--boot-timeout", "soon"], &["test", "no-such-scenario"], &["frobnicate"]] {
+    for args in [
+        &["test", "--accel", "hvf"][..],
+        &["test", "--boot-timeout", "soon"],
+        &["test", "no-such-scenario"],
+        &["frobnicate"],
+    ] {
         let mut cmd = xsc();
         cmd.args(args);
         let out = run(cmd, QUICK);
@@ -61,13 +68,20 @@ fn an_invalid_config_exits_2_with_its_place() {
     let cfg = dir.path().join("xsc.toml");
     let good = std::fs::read_to_string(repo().join("xsc.toml")).unwrap();
     std::fs::write(&cfg, format!("{good}\n[tset]\njobs = 1\n")).unwrap();
-    let out = run({
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_xsc-release"));
-        c.arg("--config").arg(&cfg).args(["scenarios", "list"]);
-        c
-    }, QUICK);
+    let out = run(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_xsc-release"));
+            c.arg("--config").arg(&cfg).args(["scenarios", "list"]);
+            c
+        },
+        QUICK,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tset: unknown key"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tset: unknown key"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -78,18 +92,29 @@ fn doctor_names_the_packages_to_install() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("MISSING qemu-system-x86_64"), "{stdout}");
-    assert!(stdout.contains("apt-get install -y qemu-system-x86"), "{stdout}");
+    assert!(
+        stdout.contains("apt-get install -y qemu-system-x86"),
+        "{stdout}"
+    );
     let mut cmd = xsc();
     cmd.arg("doctor");
     let out = run(cmd, QUICK);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok      qemu-system-x86_64"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok      qemu-system-x86_64"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn report_ktap_judges_captured_logs() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("lab-good.log");
-    std::fs::write(&good, "[    1.0] Linux version 6.1\r\nKTAP version 1\r\n1..2\r\nok 1 a\r\nok 2 b\r\n").unwrap();
+    std::fs::write(
+        &good,
+        "[    1.0] Linux version 6.1\r\nKTAP version 1\r\n1..2\r\nok 1 a\r\nok 2 b\r\n",
+    )
+    .unwrap();
     let bad = dir.path().join("lab-bad.log");
     std::fs::write(
         &bad,
@@ -98,14 +123,33 @@ fn report_ktap_judges_captured_logs() {
     .unwrap();
     let xml = dir.path().join("report.xml");
     let mut cmd = xsc();
-    cmd.args(["report", "ktap"]).arg(&good).arg(&bad).arg("--junit").arg(&xml);
+    cmd.args(["report", "ktap"])
+        .arg(&good)
+        .arg(&bad)
+        .arg("--junit")
+        .arg(&xml);
     let out = run(cmd, QUICK);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = cases(&junit(&xml));
-    assert!(all.contains(&("lab-good".into(), "a".into(), "pass".into())), "{all:#?}");
-    assert!(all.iter().any(|(s, c, k)| s == "lab-bad" && c == "b" && k.starts_with("failure")), "{all:#?}");
-    assert!(all.iter().any(|(s, c, k)| s == "lab-bad" && c.contains("panic") && k == "failure:crash"), "{all:#?}");
-    assert!(all.iter().any(|(s, c, k)| s == "lab-bad" && c.ends_with('3') && k.starts_with("error")), "case 3 never ran: {all:#?}");
+    assert!(
+        all.contains(&("lab-good".into(), "a".into(), "pass".into())),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|(s, c, k)| s == "lab-bad" && c == "b" && k.starts_with("failure")),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|(s, c, k)| s == "lab-bad" && c.contains("panic") && k == "failure:crash"),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|(s, c, k)| s == "lab-bad" && c.ends_with('3') && k.starts_with("error")),
+        "case 3 never ran: {all:#?}"
+    );
     let mut cmd = xsc();
     cmd.args(["report", "ktap"]).arg(&good);
     assert_eq!(run(cmd, QUICK).status.code(), Some(0));

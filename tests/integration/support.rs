@@ -13,13 +13,19 @@ pub fn repo() -> PathBuf {
 /// A command for the binary with the repository config.
 pub fn xsc() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xsc-release"));
-    c.arg("--config").arg(repo().join("xsc.toml")).stdin(Stdio::null());
+    c.arg("--config")
+        .arg(repo().join("xsc.toml"))
+        .stdin(Stdio::null());
     c
 }
 
 /// Runs to completion; panics after `limit` (a hung harness is a failed test, not a hang).
 pub fn run(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn xsc-release");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn xsc-release");
     wait(child, limit)
 }
 
@@ -45,7 +51,12 @@ pub fn wait(mut child: Child, limit: Duration) -> Output {
 
 /// stdout + stderr as text, for assertion messages.
 pub fn text(out: &Output) -> String {
-    format!("status: {:?}\nstdout:\n{}\nstderr:\n{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "status: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A scenario file under scenarios/.
@@ -57,8 +68,19 @@ pub fn scenario(rel: &str) -> String {
 /// its parsed form.
 pub fn junit(path: &Path) -> quick_junit::Report {
     let xsd = repo().join("tests/fixtures/junit-xsd/jenkins-xunit-junit-10.xsd");
-    let out = Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(path).output().expect("xmllint (libxml2-utils) is installed by .ci/run");
-    assert!(out.status.success(), "JUnit {} does not validate:\n{}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(path)
+        .output()
+        .expect("xmllint (libxml2-utils) is installed by .ci/run");
+    assert!(
+        out.status.success(),
+        "JUnit {} does not validate:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let xml = std::fs::read_to_string(path).expect("read junit");
     quick_junit::Report::deserialize_from_str(&xml).expect("parse junit")
 }
@@ -72,7 +94,15 @@ pub fn cases(report: &quick_junit::Report) -> Vec<(String, String, String)> {
                 quick_junit::TestCaseStatus::Success { .. } => "pass".to_string(),
                 quick_junit::TestCaseStatus::Skipped { .. } => "skip".to_string(),
                 quick_junit::TestCaseStatus::NonSuccess { kind, ty, .. } => {
-                    format!("{}:{}", if matches!(kind, quick_junit::NonSuccessKind::Failure) { "failure" } else { "error" }, ty.as_ref().map(|t| t.to_string()).unwrap_or_default())
+                    format!(
+                        "{}:{}",
+                        if matches!(kind, quick_junit::NonSuccessKind::Failure) {
+                            "failure"
+                        } else {
+                            "error"
+                        },
+                        ty.as_ref().map(|t| t.to_string()).unwrap_or_default()
+                    )
                 }
             };
             out.push((s.name.to_string(), c.name.to_string(), kind));
@@ -83,18 +113,29 @@ pub fn cases(report: &quick_junit::Report) -> Vec<(String, String, String)> {
 
 /// A suite property's value.
 pub fn property(report: &quick_junit::Report, suite: &str, name: &str) -> Option<String> {
-    let s = report.test_suites.iter().find(|s| s.name.as_str() == suite)?;
-    s.properties.iter().find(|p| p.name.as_str() == name).map(|p| p.value.to_string())
+    let s = report
+        .test_suites
+        .iter()
+        .find(|s| s.name.as_str() == suite)?;
+    s.properties
+        .iter()
+        .find(|p| p.name.as_str() == name)
+        .map(|p| p.value.to_string())
 }
 
 /// Pids of QEMU processes whose command line mentions `needle`.
 pub fn qemu_pids(needle: &str) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
+        let zombie =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
         if cmd.starts_with("qemu-system") && cmd.contains(needle) && !zombie {
             pids.push(pid);
         }
@@ -116,5 +157,7 @@ pub fn wait_for_text(path: &Path, needle: &str, limit: Duration) -> bool {
 
 /// The run's state directory, from the first line the binary prints.
 pub fn state_dir_from_stdout(line: &str) -> Option<PathBuf> {
-    line.split("state in ").nth(1).map(|p| PathBuf::from(p.trim()))
+    line.split("state in ")
+        .nth(1)
+        .map(|p| PathBuf::from(p.trim()))
 }

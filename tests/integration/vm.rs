@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use crate::support::{cases, junit, property, qemu_pids, run, scenario, state_dir_from_stdout, text, wait, wait_for_text, xsc};
+use crate::support::{
+    cases, junit, property, qemu_pids, run, scenario, state_dir_from_stdout, text, wait,
+    wait_for_text, xsc,
+};
 
 const VM: Duration = Duration::from_secs(300);
 
@@ -20,7 +23,9 @@ fn test_run(args: &[&str]) -> (Output, PathBuf, tempfile::TempDir) {
 }
 
 fn kind_of<'a>(all: &'a [(String, String, String)], case: &str) -> Option<&'a str> {
-    all.iter().find(|(_, c, _)| c == case).map(|(_, _, k)| k.as_str())
+    all.iter()
+        .find(|(_, c, _)| c == case)
+        .map(|(_, _, k)| k.as_str())
 }
 
 #[test]
@@ -32,13 +37,23 @@ fn smoke_passes_with_every_case_in_junit() {
     assert_eq!(all[0].1, "boot", "boot comes first: {all:#?}");
     assert!(all.len() > 30, "expected the whole sanity suite: {all:#?}");
     assert!(all.iter().all(|(_, _, k)| k == "pass"), "{all:#?}");
-    assert!(all.iter().any(|(_, c, _)| c == "sanity.fs.write_read"), "{all:#?}");
+    assert!(
+        all.iter().any(|(_, c, _)| c == "sanity.fs.write_read"),
+        "{all:#?}"
+    );
     assert_eq!(property(&report, "smoke", "accel").as_deref(), Some("tcg"));
-    assert!(property(&report, "smoke", "qemu.version").is_some_and(|v| v.starts_with('7') || v.starts_with('8') || v.starts_with('9')));
+    assert!(
+        property(&report, "smoke", "qemu.version")
+            .is_some_and(|v| v.starts_with('7') || v.starts_with('8') || v.starts_with('9'))
+    );
     assert!(property(&report, "smoke", "kernel.release").is_some_and(|v| v.starts_with("6.1")));
     assert!(property(&report, "smoke", "scenario.sha256").is_some_and(|v| v.len() == 64));
     let log = property(&report, "smoke", "serial-log").expect("serial log property");
-    assert!(std::fs::read_to_string(&log).unwrap().contains("xsc-init: done"));
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("xsc-init: done")
+    );
 }
 
 #[test]
@@ -46,7 +61,11 @@ fn a_failing_ktap_case_fails_the_run_with_exit_1() {
     let (out, xml, _d) = test_run(&[&scenario("faults/fail.toml"), "--accel", "tcg"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = cases(&junit(&xml));
-    assert_eq!(kind_of(&all, "fault.broken"), Some("failure:assertion"), "{all:#?}");
+    assert_eq!(
+        kind_of(&all, "fault.broken"),
+        Some("failure:assertion"),
+        "{all:#?}"
+    );
     assert_eq!(kind_of(&all, "fault.first"), Some("pass"), "{all:#?}");
     assert_eq!(kind_of(&all, "boot"), Some("pass"), "{all:#?}");
 }
@@ -56,18 +75,36 @@ fn a_kernel_panic_ends_the_run_at_once_as_a_crash() {
     let (out, xml, _d) = test_run(&[&scenario("faults/panic.toml"), "--accel", "tcg"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("the guest kernel panicked"), "ended by the crash, not a clock:\n{stdout}");
+    assert!(
+        stdout.contains("the guest kernel panicked"),
+        "ended by the crash, not a clock:\n{stdout}"
+    );
     let all = cases(&junit(&xml));
-    assert_eq!(kind_of(&all, "console.panic"), Some("failure:crash"), "{all:#?}");
-    assert_eq!(kind_of(&all, "fault.before_panic"), Some("pass"), "{all:#?}");
-    assert!(!all.iter().any(|(_, _, k)| k.contains("timeout")), "no clock may have expired: {all:#?}");
+    assert_eq!(
+        kind_of(&all, "console.panic"),
+        Some("failure:crash"),
+        "{all:#?}"
+    );
+    assert_eq!(
+        kind_of(&all, "fault.before_panic"),
+        Some("pass"),
+        "{all:#?}"
+    );
+    assert!(
+        !all.iter().any(|(_, _, k)| k.contains("timeout")),
+        "no clock may have expired: {all:#?}"
+    );
 }
 
 #[test]
 fn a_silent_guest_is_caught_by_the_no_output_clock() {
     let (out, xml, _d) = test_run(&[&scenario("faults/hang.toml"), "--accel", "tcg"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("silence timeout: no console output for 8s"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("silence timeout: no console output for 8s"),
+        "{}",
+        text(&out)
+    );
     let all = cases(&junit(&xml));
     assert_eq!(kind_of(&all, "run"), Some("failure:timeout"), "{all:#?}");
 }
@@ -77,17 +114,38 @@ fn a_program_past_its_clock_is_killed_in_the_guest_and_the_next_runs() {
     let (out, xml, _d) = test_run(&[&scenario("faults/timeout.toml"), "--accel", "tcg"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = cases(&junit(&xml));
-    assert!(all.iter().any(|(_, c, k)| c.starts_with("slow") && k == "failure:timeout"), "{all:#?}");
-    assert!(all.iter().any(|(_, c, k)| c.starts_with("after.") && k == "pass"), "{all:#?}");
+    assert!(
+        all.iter()
+            .any(|(_, c, k)| c.starts_with("slow") && k == "failure:timeout"),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|(_, c, k)| c.starts_with("after.") && k == "pass"),
+        "{all:#?}"
+    );
 }
 
 #[test]
 fn binary_garbage_on_the_console_keeps_junit_valid_and_segfaults_are_caught() {
     let (out, xml, _d) = test_run(&[&scenario("faults/garbage.toml"), "--accel", "tcg"]);
-    assert_eq!(out.status.code(), Some(1), "the segfault fails the run: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the segfault fails the run: {}",
+        text(&out)
+    );
     let all = cases(&junit(&xml));
-    assert!(all.iter().any(|(_, c, k)| c.starts_with("garbage.") && k == "pass"), "{all:#?}");
-    assert_eq!(kind_of(&all, "console.segfault"), Some("failure:crash"), "{all:#?}");
+    assert!(
+        all.iter()
+            .any(|(_, c, k)| c.starts_with("garbage.") && k == "pass"),
+        "{all:#?}"
+    );
+    assert_eq!(
+        kind_of(&all, "console.segfault"),
+        Some("failure:crash"),
+        "{all:#?}"
+    );
 }
 
 /// Starts a long silent run and returns the child, its state directory and JUnit path once
@@ -103,9 +161,18 @@ fn start_hanging_run(dir: &Path) -> (std::process::Child, PathBuf, PathBuf) {
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut first).unwrap();
-    let state = state_dir_from_stdout(&first).expect("run line names the state dir").join("hang");
-    assert!(wait_for_text(&state.join("serial.log"), "1..1", Duration::from_secs(120)), "guest never started the program");
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let state = state_dir_from_stdout(&first)
+        .expect("run line names the state dir")
+        .join("hang");
+    assert!(
+        wait_for_text(&state.join("serial.log"), "1..1", Duration::from_secs(120)),
+        "guest never started the program"
+    );
     (child, state, xml)
 }
 
@@ -115,7 +182,10 @@ fn qemu_killed_mid_run_is_a_harness_failure_with_logs_kept() {
     let (child, state, xml) = start_hanging_run(dir.path());
     let pids = qemu_pids(&state.display().to_string());
     assert_eq!(pids.len(), 1, "exactly one QEMU for {}", state.display());
-    std::process::Command::new("kill").args(["-KILL", &pids[0].to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", &pids[0].to_string()])
+        .status()
+        .unwrap();
     let out = wait(child, VM);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(state.join("serial.log").is_file() && state.join("qemu.argv").is_file());
@@ -126,12 +196,22 @@ fn qemu_killed_mid_run_is_a_harness_failure_with_logs_kept() {
 fn interrupt(signal: &str, code: i32) {
     let dir = tempfile::tempdir().unwrap();
     let (child, state, xml) = start_hanging_run(dir.path());
-    std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
     let out = wait(child, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(code), "{}", text(&out));
-    assert!(qemu_pids(&state.display().to_string()).is_empty(), "QEMU left behind after {signal}");
+    assert!(
+        qemu_pids(&state.display().to_string()).is_empty(),
+        "QEMU left behind after {signal}"
+    );
     let all = cases(&junit(&xml));
-    assert_eq!(kind_of(&all, "boot"), Some("pass"), "partial JUnit keeps what was seen: {all:#?}");
+    assert_eq!(
+        kind_of(&all, "boot"),
+        Some("pass"),
+        "partial JUnit keeps what was seen: {all:#?}"
+    );
 }
 
 #[test]
@@ -156,10 +236,19 @@ fn adhoc_kernel_with_auto_accel_probes_kvm_and_records_why() {
     std::fs::create_dir_all(shared.join("stages")).unwrap();
     std::os::unix::fs::symlink(shared.join("stages"), cache.join("stages")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (kernel, _) = rt.block_on(xsc_release::stock_kernel::ensure(&xsc_release::cache::Cache::new(&shared))).unwrap();
+    let (kernel, _) = rt
+        .block_on(xsc_release::stock_kernel::ensure(
+            &xsc_release::cache::Cache::new(&shared),
+        ))
+        .unwrap();
     let xml = dir.path().join("junit.xml");
     let mut cmd = xsc();
-    cmd.env("XSC_CACHE_DIR", &cache).arg("test").arg("--kernel").arg(&kernel.vmlinuz).args(["--accel", "auto", "--junit"]).arg(&xml);
+    cmd.env("XSC_CACHE_DIR", &cache)
+        .arg("test")
+        .arg("--kernel")
+        .arg(&kernel.vmlinuz)
+        .args(["--accel", "auto", "--junit"])
+        .arg(&xml);
     let out = run(cmd, VM);
     let report = junit(&xml);
     let accel = property(&report, "adhoc", "accel").unwrap();
@@ -167,11 +256,21 @@ fn adhoc_kernel_with_auto_accel_probes_kvm_and_records_why() {
     assert!(reason.starts_with("auto:"), "{reason}");
     if accel == "tcg" {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        assert!(reason.contains("/dev/kvm"), "the reason names KVM: {reason}");
+        assert!(
+            reason.contains("/dev/kvm"),
+            "the reason names KVM: {reason}"
+        );
     } else {
         assert!(reason.contains("first kernel line"), "{reason}");
     }
-    assert!(std::fs::read_dir(cache.join("host")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("kvm-probe-")) || !Path::new("/dev/kvm").exists());
+    assert!(
+        std::fs::read_dir(cache.join("host")).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("kvm-probe-"))
+            || !Path::new("/dev/kvm").exists()
+    );
 }
 
 /// An initramfs that prints no KTAP at all and powers off is a failure, never a pass.
@@ -182,18 +281,35 @@ fn a_run_without_ktap_is_a_failure() {
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
     std::fs::write(root.join("init"), "#!/bin/busybox sh\n/bin/busybox echo hello from a foreign init\n/bin/busybox poweroff -f\n").unwrap();
-    std::fs::set_permissions(root.join("init"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        root.join("init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let cpio = dir.path().join("foreign.cpio");
     let status = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("cd {} && find . | sort | cpio -o -H newc > {} 2>/dev/null", root.display(), cpio.display()))
+        .arg(format!(
+            "cd {} && find . | sort | cpio -o -H newc > {} 2>/dev/null",
+            root.display(),
+            cpio.display()
+        ))
         .status()
         .unwrap();
     assert!(status.success());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cache = xsc_release::cache::Cache::new(xsc_release::config::default_cache_dir());
-    let (kernel, _) = rt.block_on(xsc_release::stock_kernel::ensure(&cache)).unwrap();
-    let (out, xml, _d) = test_run(&["--kernel", &kernel.vmlinuz.display().to_string(), "--initrd", &cpio.display().to_string(), "--accel", "tcg"]);
+    let (kernel, _) = rt
+        .block_on(xsc_release::stock_kernel::ensure(&cache))
+        .unwrap();
+    let (out, xml, _d) = test_run(&[
+        "--kernel",
+        &kernel.vmlinuz.display().to_string(),
+        "--initrd",
+        &cpio.display().to_string(),
+        "--accel",
+        "tcg",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = cases(&junit(&xml));
     assert_eq!(kind_of(&all, "ktap"), Some("failure:assertion"), "{all:#?}");
