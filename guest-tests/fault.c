@@ -94,6 +94,9 @@ static int mode_panic(void)
 		return 1;
 	}
 	sync();
+	/* Our stdout is a pipe that PID 1 relays to the console: give it a moment to
+	 * forward "ok 1" before the kernel stops, or the case is lost to a race. */
+	usleep(500 * 1000);
 	if (write_file("/proc/sysrq-trigger", "c") < 0) {
 		printf("not ok 2 panic\n# panic: write /proc/sysrq-trigger: %s\n",
 		       strerror(errno));

@@ -42,9 +42,10 @@ fn main() -> std::process::ExitCode {
     });
     // Nothing we started may outlive us, whatever path got here.
     xsc_release::process::kill_all_groups();
+    // A signal decides the code whatever the runs concluded: the caller asked us to stop.
     let code = match SIGNAL.load(Ordering::SeqCst) {
-        libc::SIGINT => code.worst(ExitCode::Interrupted),
-        libc::SIGTERM => code.worst(ExitCode::Terminated),
+        libc::SIGINT => ExitCode::Interrupted,
+        libc::SIGTERM => ExitCode::Terminated,
         _ => code,
     };
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -568,7 +568,7 @@ mod tests {
         let mut img = vec![0u8; 0x1000];
         img[0x202..0x206].copy_from_slice(b"HdrS");
         img[0x20E..0x210].copy_from_slice(&0x0300u16.to_le_bytes());
-        img[0x500..0x500 + 30].copy_from_slice(b"6.1.192-xsc (xsc@build) #1 SM");
+        img[0x500..0x500 + 29].copy_from_slice(b"6.1.192-xsc (xsc@build) #1 SM");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("bzImage");
         std::fs::write(&f, &img).unwrap();

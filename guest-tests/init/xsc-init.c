@@ -492,6 +492,9 @@ static enum result run_entry(size_t idx, const struct entry *e)
 		say("not ok %zu %s # bad plan line", idx, e->name);
 		return R_FAIL;
 	}
+	/* Names the nested block before the program prints anything, so a run cut off
+	 * mid-program (panic, hang) still attributes its unreported cases to NAME. */
+	say("  # Subtest: %s", e->name);
 	lb = calloc(1, sizeof(*lb));
 	if (!lb || pipe2(pfd, O_CLOEXEC) < 0) {
 		say("# %s: pipe: %s", e->name, strerror(errno));

@@ -88,9 +88,9 @@ impl Observers {
         if self.ready_at.is_none() && self.ready.is_match(&line) {
             self.ready_at = Some(Instant::now());
         }
-        if self.ready_at.is_some() {
-            self.ktap.feed(&line);
-        }
+        // Every line, not only after ready: in-kernel KUnit results print during boot, and
+        // the parser ignores whatever is not KTAP.
+        self.ktap.feed(&line);
         if let Some(crash) = self.crash.feed(&line) {
             if crash.fatal && self.fatal.is_none() {
                 self.fatal = Some(crash);
@@ -291,7 +291,9 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
                 break shutdown.take().unwrap_or_else(|| RunEnd::QemuDied(died(status, &stderr_log)));
             }
             () = tokio::time::sleep_until(boot_deadline), if obs.ready_at.is_none() => break RunEnd::BootTimeout(spec.boot_timeout),
-            () = tokio::time::sleep_until(silence_deadline) => break RunEnd::Silent(spec.silence_timeout),
+            // Silence counts once the guest is up: before that, firmware and kernel
+            // decompression print nothing for seconds under TCG, and the boot clock rules.
+            () = tokio::time::sleep_until(silence_deadline), if obs.ready_at.is_some() => break RunEnd::Silent(spec.silence_timeout),
             () = tokio::time::sleep_until(test_deadline.unwrap_or(far)), if test_deadline.is_some() => break RunEnd::TestTimeout(spec.test_backstop),
             _ = cancel.changed() => if *cancel.borrow() { break RunEnd::Interrupted },
         }
