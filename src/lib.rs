@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod doctor;
 pub mod error;
 pub mod exit_code;
+pub mod gate;
 pub mod guest;
 pub mod observe;
 pub mod offline;

@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 /// Why a case did not pass; becomes the JUnit `type` attribute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FailureKind {
     /// The guest program reported `not ok`.
     Assertion,
@@ -31,7 +33,7 @@ impl FailureKind {
 }
 
 /// The outcome of one case.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CaseStatus {
     /// `ok`.
     Passed,
@@ -65,7 +67,7 @@ impl CaseStatus {
 }
 
 /// One judged case: a KTAP leaf, or a synthetic case such as `boot`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseResult {
     /// Unique within the scenario; nested KTAP names joined with `.`.
     pub name: String,
@@ -111,7 +113,7 @@ impl CaseResult {
 }
 
 /// How the guest's run ended, as seen from the host.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunEnd {
     /// The guest powered off by itself.
     PoweredOff,
@@ -152,7 +154,7 @@ impl RunEnd {
 }
 
 /// A kernel problem found on the console.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crash {
     /// Short kind, e.g. `panic`, `oops`, `warning`, `bug`, `soft-lockup`, `segfault`.
     pub kind: String,
@@ -165,7 +167,7 @@ pub struct Crash {
 }
 
 /// Everything known about one scenario run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScenarioResult {
     /// Scenario name (JUnit suite name and classname).
     pub name: String,

@@ -1,0 +1,282 @@
+//! Release gates: the scenarios tagged `release-gate`, run for `candidate` with two rules a
+//! plain `test` does not have. A gate already green for the same image, scenario and
+//! harness is not run again (its verdict is cached by those hashes); and a gate that fails
+//! gets exactly one rerun — passing then makes it *flaky*, recorded as such, never green.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use tokio::sync::watch;
+
+use crate::boot::qemu_args::Boot;
+use crate::cache::{Cache, KeyBuilder, sha256_file};
+use crate::config::Config;
+use crate::error::Error;
+use crate::exit_code::ExitCode;
+use crate::observe::verdict::ScenarioResult;
+use crate::report::summary;
+use crate::runner::{self, RunOptions};
+use crate::scenario::Scenario;
+
+/// Identity of this harness build: the SHA-256 of the running executable. A rebuilt
+/// harness may judge differently, so its verdicts are not reused.
+pub fn harness_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| sha256_file(&p).ok())
+            .unwrap_or_else(|| format!("unknown-{}", env!("CARGO_PKG_VERSION")))
+    })
+}
+
+/// The verdict key of a gate: image files, scenario file, harness.
+pub fn verdict_key(boot: &Boot, scenario: &Scenario) -> Result<String, Error> {
+    let mut k = KeyBuilder::new();
+    k.str("recipe", "gate-verdict-v1")
+        .str("scenario", &scenario.hash)
+        .str("harness", harness_id());
+    let files: Vec<&Path> = match boot {
+        Boot::Kernel {
+            kernel,
+            initrd,
+            append,
+        } => {
+            k.str("append", append);
+            std::iter::once(kernel.as_path())
+                .chain(initrd.as_deref())
+                .collect()
+        }
+        Boot::Cdrom(iso) | Boot::Disk(iso) => vec![iso.as_path()],
+    };
+    for f in files {
+        k.file("image", f).map_err(Error::io(f))?;
+    }
+    Ok(k.finish())
+}
+
+fn verdict_file(cache: &Cache, key: &str) -> PathBuf {
+    cache.root().join("verdicts").join(format!("{key}.json"))
+}
+
+/// A green verdict stored earlier for `key`.
+pub fn cached_green(cache: &Cache, key: &str) -> Option<ScenarioResult> {
+    let r: ScenarioResult =
+        serde_json::from_slice(&std::fs::read(verdict_file(cache, key)).ok()?).ok()?;
+    (r.passed() && r.flaky_first_attempt.is_none()).then_some(r)
+}
+
+fn store_green(cache: &Cache, key: &str, r: &ScenarioResult) {
+    let file = verdict_file(cache, key);
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(file.parent().expect("verdict files live in a directory"))?;
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(tmp, &file)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(error = %e, file = %file.display(), "cannot store the gate verdict");
+    }
+}
+
+/// What running the gates produced.
+pub struct GateRun {
+    /// One result per gate, in scenario order.
+    pub results: Vec<ScenarioResult>,
+    /// The boot media of each gate (artifacts for the release).
+    pub images: Vec<Boot>,
+    /// Names of gates that passed only on their rerun.
+    pub flaky: Vec<String>,
+    /// The combined exit code.
+    pub code: ExitCode,
+}
+
+/// Runs the gates: cached green verdicts are reused unless `retest`; failures get one rerun.
+pub async fn run(
+    cfg: &Config,
+    gates: &[Scenario],
+    opts: &RunOptions,
+    cancel: watch::Receiver<bool>,
+    retest: bool,
+) -> Result<GateRun, Error> {
+    let cache = Cache::new(&cfg.cache_dir);
+    let mut keys = Vec::new();
+    let mut images = Vec::new();
+    let mut results: Vec<Option<ScenarioResult>> = Vec::new();
+    for g in gates {
+        let image = runner::prepare(cfg, &cache, g, opts).await?;
+        let key = verdict_key(&image.boot, g)?;
+        let cached = if retest {
+            None
+        } else {
+            cached_green(&cache, &key)
+        };
+        if let Some(r) = &cached {
+            println!(
+                "{:<5} {} (cached verdict: same image, scenario and harness; --retest to run again)",
+                "PASS", r.name
+            );
+        }
+        results.push(cached);
+        keys.push(key);
+        images.push(image.boot);
+    }
+    let todo: Vec<Scenario> = gates
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_none())
+        .map(|(g, _)| g.clone())
+        .collect();
+    let mut code = ExitCode::Success;
+    if !todo.is_empty() {
+        let first = runner::run_all(cfg, &todo, opts, cancel.clone(), |r| {
+            println!("{}", summary::scenario_line(r))
+        })
+        .await;
+        let mut rerun = Vec::new();
+        for (g, outcome) in todo.iter().zip(first) {
+            let r = outcome?;
+            let slot = gates
+                .iter()
+                .position(|x| x.name == g.name)
+                .expect("todo comes from gates");
+            // Only a product failure earns a rerun: a broken harness is not flakiness.
+            if !r.passed() && !r.is_harness_failure() && !*cancel.borrow() {
+                rerun.push((slot, g.clone(), r));
+            } else {
+                results[slot] = Some(r);
+            }
+        }
+        if !rerun.is_empty() {
+            let again: Vec<Scenario> = rerun.iter().map(|(_, g, _)| g.clone()).collect();
+            println!("rerunning {} failed gate(s) once", again.len());
+            let second = runner::run_all(cfg, &again, opts, cancel.clone(), |r| {
+                println!("{}", summary::scenario_line(r))
+            })
+            .await;
+            for ((slot, _, first), outcome) in rerun.into_iter().zip(second) {
+                results[slot] = Some(after_rerun(first, outcome?));
+            }
+        }
+    }
+    let results: Vec<ScenarioResult> = results
+        .into_iter()
+        .map(|r| r.expect("every gate has a result"))
+        .collect();
+    let mut flaky = Vec::new();
+    for (r, key) in results.iter().zip(&keys) {
+        code = code.worst(runner::exit_code_of(r));
+        if r.flaky_first_attempt.is_some() {
+            flaky.push(r.name.clone());
+        } else if r.passed() {
+            store_green(&cache, key, r);
+        }
+    }
+    Ok(GateRun {
+        results,
+        images,
+        flaky,
+        code,
+    })
+}
+
+/// The verdict of a gate that failed and was run once more: a pass on the rerun is flaky
+/// (carrying the first failure); a second failure keeps the first attempt's evidence.
+pub fn after_rerun(first: ScenarioResult, mut second: ScenarioResult) -> ScenarioResult {
+    if second.passed() {
+        second.flaky_first_attempt = Some(summary::scenario_line(&first));
+        second
+    } else {
+        first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, passed: bool) -> ScenarioResult {
+        use crate::observe::verdict::{CaseResult, FailureKind, RunEnd};
+        ScenarioResult {
+            name: name.into(),
+            started: std::time::SystemTime::UNIX_EPOCH,
+            duration: std::time::Duration::ZERO,
+            boot: CaseResult::passed("boot"),
+            cases: if passed {
+                vec![]
+            } else {
+                vec![CaseResult::failed("t.a", FailureKind::Assertion, "boom")]
+            },
+            end: RunEnd::PoweredOff,
+            crashes: vec![],
+            properties: vec![],
+            console_tail: String::new(),
+            serial_log: PathBuf::new(),
+            screendump: None,
+            state_dir: PathBuf::new(),
+            qemu_cmdline: String::new(),
+            flaky_first_attempt: None,
+        }
+    }
+
+    #[test]
+    fn a_pass_on_the_rerun_is_flaky_not_green() {
+        let r = after_rerun(result("g", false), result("g", true));
+        assert!(r.passed());
+        assert!(
+            r.flaky_first_attempt
+                .as_deref()
+                .is_some_and(|f| f.contains("t.a")),
+            "{:?}",
+            r.flaky_first_attempt
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        store_green(&cache, "k", &r);
+        assert!(
+            cached_green(&cache, "k").is_none(),
+            "a flaky verdict is never reused as green"
+        );
+        store_green(&cache, "k2", &result("g", true));
+        assert!(cached_green(&cache, "k2").is_some());
+    }
+
+    #[test]
+    fn two_failures_keep_the_first_attempt() {
+        let mut first = result("g", false);
+        first.console_tail = "first".into();
+        let r = after_rerun(first, result("g", false));
+        assert!(!r.passed() && r.console_tail == "first" && r.flaky_first_attempt.is_none());
+    }
+
+    #[test]
+    fn verdict_keys_follow_the_image_and_the_scenario() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = dir.path().join("bzImage");
+        std::fs::write(&k, "kernel").unwrap();
+        let boot = Boot::Kernel {
+            kernel: k.clone(),
+            initrd: None,
+            append: "console=ttyS0".into(),
+        };
+        let gt = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-tests");
+        let smoke = crate::scenario::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml"),
+            &gt,
+        )
+        .unwrap();
+        let a = verdict_key(&boot, &smoke).unwrap();
+        assert_eq!(a, verdict_key(&boot, &smoke).unwrap());
+        std::fs::write(&k, "kernel2").unwrap();
+        assert_ne!(a, verdict_key(&boot, &smoke).unwrap());
+        let mut other = smoke.clone();
+        other.hash = "different".into();
+        assert_ne!(
+            verdict_key(&boot, &smoke).unwrap(),
+            verdict_key(&boot, &other).unwrap()
+        );
+    }
+}
