@@ -246,10 +246,7 @@ pub async fn run_and_report(
         scenarios.len(),
         cfg.run_dir(&opts.run_id).display()
     );
-    let outcomes = runner::run_all(cfg, scenarios, opts, cancel.clone(), |r| {
-        println!("{}", summary::scenario_line(r));
-    })
-    .await;
+    let outcomes = runner::run_all(cfg, scenarios, opts, cancel.clone(), summary::print).await;
     let mut code = ExitCode::Success;
     let mut results = Vec::new();
     let mut errors = Vec::new();

@@ -132,10 +132,7 @@ pub async fn run(
         .collect();
     let mut code = ExitCode::Success;
     if !todo.is_empty() {
-        let first = runner::run_all(cfg, &todo, opts, cancel.clone(), |r| {
-            println!("{}", summary::scenario_line(r))
-        })
-        .await;
+        let first = runner::run_all(cfg, &todo, opts, cancel.clone(), summary::print).await;
         let mut rerun = Vec::new();
         for (g, outcome) in todo.iter().zip(first) {
             let r = outcome?;
@@ -153,10 +150,7 @@ pub async fn run(
         if !rerun.is_empty() {
             let again: Vec<Scenario> = rerun.iter().map(|(_, g, _)| g.clone()).collect();
             println!("rerunning {} failed gate(s) once", again.len());
-            let second = runner::run_all(cfg, &again, opts, cancel.clone(), |r| {
-                println!("{}", summary::scenario_line(r))
-            })
-            .await;
+            let second = runner::run_all(cfg, &again, opts, cancel.clone(), summary::print).await;
             for ((slot, _, first), outcome) in rerun.into_iter().zip(second) {
                 results[slot] = Some(after_rerun(first, outcome?));
             }

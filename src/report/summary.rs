@@ -43,6 +43,11 @@ pub fn scenario_line(r: &ScenarioResult) -> String {
     s
 }
 
+/// Prints the line of a finished scenario (the live summary).
+pub fn print(r: &ScenarioResult) {
+    println!("{}", scenario_line(r));
+}
+
 /// The closing totals line (`N passed, N failed` is what CI log scrapers look for).
 pub fn totals(results: &[ScenarioResult]) -> String {
     let passed = results.iter().filter(|r| r.passed()).count();
