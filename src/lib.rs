@@ -6,5 +6,6 @@
 pub mod exit_code;
 pub mod observe;
 pub mod process;
+pub mod release;
 pub mod report;
 pub mod toml_strict;
