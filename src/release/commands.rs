@@ -179,3 +179,141 @@ pub async fn promote(
     );
     Ok(ExitCode::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::release::manifest::ReleaseInputs;
+    use crate::release::promote::create_dev_candidate;
+
+    #[derive(Debug, clap::Parser)]
+    enum Cli {
+        Keygen(KeygenArgs),
+        Verify(VerifyArgs),
+        Promote(PromoteArgs),
+    }
+
+    #[test]
+    fn arguments_parse_and_verify_needs_a_key() {
+        let err = Cli::try_parse_from(["x", "verify", "dir"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        let Cli::Verify(v) =
+            Cli::try_parse_from(["x", "verify", "d", "--keyring", "k.json"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (v.dir, v.keyring, v.pubkey),
+            ("d".into(), Some("k.json".into()), None)
+        );
+        let Cli::Keygen(k) = Cli::try_parse_from(["x", "keygen"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((k.out, k.unencrypted), (PathBuf::from("."), false));
+        let Cli::Promote(p) = Cli::try_parse_from([
+            "x",
+            "promote",
+            "c1",
+            "--version",
+            "1.0.0",
+            "--key",
+            "r.key",
+            "--allow-flaky",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert!(p.allow_flaky && p.publish_root.is_none() && p.candidate_id == "c1");
+        assert!(Cli::try_parse_from(["x", "promote", "c1", "--key", "r.key"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn keygen_verify_promote_through_the_command_functions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, cands, pubroot) = (
+            tmp.path().join("cache"),
+            tmp.path().join("cands"),
+            tmp.path().join("pub"),
+        );
+        let code = keygen(KeygenArgs {
+            out: tmp.path().join("keys"),
+            unencrypted: true,
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, ExitCode::Success);
+        let key = std::fs::read_dir(tmp.path().join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "key"))
+            .unwrap();
+        let pubkey = key.with_extension("pub");
+
+        let art = tmp.path().join("xsc-kernel-bzImage");
+        std::fs::write(&art, b"kernel").unwrap();
+        let inputs = ReleaseInputs {
+            version: "0.2.0".into(),
+            commit: "abcdef1".into(),
+            artifacts: vec![art],
+            ..ReleaseInputs::default()
+        };
+        let cand = create_dev_candidate(&inputs, &cache, &cands).unwrap();
+        let (_, dev_pub) = keys::dev_key_paths(&cache);
+        let verify_with = |pubkey: &Path| VerifyArgs {
+            dir: cand.dir.clone(),
+            pubkey: Some(pubkey.into()),
+            keyring: None,
+        };
+        assert_eq!(
+            verify(verify_with(&dev_pub)).await.unwrap(),
+            ExitCode::Success
+        );
+        assert_eq!(
+            verify(verify_with(&pubkey)).await.unwrap(),
+            ExitCode::ProductFailed
+        );
+        let err = verify(verify_with(&tmp.path().join("nope.pub")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::BadInput);
+
+        let args = PromoteArgs {
+            candidate_id: cand.name.clone(),
+            version: "0.2.0".into(),
+            key: key.clone(),
+            allow_flaky: false,
+            publish_root: None,
+            keyring: None,
+        };
+        assert_eq!(
+            promote(args.clone(), &pubroot, &cands, &cache)
+                .await
+                .unwrap(),
+            ExitCode::Success
+        );
+        let release = VerifyArgs {
+            dir: pubroot.join("0.2.0"),
+            pubkey: Some(pubkey),
+            keyring: None,
+        };
+        assert_eq!(verify(release).await.unwrap(), ExitCode::Success);
+        let err = promote(args.clone(), &pubroot, &cands, &cache)
+            .await
+            .unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::ReleaseRefused, "{err}");
+        let missing = PromoteArgs {
+            candidate_id: "nope".into(),
+            version: "0.2.1".into(),
+            ..args
+        };
+        let err = promote(missing, &pubroot, &cands, &cache)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ReleaseError::CandidateNotFound { .. }),
+            "{err}"
+        );
+    }
+}
