@@ -444,9 +444,10 @@ You need `minisign` (https://jedisct1.github.io/minisign/) and `sha256sum` (GNU 
 
        minisign -Vm {first} -P {b64}
 
-   or, with the key saved in a file:
+   or with a key file: the project's xsc-release-{id}.pub, or minisign.pub from this
+   directory once you have compared its second line with the key above:
 
-       minisign -Vm {first} -p xsc-release.pub
+       minisign -Vm {first} -p minisign.pub
 
 4. Or check everything at once with the xsc-release tool:
 
