@@ -507,6 +507,12 @@ impl TrustedKeys {
     /// releases they signed; the report shows the status).
     pub fn from_keyring(path: &Path) -> Result<Self, ReleaseError> {
         let (ring, dir) = read_keyring(path)?;
+        if ring.keys.is_empty() {
+            return Err(ReleaseError::Keyring {
+                path: path.to_path_buf(),
+                reason: "it lists no keys yet (see releases/keys/README.md)".into(),
+            });
+        }
         let mut keys = Vec::new();
         for entry in &ring.keys {
             let bad = |reason: String| ReleaseError::Keyring {
@@ -795,6 +801,11 @@ pub(crate) mod tests {
         fs::write(&path, serde_json::to_string(&wrong).unwrap()).unwrap();
         let err = TrustedKeys::from_keyring(&path).unwrap_err();
         assert!(matches!(err, ReleaseError::Keyring { .. }), "{err}");
+
+        fs::write(&path, r#"{"keys": []}"#).unwrap();
+        let err = TrustedKeys::from_keyring(&path).unwrap_err();
+        assert!(err.to_string().contains("lists no keys"), "{err}");
+        assert_eq!(err.exit_code(), crate::exit_code::ExitCode::BadInput);
     }
 
     #[test]
