@@ -139,7 +139,8 @@ fn stage(
                     dir: artifacts
                         .iter()
                         .find(|(_, n)| *n == e.name)
-                        .map(|(p, _)| p.clone())
+                        .and_then(|(p, _)| p.parent())
+                        .map(Path::to_path_buf)
                         .unwrap_or_default(),
                     failures: 1,
                     first: format!("{} changed while being promoted", e.name),

@@ -560,6 +560,27 @@ fn interrupted_publish_leaves_nothing() {
     assert!(matches!(err, ReleaseError::MissingInput { .. }), "{err}");
     assert_eq!(err.exit_code(), ExitCode::BadInput);
     assert_eq!(entries(&root), Vec::<String>::new());
+    // A promote whose source changed after verification stops and cleans up too.
+    let changed = Release {
+        expect_sha256: Some(
+            [
+                (KERNEL.to_string(), "00".repeat(32)),
+                (ISO.to_string(), "00".repeat(32)),
+            ]
+            .into(),
+        ),
+        ..bad
+    };
+    let changed = Release {
+        inputs: &fx.inputs,
+        ..changed
+    };
+    let err = publish(&changed, &root, "3.0.0").unwrap_err();
+    assert!(
+        matches!(err, ReleaseError::CandidateDidNotVerify { .. }),
+        "{err}"
+    );
+    assert_eq!(entries(&root), Vec::<String>::new());
     publish(&release, &root, "3.0.0").unwrap();
 }
 
