@@ -5,7 +5,8 @@
 #   benches/hash_sign.sh [SIZE_MIB] [ROUNDS]      (defaults: 2048 MiB, best of 3)
 #
 # Ratios are throughput relative to each tool (>1 = we are faster). Goal: >= 0.95x b2sum,
-# since BLAKE2b-512 is the slower of our two hashes and runs on its own thread.
+# since BLAKE2b-512 is the slower of our two hashes and runs on its own thread. On a busy
+# shared machine the two threads cannot overlap; see docs/releasing.md for how it was run.
 set -eu
 size=${1:-2048}
 rounds=${2:-3}
