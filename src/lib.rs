@@ -16,6 +16,7 @@ pub mod guest;
 pub mod observe;
 pub mod offline;
 pub mod process;
+pub mod release;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -1,0 +1,42 @@
+//! The release half: minisign keys, one-pass hashing and signing, `SHA256SUMS`, manifest and
+//! SLSA provenance, atomic never-overwriting publish, verification, and promotion of a
+//! dev-signed candidate to a release. See docs/releasing.md.
+//!
+//! This module only re-exports; each file owns one concern.
+
+mod checksums;
+mod commands;
+mod error;
+mod keys;
+mod lock;
+mod manifest;
+mod promote;
+mod provenance;
+mod publish;
+mod sign;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+pub use checksums::{Digests, SumEntry, hash_file, hash_stream, parse_sums, render_sums};
+pub use commands::{KeygenArgs, PromoteArgs, VerifyArgs, keygen, promote, trusted_keys, verify};
+pub use error::{ReleaseError, is_disk_full};
+pub use keys::{
+    GeneratedKey, KeyId, KeyStatus, Keyring, KeyringEntry, PASSWORD_FILE_ENV, PasswordSource,
+    Protection, ReleaseKey, TrustedKey, TrustedKeys, dev_key, dev_key_paths, generate,
+    load_public_key, load_secret_key, public_key_from_base64,
+};
+pub use lock::PublishLock;
+pub use manifest::{
+    CandidateRef, FileEntry, FileRole, InputDigest, InputKind, Manifest, ReleaseInputs, SignedBy,
+    SourceVersions, TestSummary, names,
+};
+pub use promote::{
+    PromoteOptions, Promoted, candidate_id, create_candidate, create_dev_candidate, find_candidate,
+    git_commit, promote as promote_candidate, validate_version,
+};
+pub use provenance::{Envelope, EnvelopeSignature};
+pub use publish::{Published, Release, publish};
+pub use sign::{ParsedSig, SigError, TrustedComment, minisig};
+pub use verify::{Check, FailureKind, Outcome, VerifyReport, verify_release};
