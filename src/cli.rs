@@ -44,6 +44,14 @@ pub enum Command {
     },
     /// List host tools, KVM usability, and the apt-get line for what is missing.
     Doctor,
+    /// Build, run the release gates, and publish a signed candidate (the main job).
+    Candidate(crate::candidate::CandidateArgs),
+    /// Make a minisign key pair (password from XSC_SIGNING_PASSWORD_FILE or a prompt).
+    Keygen(crate::release::KeygenArgs),
+    /// Verify a published release or candidate: checksums, signatures, manifest.
+    Verify(crate::release::VerifyArgs),
+    /// Re-verify a candidate and re-sign it as release X.Y.Z (never overwrites).
+    Promote(crate::release::PromoteArgs),
     /// Inspect or trim the build cache.
     Cache {
         /// path, gc or clean.

@@ -30,6 +30,17 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Scenarios { what } => scenarios(&load_cfg()?, what),
         Command::Doctor => Ok(crate::doctor::run(&load_cfg()?).await),
         Command::Cache { what } => cache(&load_cfg()?, what),
+        Command::Candidate(args) => crate::candidate::run(&load_cfg()?, args, cancel).await,
+        Command::Keygen(args) => Ok(crate::release::keygen(args).await?),
+        Command::Verify(args) => Ok(crate::release::verify(args).await?),
+        Command::Promote(args) => {
+            let cfg = load_cfg()?;
+            let candidates = cfg.publish_dir.join("candidates");
+            Ok(
+                crate::release::promote(args, &cfg.publish_dir, &candidates, &cfg.cache_dir)
+                    .await?,
+            )
+        }
     }
 }
 
@@ -174,6 +185,15 @@ fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
     })
 }
 
+/// The engine's accelerator request for a command-line choice.
+pub fn accel_request(a: AccelArg) -> AccelRequest {
+    match a {
+        AccelArg::Auto => AccelRequest::Auto,
+        AccelArg::Kvm => AccelRequest::Kvm,
+        AccelArg::Tcg => AccelRequest::Tcg,
+    }
+}
+
 /// A run id: UTC time plus pid, sortable and unique on a host.
 pub fn run_id() -> String {
     let secs = SystemTime::now()
@@ -213,11 +233,7 @@ async fn test(
     }
     let opts = RunOptions {
         run_id: run_id(),
-        accel: args.accel.map(|a| match a {
-            AccelArg::Auto => AccelRequest::Auto,
-            AccelArg::Kvm => AccelRequest::Kvm,
-            AccelArg::Tcg => AccelRequest::Tcg,
-        }),
+        accel: args.accel.map(accel_request),
         boot_timeout: args.boot_timeout,
         test_timeout: args.test_timeout,
         silence_timeout: args.silence_timeout,

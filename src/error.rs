@@ -29,6 +29,12 @@ pub enum Error {
         /// The command that builds it.
         hint: String,
     },
+    /// The release half refused or failed.
+    #[error(transparent)]
+    Release(#[from] crate::release::ReleaseError),
+    /// A release-level refusal outside the release module (no gates …).
+    #[error("release refused: {0}")]
+    Refused(String),
     /// A stage that does not exist yet was asked for.
     #[error("{0}")]
     Unavailable(String),
@@ -52,6 +58,8 @@ impl Error {
             Error::StockKernel(e) => e.exit_code(),
             Error::NotBuilt { .. } | Error::Unavailable(_) => ExitCode::BuildFailed,
             Error::Io { .. } => ExitCode::Harness,
+            Error::Release(e) => e.exit_code(),
+            Error::Refused(_) => ExitCode::ReleaseRefused,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod cache;
+pub mod candidate;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

@@ -1,0 +1,272 @@
+//! `candidate`: the whole pipeline on the repository's config. Build the stages that exist,
+//! run the release-gate scenarios, and only if every one is green publish a signed candidate
+//! to `<publish root>/candidates/<id>/`. Any red result publishes nothing (exit 1); the JUnit
+//! and logs are written either way.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use tokio::sync::watch;
+
+use crate::boot::qemu_args::Boot;
+use crate::cli::AccelArg;
+use crate::config::Config;
+use crate::error::Error;
+use crate::exit_code::ExitCode;
+use crate::observe::verdict::CaseStatus;
+use crate::release::{
+    self, InputDigest, InputKind, PasswordSource, PublishLock, ReleaseInputs, SourceVersions,
+    TestSummary,
+};
+use crate::report::junit;
+use crate::runner::RunOptions;
+use crate::{dispatch, gate, scenario};
+
+/// `xsc-release candidate`.
+#[derive(Debug, Args)]
+pub struct CandidateArgs {
+    /// Sign with this minisign secret key instead of the machine's development key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Run every gate even when a green verdict for the same image, scenario and harness exists.
+    #[arg(long)]
+    pub retest: bool,
+    /// Accelerator for the gates.
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelArg>,
+    /// Parallel gates.
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Never build a missing stage: exit 3 instead.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// Runs the pipeline.
+pub async fn run(
+    cfg: &Config,
+    args: CandidateArgs,
+    cancel: watch::Receiver<bool>,
+) -> Result<ExitCode, Error> {
+    // One candidate run per output tree: a second one would race for the same stages.
+    let lock_root = cfg.publish_dir.clone();
+    let _lock = tokio::task::spawn_blocking(move || PublishLock::acquire(&lock_root))
+        .await
+        .map_err(|e| Error::Unavailable(format!("lock task failed: {e}")))??;
+
+    let gt = crate::runner::guest_tests_dir(cfg);
+    let all = scenario::load_all(&dispatch::scenario_files(cfg, &[])?, &gt)?;
+    let gates: Vec<_> = all
+        .into_iter()
+        .filter(scenario::Scenario::is_gate)
+        .collect();
+    if gates.is_empty() {
+        return Err(Error::Refused("no scenario in scenarios/ is tagged release-gate: nothing could make a candidate green".into()));
+    }
+    println!(
+        "candidate: {} release gate(s): {}",
+        gates.len(),
+        gates
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // Build what the gates boot (the kernel stage, through the cache) before any VM starts.
+    let (kernel, kernel_facts) =
+        crate::stage::xsc_kernel(cfg, &cfg.kernel_profile, args.no_build).await?;
+    println!(
+        "kernel: {} ({})",
+        kernel.display(),
+        kernel_facts
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let opts = RunOptions {
+        run_id: dispatch::run_id(),
+        accel: args.accel.map(dispatch::accel_request),
+        boot_timeout: None,
+        test_timeout: None,
+        silence_timeout: None,
+        jobs: args
+            .jobs
+            .or(cfg.test.jobs)
+            .unwrap_or_else(dispatch::default_jobs),
+        no_build: args.no_build,
+    };
+    let started = std::time::SystemTime::now();
+    let run = gate::run(cfg, &gates, &opts, cancel.clone(), args.retest).await?;
+    let run_dir = cfg.run_dir(&opts.run_id);
+    std::fs::create_dir_all(&run_dir).map_err(Error::io(&run_dir))?;
+    let junit_path = run_dir.join("junit.xml");
+    let info = junit::RunInfo {
+        name: "xsc-release candidate".into(),
+        started,
+        duration: started.elapsed().unwrap_or_default(),
+        interrupted: *cancel.borrow(),
+    };
+    junit::write(&junit_path, &run.results, &info).map_err(|e| Error::Io {
+        path: junit_path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    println!("{}", crate::report::summary::totals(&run.results));
+    println!("junit: {}", junit_path.display());
+    if *cancel.borrow() {
+        return Ok(ExitCode::Interrupted);
+    }
+    if run.code != ExitCode::Success {
+        println!("candidate: a release gate is red; nothing was published");
+        return Ok(run.code);
+    }
+
+    let mut artifacts = vec![];
+    let stage_dir = run_dir.join("artifacts");
+    std::fs::create_dir_all(&stage_dir).map_err(Error::io(&stage_dir))?;
+    let release = kernel_facts
+        .iter()
+        .find(|(k, _)| k == "kernel.release")
+        .map_or("unknown", |(_, v)| v.as_str());
+    let bz = stage_dir.join(format!(
+        "xsc-kernel-{release}-{}.bzImage",
+        cfg.kernel_profile
+    ));
+    link_or_copy(&kernel, &bz)?;
+    artifacts.push(bz);
+    for (g, image) in gates.iter().zip(&run.images) {
+        if let Boot::Kernel {
+            initrd: Some(initrd),
+            ..
+        } = image
+        {
+            let name = stage_dir.join(format!("xsc-tests-{}.initramfs.cpio", g.name));
+            link_or_copy(initrd, &name)?;
+            artifacts.push(name);
+        }
+    }
+
+    let mut summary = TestSummary::default();
+    for c in run.results.iter().flat_map(|r| r.all_cases()) {
+        match c.status {
+            CaseStatus::Passed => summary.passed += 1,
+            CaseStatus::Skipped { .. } => summary.skipped += 1,
+            CaseStatus::Failed { .. } | CaseStatus::Errored { .. } => summary.failed += 1,
+        }
+    }
+    let inputs = ReleaseInputs {
+        version: env!("CARGO_PKG_VERSION").into(),
+        commit: release::git_commit(&cfg.root)
+            .await
+            .unwrap_or_else(|_| "unknown".into()),
+        artifacts,
+        junit: Some(junit_path),
+        sources: SourceVersions {
+            kernel: cfg.linux.version.clone(),
+            glibc: cfg.glibc.version.clone(),
+            debian_suite: cfg.debian_suite.clone(),
+        },
+        inputs: input_digests(cfg)?,
+        toolchain: kernel_facts
+            .iter()
+            .filter(|(k, _)| k.starts_with("toolchain."))
+            .map(|(k, v)| (k.trim_start_matches("toolchain.").to_string(), v.clone()))
+            .collect(),
+        tests: summary,
+        flaky: run.flaky.clone(),
+        profile: cfg.kernel_profile.clone(),
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|s| s.parse().ok()),
+        builder_id: None,
+    };
+    let candidates = cfg.publish_dir.join("candidates");
+    let (cache_dir, key_path) = (cfg.cache_dir.clone(), args.key.clone());
+    let published = tokio::task::spawn_blocking(move || match key_path {
+        Some(path) => {
+            let key = release::load_secret_key(&path, &PasswordSource::from_env())?;
+            release::create_candidate(&inputs, &key, &candidates)
+        }
+        None => release::create_dev_candidate(&inputs, &cache_dir, &candidates),
+    })
+    .await
+    .map_err(|e| Error::Unavailable(format!("signing task failed: {e}")))??;
+    let dev = if args.key.is_none() {
+        " (dev-signed: the machine's development key)"
+    } else {
+        ""
+    };
+    println!(
+        "candidate {} published{dev}: {}",
+        published.name,
+        published.dir.display()
+    );
+    if !run.flaky.is_empty() {
+        println!(
+            "flaky gates (promote refuses them unless --allow-flaky): {}",
+            run.flaky.join(", ")
+        );
+    }
+    println!(
+        "verify: xsc-release verify {} --pubkey {}",
+        published.dir.display(),
+        pubkey_hint(cfg, args.key.as_deref()).display()
+    );
+    Ok(ExitCode::Success)
+}
+
+fn pubkey_hint(cfg: &Config, key: Option<&Path>) -> PathBuf {
+    match key {
+        Some(k) => k.with_extension("pub"),
+        None => release::dev_key_paths(&cfg.cache_dir).1,
+    }
+}
+
+/// Every input the release was built from: the pinned source, the series and its patches,
+/// the config fragments, the guest-test sources.
+fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
+    let mut out = vec![InputDigest {
+        kind: InputKind::Source,
+        name: cfg
+            .linux
+            .tarball
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        uri: Some(format!(
+            "pkg:deb/debian/{}@{}",
+            cfg.linux.package, cfg.linux.version
+        )),
+        sha256: cfg.linux.sha256.clone(),
+    }];
+    let patches = cfg.root.join("patches/kernel");
+    for rel in crate::cache::walk_sorted(&patches).map_err(Error::io(&patches))? {
+        let path = patches.join(&rel);
+        let kind = match rel.to_string_lossy() {
+            s if s == "series" => InputKind::PatchSeries,
+            s if s.ends_with(".patch") => InputKind::Patch,
+            s if s.starts_with("configs/") => InputKind::Config,
+            _ => continue,
+        };
+        let mut d = InputDigest::from_file(kind, &path, None)?;
+        d.name = format!("patches/kernel/{}", rel.display());
+        out.push(d);
+    }
+    let gt = cfg.root.join("guest-tests");
+    for rel in crate::cache::walk_sorted(&gt).map_err(Error::io(&gt))? {
+        if rel.extension().is_some_and(|e| e == "c" || e == "h") {
+            let mut d = InputDigest::from_file(InputKind::Other, &gt.join(&rel), None)?;
+            d.name = format!("guest-tests/{}", rel.display());
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), Error> {
+    let _ = std::fs::remove_file(to);
+    std::fs::hard_link(from, to)
+        .or_else(|_| std::fs::copy(from, to).map(|_| ()))
+        .map_err(Error::io(to))
+}
