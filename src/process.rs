@@ -134,7 +134,7 @@ pub enum ProcessError {
         source: std::io::Error,
     },
     /// The program ran and exited unsuccessfully.
-    #[error("`{cmd}` failed with {status}{}", log_hint(.log.as_deref()))]
+    #[error("`{cmd}` failed with {status}{}{}", log_hint(.log.as_deref()), tail_block(.tail))]
     Failed {
         /// The command line.
         cmd: String,
@@ -164,6 +164,16 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The last output lines, indented under the message: what a user needs to see first.
+fn tail_block(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        return String::new();
+    }
+    let lines: Vec<&str> = tail.lines().collect();
+    let shown = &lines[lines.len().saturating_sub(15)..];
+    format!("; last lines:\n    | {}", shown.join("\n    | "))
 }
 
 fn log_hint(log: Option<&Path>) -> String {
