@@ -73,19 +73,6 @@ pub async fn run(
             .join(", ")
     );
 
-    // Build what the gates boot (the kernel stage, through the cache) before any VM starts.
-    let (kernel, kernel_facts) =
-        crate::stage::xsc_kernel(cfg, &cfg.kernel_profile, args.no_build).await?;
-    println!(
-        "kernel: {} ({})",
-        kernel.display(),
-        kernel_facts
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-
     let opts = RunOptions {
         run_id: dispatch::run_id(),
         accel: args.accel.map(dispatch::accel_request),
@@ -123,29 +110,30 @@ pub async fn run(
         return Ok(run.code);
     }
 
-    let mut artifacts = vec![];
+    // The artifacts are what the gates booted that this project built: the XSC kernel
+    // (never Debian's stock one) and the test initramfs, until the ISOs land.
     let stage_dir = run_dir.join("artifacts");
     std::fs::create_dir_all(&stage_dir).map_err(Error::io(&stage_dir))?;
-    let release = kernel_facts
-        .iter()
-        .find(|(k, _)| k == "kernel.release")
-        .map_or("unknown", |(_, v)| v.as_str());
-    let bz = stage_dir.join(format!(
-        "xsc-kernel-{release}-{}.bzImage",
-        cfg.kernel_profile
-    ));
-    link_or_copy(&kernel, &bz)?;
-    artifacts.push(bz);
-    for (g, image) in gates.iter().zip(&run.images) {
-        if let Boot::Kernel {
-            initrd: Some(initrd),
-            ..
-        } = image
-        {
+    let mut artifacts: Vec<PathBuf> = vec![];
+    for ((g, image), result) in gates.iter().zip(&run.images).zip(&run.results) {
+        let Boot::Kernel { kernel, initrd, .. } = image else { continue };
+        if let scenario::ImageSource::XscKernel { profile } = &g.image {
+            let release = result.properties.iter().find(|(k, _)| k == "kernel.release").map_or("unknown", |(_, v)| v.as_str());
+            let profile = profile.as_deref().unwrap_or(&cfg.kernel_profile);
+            let name = stage_dir.join(format!("xsc-kernel-{release}-{profile}.bzImage"));
+            if !artifacts.contains(&name) {
+                link_or_copy(kernel, &name)?;
+                artifacts.push(name);
+            }
+        }
+        if let (Some(initrd), None) = (initrd, &g.initrd) {
             let name = stage_dir.join(format!("xsc-tests-{}.initramfs.cpio", g.name));
             link_or_copy(initrd, &name)?;
             artifacts.push(name);
         }
+    }
+    if !artifacts.iter().any(|a| a.to_string_lossy().contains("xsc-kernel-")) {
+        return Err(Error::Refused("no release gate boots the XSC kernel: there is no product to publish".into()));
     }
 
     let mut summary = TestSummary::default();
@@ -169,11 +157,7 @@ pub async fn run(
             debian_suite: cfg.debian_suite.clone(),
         },
         inputs: input_digests(cfg)?,
-        toolchain: kernel_facts
-            .iter()
-            .filter(|(k, _)| k.starts_with("toolchain."))
-            .map(|(k, v)| (k.trim_start_matches("toolchain.").to_string(), v.clone()))
-            .collect(),
+        toolchain: toolchain(&run.results),
         tests: summary,
         flaky: run.flaky.clone(),
         profile: cfg.kernel_profile.clone(),
@@ -215,6 +199,20 @@ pub async fn run(
         pubkey_hint(cfg, args.key.as_deref()).display()
     );
     Ok(ExitCode::Success)
+}
+
+/// Toolchain facts the runs recorded (`toolchain.*` properties), plus QEMU's version.
+fn toolchain(results: &[crate::observe::verdict::ScenarioResult]) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in results.iter().flat_map(|r| r.properties.iter()) {
+        if let Some(tool) = k.strip_prefix("toolchain.") {
+            out.insert(tool.to_string(), v.clone());
+        } else if k == "qemu.version" {
+            out.insert("qemu".to_string(), v.clone());
+        }
+    }
+    out.insert("xsc-release".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    out
 }
 
 fn pubkey_hint(cfg: &Config, key: Option<&Path>) -> PathBuf {

@@ -50,6 +50,10 @@ pub struct Config {
     pub out_dir: PathBuf,
     /// Where candidates and releases are published.
     pub publish_dir: PathBuf,
+    /// Scenario files (`scenarios/`).
+    pub scenarios_dir: PathBuf,
+    /// Guest program sources (`guest-tests/`).
+    pub guest_tests_dir: PathBuf,
     /// Debian mirror override; `None` = the host's apt sources.
     pub debian_mirror: Option<String>,
     /// Debian suite.
@@ -117,8 +121,15 @@ impl Config {
             root_dir.join("out"),
             root_dir.join("releases"),
         );
+        let (mut scenarios_dir, mut guest_tests_dir) = (root_dir.join("scenarios"), root_dir.join("guest-tests"));
         if let Some(paths) = doc.table(&root, "paths") {
-            doc.only_keys(&paths, &["cache", "out", "publish"]);
+            doc.only_keys(&paths, &["cache", "out", "publish", "scenarios", "guest-tests"]);
+            if let Some(p) = doc.str(&paths, "scenarios") {
+                scenarios_dir = resolve(p);
+            }
+            if let Some(p) = doc.str(&paths, "guest-tests") {
+                guest_tests_dir = resolve(p);
+            }
             if let Some(p) = doc.str(&paths, "cache") {
                 cache_dir = resolve(p);
             }
@@ -221,6 +232,8 @@ impl Config {
                 cache_dir,
                 out_dir,
                 publish_dir,
+                scenarios_dir,
+                guest_tests_dir,
                 debian_mirror,
                 debian_suite,
                 linux,

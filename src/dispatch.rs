@@ -44,13 +44,9 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
     }
 }
 
-fn scenarios_dir(cfg: &Config) -> PathBuf {
-    cfg.root.join("scenarios")
-}
-
 /// Resolves names or paths to scenario files; no names = every `scenarios/*.toml`.
 pub fn scenario_files(cfg: &Config, names: &[String]) -> Result<Vec<PathBuf>, Error> {
-    let dir = scenarios_dir(cfg);
+    let dir = cfg.scenarios_dir.clone();
     if names.is_empty() {
         return scenario::files_in(&dir).map_err(Error::io(&dir));
     }

@@ -170,7 +170,7 @@ pub async fn prepare(
 
 /// The guest-tests directory of the repository.
 pub fn guest_tests_dir(cfg: &Config) -> PathBuf {
-    cfg.root.join("guest-tests")
+    cfg.guest_tests_dir.clone()
 }
 
 async fn build_initramfs(

@@ -2,5 +2,6 @@
 //! real gcc. One test binary (autotests = false) so it links once.
 
 mod cli;
+mod release;
 mod support;
 mod vm;
