@@ -116,9 +116,15 @@ pub async fn run(
     std::fs::create_dir_all(&stage_dir).map_err(Error::io(&stage_dir))?;
     let mut artifacts: Vec<PathBuf> = vec![];
     for ((g, image), result) in gates.iter().zip(&run.images).zip(&run.results) {
-        let Boot::Kernel { kernel, initrd, .. } = image else { continue };
+        let Boot::Kernel { kernel, initrd, .. } = image else {
+            continue;
+        };
         if let scenario::ImageSource::XscKernel { profile } = &g.image {
-            let release = result.properties.iter().find(|(k, _)| k == "kernel.release").map_or("unknown", |(_, v)| v.as_str());
+            let release = result
+                .properties
+                .iter()
+                .find(|(k, _)| k == "kernel.release")
+                .map_or("unknown", |(_, v)| v.as_str());
             let profile = profile.as_deref().unwrap_or(&cfg.kernel_profile);
             let name = stage_dir.join(format!("xsc-kernel-{release}-{profile}.bzImage"));
             if !artifacts.contains(&name) {
@@ -132,8 +138,13 @@ pub async fn run(
             artifacts.push(name);
         }
     }
-    if !artifacts.iter().any(|a| a.to_string_lossy().contains("xsc-kernel-")) {
-        return Err(Error::Refused("no release gate boots the XSC kernel: there is no product to publish".into()));
+    if !artifacts
+        .iter()
+        .any(|a| a.to_string_lossy().contains("xsc-kernel-"))
+    {
+        return Err(Error::Refused(
+            "no release gate boots the XSC kernel: there is no product to publish".into(),
+        ));
     }
 
     let mut summary = TestSummary::default();
@@ -202,7 +213,9 @@ pub async fn run(
 }
 
 /// Toolchain facts the runs recorded (`toolchain.*` properties), plus QEMU's version.
-fn toolchain(results: &[crate::observe::verdict::ScenarioResult]) -> std::collections::BTreeMap<String, String> {
+fn toolchain(
+    results: &[crate::observe::verdict::ScenarioResult],
+) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     for (k, v) in results.iter().flat_map(|r| r.properties.iter()) {
         if let Some(tool) = k.strip_prefix("toolchain.") {
@@ -211,7 +224,10 @@ fn toolchain(results: &[crate::observe::verdict::ScenarioResult]) -> std::collec
             out.insert("qemu".to_string(), v.clone());
         }
     }
-    out.insert("xsc-release".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    out.insert(
+        "xsc-release".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
     out
 }
 

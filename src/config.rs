@@ -121,9 +121,13 @@ impl Config {
             root_dir.join("out"),
             root_dir.join("releases"),
         );
-        let (mut scenarios_dir, mut guest_tests_dir) = (root_dir.join("scenarios"), root_dir.join("guest-tests"));
+        let (mut scenarios_dir, mut guest_tests_dir) =
+            (root_dir.join("scenarios"), root_dir.join("guest-tests"));
         if let Some(paths) = doc.table(&root, "paths") {
-            doc.only_keys(&paths, &["cache", "out", "publish", "scenarios", "guest-tests"]);
+            doc.only_keys(
+                &paths,
+                &["cache", "out", "publish", "scenarios", "guest-tests"],
+            );
             if let Some(p) = doc.str(&paths, "scenarios") {
                 scenarios_dir = resolve(p);
             }

@@ -12,6 +12,7 @@ use xsc_release::exit_code::ExitCode;
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 fn main() -> std::process::ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -50,6 +51,20 @@ fn main() -> std::process::ExitCode {
     };
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code.into()
+}
+
+/// `xsc-release test | head` should end quietly like any Unix tool, not panic in
+/// `println!`: Rust ignores SIGPIPE by default, so restore the default action.
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL for SIGPIPE
+    // has no memory-safety implications.
+    #[expect(
+        unsafe_code,
+        reason = "libc::signal to restore the default SIGPIPE action"
+    )]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// First SIGINT/SIGTERM: ask every run to stop (guards kill QEMU, partial JUnit is

@@ -28,7 +28,16 @@ pub fn scenario_line(r: &ScenarioResult) -> String {
         for c in r.all_cases().filter(|c| c.status.is_bad()).take(10) {
             let msg = match &c.status {
                 CaseStatus::Failed { kind, message } | CaseStatus::Errored { kind, message } => {
-                    format!("[{}] {message}", kind.as_str())
+                    // A bare "not ok" says nothing: the guest's first diagnostic says why.
+                    let why = c
+                        .diagnostics
+                        .first()
+                        .map(|d| d.trim_start_matches('#').trim())
+                        .filter(|d| !d.is_empty());
+                    match why {
+                        Some(d) => format!("[{}] {message}: {d}", kind.as_str()),
+                        None => format!("[{}] {message}", kind.as_str()),
+                    }
                 }
                 _ => String::new(),
             };

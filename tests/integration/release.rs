@@ -22,7 +22,14 @@ fn config_with(dir: &Path, extra_paths: &str) -> PathBuf {
 
 fn published(root: &Path) -> Vec<PathBuf> {
     let dir = root.join("candidates");
-    std::fs::read_dir(&dir).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.')).collect()).unwrap_or_default()
+    std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -30,7 +37,9 @@ fn a_red_gate_publishes_nothing_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let scenarios = dir.path().join("scenarios");
     std::fs::create_dir_all(&scenarios).unwrap();
-    let red = std::fs::read_to_string(repo().join("scenarios/faults/fail.toml")).unwrap().replace("tags = [\"fault\"]", "tags = [\"release-gate\"]");
+    let red = std::fs::read_to_string(repo().join("scenarios/faults/fail.toml"))
+        .unwrap()
+        .replace("tags = [\"fault\"]", "tags = [\"release-gate\"]");
     std::fs::write(scenarios.join("red.toml"), red).unwrap();
     let publish = dir.path().join("pub");
     let cfg = config_with(
@@ -44,16 +53,40 @@ fn a_red_gate_publishes_nothing_and_exits_1() {
         ),
     );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsc-release"));
-    cmd.arg("--config").arg(&cfg).args(["candidate", "--accel", "tcg"]);
+    cmd.arg("--config")
+        .arg(&cfg)
+        .args(["candidate", "--accel", "tcg"]);
     let out = run(cmd, Duration::from_secs(600));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing was published"), "{}", text(&out));
-    assert!(published(&publish).is_empty(), "a red gate published {:?}", published(&publish));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing was published"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        published(&publish).is_empty(),
+        "a red gate published {:?}",
+        published(&publish)
+    );
     // The JUnit of the red run is still written, with both attempts (one rerun allowed).
-    let junit_file = std::fs::read_dir(dir.path().join("out/runs")).unwrap().flatten().next().unwrap().path().join("junit.xml");
+    let junit_file = std::fs::read_dir(dir.path().join("out/runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("junit.xml");
     let all = cases(&junit(&junit_file));
-    assert!(all.iter().any(|(_, c, k)| c == "fault.broken" && k == "failure:assertion"), "{all:#?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("rerunning 1 failed gate(s) once"), "{}", text(&out));
+    assert!(
+        all.iter()
+            .any(|(_, c, k)| c == "fault.broken" && k == "failure:assertion"),
+        "{all:#?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rerunning 1 failed gate(s) once"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -74,7 +107,10 @@ fn candidate_publishes_a_release_that_minisign_and_sha256sum_accept() {
     std::os::unix::fs::symlink(repo().join("patches"), dir.path().join("patches")).unwrap();
     let candidate = |extra: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsc-release"));
-        cmd.arg("--config").arg(&cfg).args(["candidate", "--accel", "tcg"]).args(extra);
+        cmd.arg("--config")
+            .arg(&cfg)
+            .args(["candidate", "--accel", "tcg"])
+            .args(extra);
         run(cmd, CANDIDATE)
     };
     let out = candidate(&[]);
@@ -85,23 +121,53 @@ fn candidate_publishes_a_release_that_minisign_and_sha256sum_accept() {
 
     // Every KTAP case of the xsc-ring gate is in the published JUnit.
     let all = cases(&junit(&rel.join("junit.xml")));
-    let ring: Vec<_> = all.iter().filter(|(s, c, _)| s == "xsc-ring" && c.starts_with("xsc_ring_test.")).collect();
-    assert!(ring.len() >= 60, "xsc-ring must report at least 60 cases: {all:#?}");
+    let ring: Vec<_> = all
+        .iter()
+        .filter(|(s, c, _)| s == "xsc-ring" && c.starts_with("xsc_ring_test."))
+        .collect();
+    assert!(
+        ring.len() >= 60,
+        "xsc-ring must report at least 60 cases: {all:#?}"
+    );
     assert!(all.iter().all(|(_, _, k)| k == "pass"), "{all:#?}");
 
     // A user with minisign and sha256sum alone.
-    let sums = Command::new("sha256sum").arg("--strict").arg("-c").arg("SHA256SUMS").current_dir(rel).output().unwrap();
-    assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
+    let sums = Command::new("sha256sum")
+        .arg("--strict")
+        .arg("-c")
+        .arg("SHA256SUMS")
+        .current_dir(rel)
+        .output()
+        .unwrap();
+    assert!(
+        sums.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sums.stdout)
+    );
     let pubkey = xsc_release::release::dev_key_paths(&xsc_release::config::default_cache_dir()).1;
     for entry in std::fs::read_dir(rel).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        if name.ends_with(".minisig") || entry.path().is_dir() || !rel.join(format!("{name}.minisig")).exists() {
+        if name.ends_with(".minisig")
+            || entry.path().is_dir()
+            || !rel.join(format!("{name}.minisig")).exists()
+        {
             continue;
         }
-        let v = Command::new("minisign").args(["-V", "-H", "-q", "-p"]).arg(&pubkey).arg("-m").arg(entry.path()).output().unwrap();
-        assert!(v.status.success(), "minisign rejects {name}: {}", String::from_utf8_lossy(&v.stderr));
+        let v = Command::new("minisign")
+            .args(["-V", "-H", "-q", "-p"])
+            .arg(&pubkey)
+            .arg("-m")
+            .arg(entry.path())
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "minisign rejects {name}: {}",
+            String::from_utf8_lossy(&v.stderr)
+        );
     }
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(rel.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rel.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["signed-by"], "dev", "{manifest:#}");
 
     // Our own verify agrees, and catches one changed byte.
@@ -109,7 +175,12 @@ fn candidate_publishes_a_release_that_minisign_and_sha256sum_accept() {
     cmd.arg("verify").arg(rel).arg("--pubkey").arg(&pubkey);
     let out = run(cmd, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let bz = std::fs::read_dir(rel).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "bzImage")).expect("kernel artifact");
+    let bz = std::fs::read_dir(rel)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "bzImage"))
+        .expect("kernel artifact");
     let mut bytes = std::fs::read(&bz).unwrap();
     bytes[1000] ^= 1;
     std::fs::write(&bz, bytes).unwrap();
@@ -121,5 +192,9 @@ fn candidate_publishes_a_release_that_minisign_and_sha256sum_accept() {
     // Same image, scenario and harness: the gate verdict is reused, nothing boots.
     let again = candidate(&[]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
-    assert!(String::from_utf8_lossy(&again.stdout).contains("cached verdict"), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("cached verdict"),
+        "{}",
+        text(&again)
+    );
 }

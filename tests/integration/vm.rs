@@ -314,3 +314,26 @@ fn a_run_without_ktap_is_a_failure() {
     let all = cases(&junit(&xml));
     assert_eq!(kind_of(&all, "ktap"), Some("failure:assertion"), "{all:#?}");
 }
+
+/// The ring suite on a kernel without XSC fails loudly: every case a failure, none skipped
+/// (a missing /dev/xsc is not a reason to skip a release gate).
+#[test]
+fn the_ring_suite_fails_loudly_on_an_unpatched_kernel() {
+    let (out, xml, _d) = test_run(&[&scenario("faults/ring-on-stock.toml"), "--accel", "tcg"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = cases(&junit(&xml));
+    let ring: Vec<_> = all
+        .iter()
+        .filter(|(_, c, _)| c.starts_with("xsc_ring_test."))
+        .collect();
+    assert!(ring.len() >= 60, "{all:#?}");
+    assert!(
+        ring.iter().all(|(_, _, k)| k.starts_with("failure")),
+        "no case may pass or skip without /dev/xsc: {ring:#?}"
+    );
+    assert_eq!(
+        kind_of(&all, "xsc_ring_test.setup.open_dev"),
+        Some("failure:assertion"),
+        "{all:#?}"
+    );
+}
