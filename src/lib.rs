@@ -3,6 +3,7 @@
 //! The modules follow the pipeline: build → boot → observe → report → release. `process`
 //! is the only module that starts programs; `toml_strict` reads every input file.
 
+pub mod build;
 pub mod exit_code;
 pub mod observe;
 pub mod process;
