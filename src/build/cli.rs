@@ -15,7 +15,6 @@ use super::progress::stderr_progress;
 use super::quilt;
 use super::source::{self, SourceSpec};
 use super::tools;
-use crate::cache::Cache;
 use crate::config::Config;
 use crate::exit_code::ExitCode;
 
@@ -179,7 +178,7 @@ pub async fn run_patches_edit(
     }
     tools::check_tools(&[("quilt", "quilt"), ("tar", "tar"), ("xz", "xz-utils")])?;
     let spec = SourceSpec::from_args(args.source.as_deref(), args.sha256.as_deref())?;
-    let cache = Cache::new(&cfg.cache_dir);
+    let cache = kernel::kernel_cache(cfg);
     let log = edit_log(cfg)?;
     eprintln!(
         "patches edit: unpacking the pristine source into {} (log: {})",
@@ -213,7 +212,7 @@ pub async fn run_patches_edit(
 /// `linux-<series>/` at the repository root (git-ignored).
 pub fn edit_tree(cfg: &Config) -> PathBuf {
     let series = cfg.linux.package.rsplit('-').next().unwrap_or("6.1");
-    cfg.root.join(format!("linux-{series}"))
+    kernel::repo_root(cfg).join(format!("linux-{series}"))
 }
 
 fn edit_hints(tree: &Path) -> String {
@@ -227,7 +226,7 @@ fn edit_hints(tree: &Path) -> String {
 }
 
 fn edit_log(cfg: &Config) -> Result<PathBuf, BuildError> {
-    let dir = cfg.logs_dir();
+    let dir = kernel::repo_root(cfg).join("logs");
     std::fs::create_dir_all(&dir).map_err(BuildError::io("failed to create", &dir))?;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -259,7 +258,7 @@ pub struct StageStatus {
 
 /// The status of every stage for the current inputs (computes the keys, builds nothing).
 pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
-    let cache = Cache::new(&cfg.cache_dir);
+    let cache = kernel::kernel_cache(cfg);
     let mut rows = Vec::new();
     for name in PROFILES {
         let mut row = StageStatus {

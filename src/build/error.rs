@@ -73,6 +73,17 @@ pub enum BuildError {
         #[source]
         source: ProcessError,
     },
+    /// make ran and failed; the first compiler errors are lifted out of the log.
+    #[error("{step} failed{}", first_errors(.errors))]
+    MakeFailed {
+        /// The make step (`make -j2 bzImage`).
+        step: String,
+        /// The first `error:` lines of its output (or make's `***` lines).
+        errors: Vec<String>,
+        /// The command's own error: argv, exit status, log.
+        #[source]
+        source: ProcessError,
+    },
     /// A patch of the series did not apply cleanly (fuzz is refused).
     #[error("patch {patch} does not apply: {}{}", describe_hunks(.hunks), log_hint(.log.as_ref()))]
     PatchFailed {
@@ -194,6 +205,14 @@ fn log_hint(log: Option<&PathBuf>) -> String {
         .unwrap_or_default()
 }
 
+fn first_errors(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(":\n  {}", errors.join("\n  "))
+    }
+}
+
 fn describe_hunks(hunks: &[HunkFailure]) -> String {
     if hunks.is_empty() {
         return "quilt refused it (see log)".to_string();
@@ -216,6 +235,7 @@ impl BuildError {
                 ..
             } => ExitCode::Harness,
             BuildError::Step { .. }
+            | BuildError::MakeFailed { .. }
             | BuildError::PatchFailed { .. }
             | BuildError::ConfigDropped { .. }
             | BuildError::MissingArtifact { .. }

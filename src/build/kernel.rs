@@ -93,9 +93,19 @@ pub struct KernelKey {
     pub inputs: Vec<(String, String)>,
 }
 
-/// `patches/kernel` of the repository.
+/// `patches/kernel` of the repository, absolute (commands run with the tree as cwd).
 pub fn patches_dir(cfg: &Config) -> PathBuf {
-    cfg.root.join("patches").join("kernel")
+    repo_root(cfg).join("patches").join("kernel")
+}
+
+/// The cache, by absolute path (quilt and make run with the work tree as cwd).
+pub fn kernel_cache(cfg: &Config) -> Cache {
+    Cache::new(std::path::absolute(&cfg.cache_dir).unwrap_or_else(|_| cfg.cache_dir.clone()))
+}
+
+/// The repository root as an absolute path (`xsc.toml` may have been given as relative).
+pub fn repo_root(cfg: &Config) -> PathBuf {
+    std::path::absolute(&cfg.root).unwrap_or_else(|_| cfg.root.clone())
 }
 
 /// Builds the key from everything that decides the artifacts: recipe, source, profile and
@@ -174,7 +184,7 @@ pub async fn cached_kernel(
 ) -> Result<Option<KernelArtifacts>, BuildError> {
     let profile = KernelProfile::named(profile.unwrap_or(&cfg.kernel_profile))?;
     let key = kernel_key(cfg, &profile, &SourceSpec::Pinned).await?;
-    match Cache::new(&cfg.cache_dir).lookup(STAGE, &key.key) {
+    match kernel_cache(cfg).lookup(STAGE, &key.key) {
         Some(entry) => Ok(Some(artifacts_from_entry(&entry, false, None)?)),
         None => Ok(None),
     }
@@ -225,7 +235,7 @@ pub async fn build_kernel(
 ) -> Result<KernelArtifacts, BuildError> {
     let profile = KernelProfile::named(opts.profile.as_deref().unwrap_or(&cfg.kernel_profile))?;
     tools::check_tools(KERNEL_TOOLS)?;
-    let cache = Cache::new(&cfg.cache_dir);
+    let cache = kernel_cache(cfg);
     let key = kernel_key(cfg, &profile, &opts.source).await?;
     if !opts.force {
         if let Some(entry) = cache.lookup(STAGE, &key.key) {
@@ -313,7 +323,7 @@ async fn build_in(
             std::fs::remove_dir_all(work).map_err(BuildError::io("failed to remove", work))?;
         }
         std::fs::create_dir_all(work).map_err(BuildError::io("failed to create", work))?;
-        let cache = Cache::new(&cfg.cache_dir);
+        let cache = kernel_cache(cfg);
         progress(&BuildEvent::Step {
             name: "resolve source".into(),
             detail: String::new(),
@@ -343,7 +353,7 @@ async fn build_in(
         detail: String::new(),
     });
     let fragments = profile.fragment_paths(&patches_dir(cfg));
-    let downloads = Cache::new(&cfg.cache_dir).downloads();
+    let downloads = kernel_cache(cfg).downloads();
     kconfig::configure(cfg, profile, &linux, &fragments, &env, &downloads, log).await?;
     if incremental {
         mtimes.restore(&linux);
@@ -498,7 +508,7 @@ async fn store(
 
 /// `logs/kernel-build-<UTC>.log`, unique.
 fn new_log(cfg: &Config) -> Result<PathBuf, BuildError> {
-    let dir = cfg.logs_dir();
+    let dir = repo_root(cfg).join("logs");
     std::fs::create_dir_all(&dir).map_err(BuildError::io("failed to create", &dir))?;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -532,7 +542,7 @@ pub async fn check_reproducible(
 ) -> Result<ReproReport, BuildError> {
     let profile = KernelProfile::named(opts.profile.as_deref().unwrap_or(&cfg.kernel_profile))?;
     tools::check_tools(KERNEL_TOOLS)?;
-    let cache = Cache::new(&cfg.cache_dir);
+    let cache = kernel_cache(cfg);
     let _lock = WorkLock::acquire(&cache.root().join("work").join("kernel.lock"), progress).await?;
     let log = new_log(cfg)?;
     progress(&BuildEvent::Log { path: log.clone() });
@@ -745,7 +755,7 @@ mod tests {
     #[tokio::test]
     async fn entries_turn_back_into_artifacts_and_a_stale_lock_is_taken_over() {
         let (dir, cfg) = repo();
-        let cache = Cache::new(&cfg.cache_dir);
+        let cache = kernel_cache(&cfg);
         let staged = cache.staging(STAGE, "k").unwrap();
         for f in ["bzImage", "config", "System.map", "build.log"] {
             std::fs::write(staged.join(f), f).unwrap();

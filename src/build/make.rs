@@ -224,6 +224,7 @@ pub async fn run_following(
     progress: &mut (dyn FnMut(&BuildEvent) + Send),
 ) -> Result<Captured, BuildError> {
     let mut follower = LogFollower::from_end(log);
+    let start = follower.offset;
     let run = process::run(cmd, Some(log));
     tokio::pin!(run);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -243,7 +244,41 @@ pub async fn run_following(
         lines: follower.lines,
         last: follower.last_target.clone(),
     });
-    result.map_err(BuildError::step(step.to_string()))
+    result.map_err(|source| match source {
+        ProcessError::Failed { .. } => {
+            let bytes = std::fs::read(log).unwrap_or_default();
+            let from = usize::try_from(start).unwrap_or(0).min(bytes.len());
+            BuildError::MakeFailed {
+                step: step.to_string(),
+                errors: first_errors(&String::from_utf8_lossy(&bytes[from..]), 5),
+                source,
+            }
+        }
+        other => BuildError::Step {
+            step: step.to_string(),
+            source: other,
+        },
+    })
+}
+
+/// The first `max` compiler/linker error lines of make output, else make's `***` lines.
+pub fn first_errors(output: &str, max: usize) -> Vec<String> {
+    let pick = |f: &dyn Fn(&str) -> bool| -> Vec<String> {
+        output
+            .lines()
+            .filter(|l| f(l))
+            .take(max)
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let errors = pick(&|l: &str| {
+        l.contains(" error: ") || l.contains(": error: ") || l.contains("undefined reference")
+    });
+    if errors.is_empty() {
+        pick(&|l: &str| l.starts_with("make") && l.contains("***"))
+    } else {
+        errors
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +327,53 @@ mod tests {
         assert_eq!(
             commit_time_cmd(Path::new("/repo")).to_string(),
             "git -C /repo log -1 --format=%ct"
+        );
+    }
+
+    #[test]
+    fn compiler_errors_are_lifted_out_of_the_log() {
+        let out = "  CC      drivers/xsc/xsc_ops_fs.o\n\
+                   drivers/xsc/xsc_internal.h:12:28: warning: \"/*\" within comment [-Wcomment]\n\
+                   drivers/xsc/xsc_ops_fs.c:30:51: error: implicit declaration of function 'ARRAY_SIZE'\n\
+                   make[3]: *** [scripts/Makefile.build:255: drivers/xsc/xsc_ops_fs.o] Error 1\n";
+        assert_eq!(
+            first_errors(out, 5),
+            [
+                "drivers/xsc/xsc_ops_fs.c:30:51: error: implicit declaration of function 'ARRAY_SIZE'"
+            ]
+        );
+        assert_eq!(
+            first_errors("make: *** [Makefile:2065: .] Error 2\n", 5),
+            ["make: *** [Makefile:2065: .] Error 2"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_make_names_its_first_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("build.log");
+        std::fs::write(&log, "earlier: error: not this run\n").unwrap();
+        std::fs::write(
+            dir.path().join("Makefile"),
+            "all:\n\t@echo 'x.c:1:2: error: boom' >&2; exit 1\n",
+        )
+        .unwrap();
+        let cmd = Cmd::new(["make", "-s"]).cwd(dir.path());
+        let mut events = Vec::new();
+        let err = run_following(&cmd, &log, "make all", &mut |e: &BuildEvent| {
+            events.push(e.clone())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit_code::ExitCode::BuildFailed);
+        assert!(
+            err.to_string()
+                .starts_with("make all failed:\n  x.c:1:2: error: boom"),
+            "{err}"
+        );
+        assert!(
+            matches!(events.last(), Some(BuildEvent::Make { lines, .. }) if *lines >= 2),
+            "{events:?}"
         );
     }
 
