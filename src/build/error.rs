@@ -82,7 +82,7 @@ pub enum BuildError {
         errors: Vec<String>,
         /// The command's own error: argv, exit status, log.
         #[source]
-        source: ProcessError,
+        source: Box<ProcessError>,
     },
     /// A patch of the series did not apply cleanly (fuzz is refused).
     #[error("patch {patch} does not apply: {}{}", describe_hunks(.hunks), log_hint(.log.as_ref()))]

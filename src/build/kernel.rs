@@ -728,6 +728,206 @@ mod tests {
         );
     }
 
+    /// `repo()` with a real two-patch series, pinned to a tarball of a fake kernel tree
+    /// (src/build/testdata/fakekernel: make targets, merge_config.sh, dependency tracking).
+    async fn fake_kernel_repo() -> (tempfile::TempDir, Config) {
+        let (dir, mut cfg) = repo();
+        let p = patches_dir(&cfg);
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/build/testdata");
+        for name in ["0001-edit-a.patch", "0003-edit-b.patch"] {
+            std::fs::copy(fixture.join("quilt/patches").join(name), p.join(name)).unwrap();
+        }
+        std::fs::write(p.join("series"), "0001-edit-a.patch\n0003-edit-b.patch\n").unwrap();
+        let tar = dir.path().join("linux-source-6.1.tar.gz");
+        let pack = process::Cmd::new([
+            "tar".as_ref(),
+            "-czf".as_ref(),
+            tar.as_os_str(),
+            "-C".as_ref(),
+            fixture.join("fakekernel").as_os_str(),
+            "linux-source-6.1".as_ref(),
+        ]);
+        process::run(&pack, None).await.unwrap();
+        cfg.linux.sha256 = sha256_file(&tar).unwrap();
+        cfg.linux.tarball = tar;
+        (dir, cfg)
+    }
+
+    fn compiled(cfg: &Config) -> usize {
+        let tree = cfg.cache_dir.join("work/kernel/qemu/linux");
+        std::fs::read_to_string(tree.join("make-count"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
+    #[tokio::test]
+    async fn build_then_cache_hit_then_incremental_then_dropped_option() {
+        let (_dir, cfg) = fake_kernel_repo().await;
+        let opts = KernelBuildOptions {
+            profile: Some("qemu".into()),
+            jobs: Some(2),
+            ..KernelBuildOptions::default()
+        };
+        let mut events = Vec::new();
+        let mut sink = |e: &BuildEvent| events.push(e.clone());
+
+        assert_eq!(cached_kernel(&cfg, Some("qemu")).await.unwrap(), None);
+        let first = build_kernel(&cfg, &opts, &mut sink).await.unwrap();
+        assert!(first.built_now);
+        assert_eq!(first.kernelrelease, "6.1.0-fake");
+        assert_eq!(first.facts["incremental"], "false");
+        let image = std::fs::read_to_string(&first.bzimage).unwrap();
+        assert!(
+            image.contains("LINE2") && image.contains("B8"),
+            "series applied: {image}"
+        );
+        assert!(
+            image.contains("CONFIG_BASE_tinyconfig=y\nCONFIG_VIRTIO=y\nCONFIG_XSC=y"),
+            "{image}"
+        );
+        let map = std::fs::read_to_string(&first.system_map).unwrap();
+        assert_eq!(
+            map.trim(),
+            format!("{} xsc@xsc-release", first.facts["kbuild_build_timestamp"])
+        );
+        assert!(
+            first
+                .log
+                .as_ref()
+                .unwrap()
+                .starts_with(cfg.root.join("logs"))
+        );
+        assert_eq!(compiled(&cfg), 2);
+
+        // Nothing changed: a cache hit, make does not run at all.
+        let second = build_kernel(&cfg, &opts, &mut sink).await.unwrap();
+        assert!(!second.built_now);
+        assert_eq!(
+            (second.key.as_str(), &second.bzimage),
+            (first.key.as_str(), &first.bzimage)
+        );
+        assert_eq!(compiled(&cfg), 2);
+        assert_eq!(
+            cached_kernel(&cfg, Some("qemu"))
+                .await
+                .unwrap()
+                .unwrap()
+                .key,
+            first.key
+        );
+
+        // One line of patch 0003 changes: same kept tree, only b.o is recompiled (a.c keeps
+        // its mtime through quilt pop/push).
+        let p3 = patches_dir(&cfg).join("0003-edit-b.patch");
+        std::fs::write(
+            &p3,
+            std::fs::read_to_string(&p3)
+                .unwrap()
+                .replace("+B8", "+B8 edited"),
+        )
+        .unwrap();
+        let third = build_kernel(&cfg, &opts, &mut sink).await.unwrap();
+        assert!(third.built_now);
+        assert_ne!(third.key, first.key);
+        assert_eq!(third.facts["incremental"], "true");
+        assert!(
+            std::fs::read_to_string(&third.bzimage)
+                .unwrap()
+                .contains("B8 edited")
+        );
+        assert_eq!(compiled(&cfg), 3, "only b.o may be rebuilt");
+        assert!(
+            std::fs::read_to_string(&first.bzimage)
+                .unwrap()
+                .contains("B8\n"),
+            "old entry untouched"
+        );
+
+        // An option olddefconfig drops is an error naming the fragment line.
+        std::fs::write(
+            patches_dir(&cfg).join("configs/xsc.config"),
+            "CONFIG_XSC=y\nCONFIG_DROPPED=y\n",
+        )
+        .unwrap();
+        let err = build_kernel(&cfg, &opts, &mut sink).await.unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit_code::ExitCode::BuildFailed);
+        assert!(
+            err.to_string().contains(
+                "configs/xsc.config:2: CONFIG_DROPPED requested y but .config has absent"
+            ),
+            "{err}"
+        );
+
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, BuildEvent::CacheHit { .. }))
+        );
+        assert!(events.iter().any(|e| matches!(e, BuildEvent::Make { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_patch_that_no_longer_applies_fails_the_build_with_its_name() {
+        let (_dir, cfg) = fake_kernel_repo().await;
+        let p3 = patches_dir(&cfg).join("0003-edit-b.patch");
+        std::fs::write(
+            &p3,
+            std::fs::read_to_string(&p3)
+                .unwrap()
+                .replace(" line7", " line7 changed"),
+        )
+        .unwrap();
+        let mut sink = super::super::progress::no_progress();
+        let err = build_kernel(&cfg, &KernelBuildOptions::default(), &mut sink)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("patch 0003-edit-b.patch does not apply: b.c hunk #1 FAILED"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), crate::exit_code::ExitCode::BuildFailed);
+    }
+
+    #[tokio::test]
+    async fn patches_edit_gives_a_quilt_tree_whose_refresh_lands_in_the_repo() {
+        let (_dir, cfg) = fake_kernel_repo().await;
+        let args = super::super::cli::PatchesEditArgs::default();
+        super::super::cli::run_patches_edit(&cfg, &args)
+            .await
+            .unwrap();
+        let tree = cfg.root.join("linux-6.1");
+        assert_eq!(
+            std::fs::read_link(tree.join("patches")).unwrap(),
+            Path::new("../patches/kernel")
+        );
+        let applied = std::fs::read_to_string(tree.join(".pc/applied-patches")).unwrap();
+        assert_eq!(applied, "0001-edit-a.patch\n0003-edit-b.patch\n");
+        // No QUILT_PATCHES, no .quiltrc: quilt finds the series through the tree alone.
+        std::fs::write(
+            tree.join("b.c"),
+            std::fs::read_to_string(tree.join("b.c"))
+                .unwrap()
+                .replace("B8", "B8 refreshed"),
+        )
+        .unwrap();
+        let refresh =
+            process::Cmd::new(["quilt", "--quiltrc", "-", "refresh", "--no-timestamps"]).cwd(&tree);
+        process::run(&refresh, None).await.unwrap();
+        let patch = std::fs::read_to_string(patches_dir(&cfg).join("0003-edit-b.patch")).unwrap();
+        assert!(patch.contains("+B8 refreshed"), "{patch}");
+        // A second `patches edit` leaves the tree alone.
+        super::super::cli::run_patches_edit(&cfg, &args)
+            .await
+            .unwrap();
+        assert!(
+            std::fs::read_to_string(tree.join("b.c"))
+                .unwrap()
+                .contains("B8 refreshed")
+        );
+    }
+
     #[test]
     fn a_missing_patch_is_bad_input() {
         let (_dir, cfg) = repo();

@@ -251,7 +251,7 @@ pub async fn run_following(
             BuildError::MakeFailed {
                 step: step.to_string(),
                 errors: first_errors(&String::from_utf8_lossy(&bytes[from..]), 5),
-                source,
+                source: Box::new(source),
             }
         }
         other => BuildError::Step {
@@ -361,7 +361,7 @@ mod tests {
         let cmd = Cmd::new(["make", "-s"]).cwd(dir.path());
         let mut events = Vec::new();
         let err = run_following(&cmd, &log, "make all", &mut |e: &BuildEvent| {
-            events.push(e.clone())
+            events.push(e.clone());
         })
         .await
         .unwrap_err();

@@ -124,7 +124,8 @@ fn parse_hunk_failed(line: &str) -> Option<(u32, u32)> {
 /// Applies the whole series in `patches` to `tree`, appending quilt's output to `log`.
 /// A failing patch becomes [`BuildError::PatchFailed`] with its hunks.
 pub async fn push_all(tree: &Path, patches: &Path, log: &Path) -> Result<(), BuildError> {
-    let series = patches.join("series");
+    // A relative patch directory is relative to the tree, as for quilt itself.
+    let series = tree.join(patches).join("series");
     let text = std::fs::read_to_string(&series).map_err(|source| BuildError::Input {
         what: "patch series",
         path: series.clone(),

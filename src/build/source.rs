@@ -513,6 +513,9 @@ pub(crate) mod tests {
             root.join("cache").display(),
             root.join("no-such-linux.tar.xz").display()
         );
-        Config::parse(&root.join("xsc.toml"), text).unwrap()
+        let mut cfg = Config::parse(&root.join("xsc.toml"), text).unwrap();
+        // XSC_CACHE_DIR (set in CI) must not send fake kernels into the real cache.
+        cfg.cache_dir = root.join("cache");
+        cfg
     }
 }
