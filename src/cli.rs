@@ -52,6 +52,16 @@ pub enum Command {
     Verify(crate::release::VerifyArgs),
     /// Re-verify a candidate and re-sign it as release X.Y.Z (never overwrites).
     Promote(crate::release::PromoteArgs),
+    /// Build a stage (the XSC kernel).
+    Build {
+        /// Which stage.
+        #[command(subcommand)]
+        what: BuildCommand,
+    },
+    /// Edit the kernel series the quilt way.
+    Patches(crate::build::PatchesArgs),
+    /// Show each stage: built or not for the current inputs, key, when, where.
+    Status,
     /// Inspect or trim the build cache.
     Cache {
         /// path, gc or clean.
@@ -127,6 +137,13 @@ pub struct TestArgs {
     /// Never build or fetch a missing image: exit 3 instead.
     #[arg(long)]
     pub no_build: bool,
+}
+
+/// `xsc-release build …`.
+#[derive(Debug, Subcommand)]
+pub enum BuildCommand {
+    /// The XSC kernel: quilt series on the pinned linux-source-6.1, profile config, make.
+    Kernel(crate::build::BuildKernelArgs),
 }
 
 /// `xsc-release report …`.

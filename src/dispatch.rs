@@ -30,6 +30,13 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Scenarios { what } => scenarios(&load_cfg()?, what),
         Command::Doctor => Ok(crate::doctor::run(&load_cfg()?).await),
         Command::Cache { what } => cache(&load_cfg()?, what),
+        Command::Build {
+            what: crate::cli::BuildCommand::Kernel(args),
+        } => Ok(crate::build::run_build_kernel(&load_cfg()?, &args).await?),
+        Command::Patches(crate::build::PatchesArgs {
+            command: crate::build::PatchesCommand::Edit(args),
+        }) => Ok(crate::build::run_patches_edit(&load_cfg()?, &args).await?),
+        Command::Status => Ok(crate::build::run_status(&load_cfg()?).await?),
         Command::Candidate(args) => crate::candidate::run(&load_cfg()?, args, cancel).await,
         Command::Keygen(args) => Ok(crate::release::keygen(args).await?),
         Command::Verify(args) => Ok(crate::release::verify(args).await?),

@@ -29,6 +29,9 @@ pub enum Error {
         /// The command that builds it.
         hint: String,
     },
+    /// A build stage failed.
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
     /// The release half refused or failed.
     #[error(transparent)]
     Release(#[from] crate::release::ReleaseError),
@@ -59,6 +62,7 @@ impl Error {
             Error::NotBuilt { .. } | Error::Unavailable(_) => ExitCode::BuildFailed,
             Error::Io { .. } => ExitCode::Harness,
             Error::Release(e) => e.exit_code(),
+            Error::Build(e) => e.exit_code(),
             Error::Refused(_) => ExitCode::ReleaseRefused,
         }
     }

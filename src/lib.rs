@@ -4,6 +4,7 @@
 //! is the only module that starts programs; `toml_strict` reads every input file.
 
 pub mod boot;
+pub mod build;
 pub mod cache;
 pub mod candidate;
 pub mod cli;

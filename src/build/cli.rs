@@ -1,0 +1,440 @@
+//! The user-facing commands of the build stages: `build kernel`, `patches edit` and
+//! `status`, as clap argument structs plus `run_*` functions that print what a person
+//! needs (where the artifacts and log are) and return the exit code.
+//!
+//! Errors are returned, not printed: `main` prints the chain once and exits with
+//! [`BuildError::exit_code`]. The lead wires these into the CLI.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::error::BuildError;
+use super::kconfig::{KernelProfile, PROFILES};
+use super::kernel::{self, KernelArtifacts, KernelBuildOptions, STAGE};
+use super::progress::stderr_progress;
+use super::quilt;
+use super::source::{self, SourceSpec};
+use super::tools;
+use crate::config::Config;
+use crate::exit_code::ExitCode;
+
+/// `xsc-release build kernel`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct BuildKernelArgs {
+    /// Kernel profile: `qemu` (tinyconfig + qemu.config + xsc.config; lean, VM-only) or
+    /// `debian` (Debian's config + xsc.config). Default: `[kernel] profile` in xsc.toml.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Kernel source instead of the pinned Debian package: a tarball path or URL (needs
+    /// --sha256) or a pristine source directory.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// sha256 of the --source tarball.
+    #[arg(long, requires = "source")]
+    pub sha256: Option<String>,
+    /// Rebuild even when the cache has a kernel for these inputs.
+    #[arg(long)]
+    pub force: bool,
+    /// Build twice from scratch in separate trees and compare the bzImage sha256 (slow;
+    /// `make repro-kernel`, not CI).
+    #[arg(long)]
+    pub check_repro: bool,
+    /// Parallel make jobs (default: number of CPUs).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+}
+
+impl BuildKernelArgs {
+    /// The build options these arguments ask for.
+    pub fn options(&self) -> Result<KernelBuildOptions, BuildError> {
+        Ok(KernelBuildOptions {
+            profile: self.profile.clone(),
+            source: SourceSpec::from_args(self.source.as_deref(), self.sha256.as_deref())?,
+            force: self.force,
+            jobs: self.jobs,
+        })
+    }
+}
+
+/// `xsc-release patches …`.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct PatchesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PatchesCommand,
+}
+
+/// Subcommands of `patches`.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum PatchesCommand {
+    /// Set up `linux-6.1/` at the repository root with quilt state, to edit the series.
+    Edit(PatchesEditArgs),
+}
+
+/// `xsc-release patches edit`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct PatchesEditArgs {
+    /// Source instead of the pinned package (as for `build kernel`).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// sha256 of the --source tarball.
+    #[arg(long, requires = "source")]
+    pub sha256: Option<String>,
+    /// Leave the tree with no patch applied instead of pushing the whole series.
+    #[arg(long)]
+    pub no_push: bool,
+}
+
+/// Runs `build kernel` (or `--check-repro`) and prints where the artifacts are.
+pub async fn run_build_kernel(
+    cfg: &Config,
+    args: &BuildKernelArgs,
+) -> Result<ExitCode, BuildError> {
+    let opts = args.options()?;
+    let mut progress = stderr_progress();
+    if args.check_repro {
+        let report = kernel::check_reproducible(cfg, &opts, &mut progress).await?;
+        println!(
+            "kernel: reproducible: both clean builds give bzImage sha256 {}",
+            report.bzimage_sha256
+        );
+        println!(
+            "  trees: {} {}",
+            report.trees[0].display(),
+            report.trees[1].display()
+        );
+        println!("  log:   {}", report.log.display());
+        return Ok(ExitCode::Success);
+    }
+    let started = std::time::Instant::now();
+    let a = kernel::build_kernel(cfg, &opts, &mut progress).await?;
+    print!("{}", describe(&a, started.elapsed()));
+    Ok(ExitCode::Success)
+}
+
+/// The lines `build kernel` prints about its artifacts.
+pub fn describe(a: &KernelArtifacts, took: Duration) -> String {
+    let how = if a.built_now {
+        let kind = if a.facts.get("incremental").is_some_and(|v| v == "true") {
+            "incremental"
+        } else {
+            "fresh tree"
+        };
+        format!("built in {:.1}s ({kind})", took.as_secs_f64())
+    } else {
+        format!("cache hit, nothing built ({:.1}s)", took.as_secs_f64())
+    };
+    let mut out = format!("kernel: {how}\n");
+    let mut row = |k: &str, v: String| out.push_str(&format!("  {k:<14} {v}\n"));
+    row(
+        "profile:",
+        format!(
+            "{} ({})",
+            a.profile,
+            a.facts.get("purpose").map_or("", String::as_str)
+        ),
+    );
+    row("kernelrelease:", a.kernelrelease.clone());
+    row("key:", a.key.clone());
+    row("bzImage:", a.bzimage.display().to_string());
+    row("config:", a.config.display().to_string());
+    row("System.map:", a.system_map.display().to_string());
+    if let Some(m) = &a.modules {
+        row("modules:", m.display().to_string());
+    }
+    if let Some(log) = &a.log {
+        row("log:", log.display().to_string());
+    }
+    out
+}
+
+/// Runs `patches edit`: a `linux-6.1/` tree at the repository root whose `patches` symlink
+/// points at `../patches/kernel`, so `quilt new/add/refresh` work without a `.quiltrc`
+/// and refreshed patches land in the repository.
+pub async fn run_patches_edit(
+    cfg: &Config,
+    args: &PatchesEditArgs,
+) -> Result<ExitCode, BuildError> {
+    let tree = edit_tree(cfg);
+    let link = tree.join("patches");
+    if tree.exists() {
+        let applied = std::fs::read_to_string(tree.join(".pc/applied-patches")).unwrap_or_default();
+        let applied: Vec<&str> = applied.lines().filter(|l| !l.trim().is_empty()).collect();
+        println!(
+            "{} exists; left as it is ({} patches applied{}).",
+            tree.display(),
+            applied.len(),
+            applied
+                .last()
+                .map(|t| format!(", top: {t}"))
+                .unwrap_or_default()
+        );
+        println!(
+            "To start over: rm -rf {} && xsc-release patches edit",
+            tree.display()
+        );
+        print!("{}", edit_hints(&tree));
+        return Ok(ExitCode::Success);
+    }
+    tools::check_tools(&[("quilt", "quilt"), ("tar", "tar"), ("xz", "xz-utils")])?;
+    let spec = SourceSpec::from_args(args.source.as_deref(), args.sha256.as_deref())?;
+    let cache = kernel::kernel_cache(cfg);
+    let log = edit_log(cfg)?;
+    eprintln!(
+        "patches edit: unpacking the pristine source into {} (log: {})",
+        tree.display(),
+        log.display()
+    );
+    let resolved = source::resolve(cfg, &spec, &cache.downloads(), &log).await?;
+    if let Err(e) = source::unpack(&resolved, &tree, &log).await {
+        let _ = std::fs::remove_dir_all(&tree);
+        return Err(e);
+    }
+    std::os::unix::fs::symlink(Path::new("../patches/kernel"), &link)
+        .map_err(BuildError::io("failed to create", &link))?;
+    if !args.no_push {
+        // Relative QUILT_PATCHES: quilt records it in .pc/.quilt_patches, so later quilt
+        // commands in the tree need neither the variable nor a .quiltrc.
+        quilt::push_all(&tree, Path::new("patches"), &log).await?;
+    }
+    let n =
+        quilt::series_patches(&std::fs::read_to_string(link.join("series")).unwrap_or_default())
+            .len();
+    println!(
+        "{} ready: {} of {n} patches applied.",
+        tree.display(),
+        if args.no_push { 0 } else { n }
+    );
+    print!("{}", edit_hints(&tree));
+    Ok(ExitCode::Success)
+}
+
+/// `linux-<series>/` at the repository root (git-ignored).
+pub fn edit_tree(cfg: &Config) -> PathBuf {
+    let series = cfg.linux.package.rsplit('-').next().unwrap_or("6.1");
+    kernel::repo_root(cfg).join(format!("linux-{series}"))
+}
+
+fn edit_hints(tree: &Path) -> String {
+    format!(
+        "  cd {}\n  quilt new 0009-xsc-new-feature.patch   # after `quilt push -a`; also add it to the series\n  \
+         quilt add drivers/xsc/file.c && $EDITOR drivers/xsc/file.c\n  \
+         quilt refresh -p ab --no-timestamps --no-index   # lands in patches/kernel/\n  \
+         (or export QUILT_REFRESH_ARGS='-p ab --no-timestamps --no-index'; see docs/kernel-build.md)\n",
+        tree.display()
+    )
+}
+
+fn edit_log(cfg: &Config) -> Result<PathBuf, BuildError> {
+    let dir = kernel::repo_root(cfg).join("logs");
+    std::fs::create_dir_all(&dir).map_err(BuildError::io("failed to create", &dir))?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(dir.join(format!(
+        "patches-edit-{}.log",
+        super::make::compact_utc(i64::try_from(now).unwrap_or(0))
+    )))
+}
+
+/// One row of `status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageStatus {
+    /// `kernel`, `glibc`, `debian-iso`.
+    pub stage: String,
+    /// Profile or variant (`qemu`); `-` when none.
+    pub variant: String,
+    /// `built`, `not built yet`, `stale`, `stage not implemented`, or an error.
+    pub state: String,
+    /// Key of the current inputs (short).
+    pub key: Option<String>,
+    /// When the entry was built (RFC 3339).
+    pub built: Option<String>,
+    /// Entry directory.
+    pub artifacts: Option<PathBuf>,
+    /// Build log.
+    pub log: Option<PathBuf>,
+}
+
+/// The status of every stage for the current inputs (computes the keys, builds nothing).
+pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
+    let cache = kernel::kernel_cache(cfg);
+    let mut rows = Vec::new();
+    for name in PROFILES {
+        let mut row = StageStatus {
+            stage: STAGE.into(),
+            variant: (*name).to_string(),
+            state: String::new(),
+            key: None,
+            built: None,
+            artifacts: None,
+            log: None,
+        };
+        let key = match KernelProfile::named(name) {
+            Ok(p) => kernel::kernel_key(cfg, &p, &SourceSpec::Pinned).await,
+            Err(e) => Err(e),
+        };
+        match key {
+            Err(e) => row.state = format!("cannot compute key: {e}"),
+            Ok(k) => {
+                row.key = Some(k.key[..12].to_string());
+                match cache.lookup(STAGE, &k.key) {
+                    Some(entry) => {
+                        row.state = "built".into();
+                        row.built = Some(when(entry.info.created));
+                        row.log = entry.artifact("build.log");
+                        row.artifacts = Some(entry.dir);
+                    }
+                    None => {
+                        row.state = match cache.latest(STAGE).filter(|e| {
+                            e.info.facts.get("profile").map(String::as_str) == Some(name)
+                        }) {
+                            Some(e) => format!(
+                                "stale (inputs changed; last built {} key {})",
+                                when(e.info.created),
+                                &e.info.key[..12]
+                            ),
+                            None => "not built yet".into(),
+                        };
+                    }
+                }
+            }
+        }
+        rows.push(row);
+    }
+    for stage in ["glibc", "debian-iso"] {
+        rows.push(StageStatus {
+            stage: stage.into(),
+            variant: "-".into(),
+            state: "not built yet / stage not implemented".into(),
+            key: None,
+            built: None,
+            artifacts: None,
+            log: None,
+        });
+    }
+    rows
+}
+
+fn when(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(epoch))
+        .to_string()
+}
+
+/// Formats `status` rows for a person.
+pub fn format_status(rows: &[StageStatus]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&format!("{:<11} {:<7} {}", r.stage, r.variant, r.state));
+        if let Some(k) = &r.key {
+            out.push_str(&format!("  key {k}"));
+        }
+        out.push('\n');
+        if let Some(b) = &r.built {
+            out.push_str(&format!("{:20}built:     {b}\n", ""));
+        }
+        if let Some(a) = &r.artifacts {
+            out.push_str(&format!("{:20}artifacts: {}\n", "", a.display()));
+        }
+        if let Some(l) = &r.log {
+            out.push_str(&format!("{:20}log:       {}\n", "", l.display()));
+        }
+    }
+    out
+}
+
+/// Runs `status`: prints each stage's state for the current inputs.
+pub async fn run_status(cfg: &Config) -> Result<ExitCode, BuildError> {
+    print!("{}", format_status(&stage_status(cfg).await));
+    Ok(ExitCode::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+    #[derive(Debug, clap::Subcommand)]
+    enum Cmd {
+        Kernel(BuildKernelArgs),
+        Patches(PatchesArgs),
+    }
+
+    #[test]
+    fn arguments_parse_and_map_to_options() {
+        let Cmd::Kernel(a) =
+            Cli::try_parse_from(["x", "kernel", "--profile", "debian", "--force", "-j", "2"])
+                .unwrap()
+                .cmd
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (a.profile.as_deref(), a.force, a.jobs, a.check_repro),
+            (Some("debian"), true, Some(2), false)
+        );
+        let o = a.options().unwrap();
+        assert_eq!((o.source, o.jobs), (SourceSpec::Pinned, Some(2)));
+        assert!(
+            Cli::try_parse_from(["x", "kernel", "--sha256", "ab"]).is_err(),
+            "--sha256 requires --source"
+        );
+        let Cmd::Patches(p) = Cli::try_parse_from(["x", "patches", "edit", "--no-push"])
+            .unwrap()
+            .cmd
+        else {
+            panic!()
+        };
+        assert_eq!(
+            p.command,
+            PatchesCommand::Edit(PatchesEditArgs {
+                source: None,
+                sha256: None,
+                no_push: true
+            })
+        );
+    }
+
+    #[test]
+    fn status_rows_say_where_things_are() {
+        let rows = vec![
+            StageStatus {
+                stage: "kernel".into(),
+                variant: "qemu".into(),
+                state: "built".into(),
+                key: Some("0123456789ab".into()),
+                built: Some("2026-11-30T02:00:00Z".into()),
+                artifacts: Some("/c/stages/kernel/0123".into()),
+                log: Some("/c/stages/kernel/0123/build.log".into()),
+            },
+            StageStatus {
+                stage: "glibc".into(),
+                variant: "-".into(),
+                state: "not built yet / stage not implemented".into(),
+                key: None,
+                built: None,
+                artifacts: None,
+                log: None,
+            },
+        ];
+        let text = format_status(&rows);
+        assert!(
+            text.starts_with("kernel      qemu    built  key 0123456789ab\n"),
+            "{text}"
+        );
+        assert!(text.contains("artifacts: /c/stages/kernel/0123\n"));
+        assert!(text.contains("glibc       -       not built yet / stage not implemented\n"));
+    }
+
+    #[test]
+    fn the_edit_tree_is_linux_6_1_at_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = super::super::source::tests::test_config(dir.path());
+        assert_eq!(edit_tree(&cfg), dir.path().join("linux-6.1"));
+    }
+}

@@ -1,0 +1,39 @@
+//! Build stages: the XSC kernel now (glibc and ISOs later). Each stage turns its inputs
+//! into a content-addressed cache key, and either returns the cached artifacts or builds
+//! them with the host's tools and seals them in the cache.
+//!
+//! ```text
+//! cli ─► kernel ─► source (tarball/apt/tree) ─► quilt (series) ─► kconfig + fragment ─► make
+//!           └────► cache (key → entry)                     progress ◄─ make log follower
+//! ```
+//! Only re-exports live here.
+
+mod cli;
+mod error;
+mod fragment;
+mod kconfig;
+mod kernel;
+mod make;
+mod progress;
+mod quilt;
+mod source;
+mod tools;
+
+pub use cli::{
+    BuildKernelArgs, PatchesArgs, PatchesCommand, PatchesEditArgs, StageStatus, describe,
+    edit_tree, format_status, run_build_kernel, run_patches_edit, run_status, stage_status,
+};
+pub use error::{BuildError, HunkFailure, OptionMismatch};
+pub use fragment::{
+    Requested, has_modules, parse_dot_config, parse_fragment, read_fragments, verify,
+};
+pub use kconfig::{ConfigBase, KernelProfile, PROFILES};
+pub use kernel::{
+    KERNEL_RECIPE, KernelArtifacts, KernelBuildOptions, KernelKey, Progress, ReproReport, STAGE,
+    build_kernel, cached_kernel, check_reproducible, kernel_key, key_from_parts, patches_dir,
+};
+pub use make::{BuildEnv, kbuild_timestamp};
+pub use progress::{BuildEvent, no_progress, stderr_progress};
+pub use quilt::{PushFailure, parse_push_output, series_patches};
+pub use source::SourceSpec;
+pub use tools::{FETCH_TOOLS, KERNEL_TOOLS, check_tools};

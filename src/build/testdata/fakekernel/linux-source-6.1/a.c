@@ -1,0 +1,10 @@
+line1
+line2
+line3
+line4
+line5
+line6
+line7
+line8
+line9
+line10
