@@ -157,9 +157,7 @@ pub async fn run(
     }
     let inputs = ReleaseInputs {
         version: env!("CARGO_PKG_VERSION").into(),
-        commit: release::git_commit(&cfg.root)
-            .await
-            .unwrap_or_else(|_| "unknown".into()),
+        commit: source_commit(cfg).await?,
         artifacts,
         junit: Some(junit_path),
         sources: SourceVersions {
@@ -231,6 +229,19 @@ fn toolchain(
     out
 }
 
+/// The git commit the release is built from: the config's tree, else the tree the
+/// scenarios come from (a config kept outside the clone). No commit, no release.
+async fn source_commit(cfg: &Config) -> Result<String, Error> {
+    let mut last = None;
+    for dir in [&cfg.root, &cfg.scenarios_dir] {
+        match release::git_commit(dir).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("two directories were tried").into())
+}
+
 fn pubkey_hint(cfg: &Config, key: Option<&Path>) -> PathBuf {
     match key {
         Some(k) => k.with_extension("pub"),
@@ -254,7 +265,7 @@ fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
         )),
         sha256: cfg.linux.sha256.clone(),
     }];
-    let patches = cfg.root.join("patches/kernel");
+    let patches = crate::build::patches_dir(cfg);
     for rel in crate::cache::walk_sorted(&patches).map_err(Error::io(&patches))? {
         let path = patches.join(&rel);
         let kind = match rel.to_string_lossy() {
@@ -267,7 +278,7 @@ fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
         d.name = format!("patches/kernel/{}", rel.display());
         out.push(d);
     }
-    let gt = cfg.root.join("guest-tests");
+    let gt = cfg.guest_tests_dir.clone();
     for rel in crate::cache::walk_sorted(&gt).map_err(Error::io(&gt))? {
         if rel.extension().is_some_and(|e| e == "c" || e == "h") {
             let mut d = InputDigest::from_file(InputKind::Other, &gt.join(&rel), None)?;

@@ -9,22 +9,13 @@ use crate::config::Config;
 use crate::exit_code::ExitCode;
 use crate::process::which;
 
-/// (binary or file, Debian package, what needs it).
+/// Tools outside the kernel stage: (binary or file, Debian package, what needs it). The
+/// kernel stage's own list is `build::KERNEL_TOOLS`, shown too.
 pub const TOOLS: &[(&str, &str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86", "booting images"),
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", "UEFI boots"),
-    ("gcc", "gcc", "guest programs, kernel"),
-    ("make", "make", "kernel, glibc"),
-    ("quilt", "quilt", "patch series"),
-    ("bc", "bc", "kernel"),
-    ("bison", "bison", "kernel, glibc"),
-    ("flex", "flex", "kernel"),
-    ("/usr/include/libelf.h", "libelf-dev", "kernel"),
-    ("/usr/include/openssl/ssl.h", "libssl-dev", "kernel"),
     ("cpio", "cpio", "initramfs checks"),
     ("/bin/busybox", "busybox-static", "shell in test initramfs"),
-    ("apt-get", "apt", "stock kernel, sources"),
-    ("dpkg-deb", "dpkg", "stock kernel, sources"),
     ("debootstrap", "debootstrap", "Debian ISO"),
     ("xorriso", "xorriso", "ISOs"),
     ("grub-mkimage", "grub-common", "UEFI ISO boot"),
@@ -50,14 +41,26 @@ fn present(tool: &str) -> bool {
 /// Prints the report; exit 4 when something is missing.
 pub async fn run(cfg: &Config) -> ExitCode {
     let mut missing = Vec::new();
-    for (tool, package, why) in TOOLS {
+    let stage_tools = crate::build::KERNEL_TOOLS
+        .iter()
+        .map(|(t, p)| (*t, *p, "kernel stage"));
+    let fetch_tools = crate::build::FETCH_TOOLS
+        .iter()
+        .map(|(t, p)| (*t, *p, "stock kernel, pinned sources"));
+    let all: Vec<(&str, &str, &str)> = TOOLS
+        .iter()
+        .copied()
+        .chain(stage_tools)
+        .chain(fetch_tools)
+        .collect();
+    for (tool, package, why) in all {
         let ok = present(tool);
         println!(
             "{} {tool:<36} ({package}; {why})",
             if ok { "ok     " } else { "MISSING" }
         );
-        if !ok && !missing.contains(package) {
-            missing.push(*package);
+        if !ok && !missing.contains(&package) {
+            missing.push(package);
         }
     }
     let cache = Cache::new(&cfg.cache_dir);

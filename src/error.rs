@@ -10,7 +10,7 @@ use crate::toml_strict::Problems;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Config or scenario files are invalid (every problem listed).
-    #[error("invalid input: {0}")]
+    #[error(transparent)]
     Problems(#[from] Problems),
     /// A command-line combination that makes no sense.
     #[error("{0}")]
