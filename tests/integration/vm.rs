@@ -337,3 +337,21 @@ fn the_ring_suite_fails_loudly_on_an_unpatched_kernel() {
         "{all:#?}"
     );
 }
+
+/// `--jobs 2` must report exactly what a serial run reports.
+#[test]
+fn parallel_runs_report_what_serial_runs_report() {
+    let verdicts = |jobs: &str| {
+        let (out, xml, _d) = test_run(&[
+            "smoke",
+            &scenario("faults/fail.toml"),
+            "--accel",
+            "tcg",
+            "--jobs",
+            jobs,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        cases(&junit(&xml))
+    };
+    assert_eq!(verdicts("2"), verdicts("1"));
+}
