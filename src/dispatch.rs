@@ -33,6 +33,9 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Build {
             what: crate::cli::BuildCommand::Kernel(args),
         } => Ok(crate::build::run_build_kernel(&load_cfg()?, &args).await?),
+        Command::Build {
+            what: crate::cli::BuildCommand::Debian(args),
+        } => Ok(crate::build::run_build_debian(&load_cfg()?, &args, cancel).await?),
         Command::Patches(crate::build::PatchesArgs {
             command: crate::build::PatchesCommand::Edit(args),
         }) => Ok(crate::build::run_patches_edit(&load_cfg()?, &args).await?),

@@ -173,6 +173,39 @@ pub enum BuildError {
         /// Tree of the second build.
         second_tree: PathBuf,
     },
+    /// `build debian --force` over a valid cache entry gave a different ISO.
+    #[error("debian ISO is not reproducible: sha256 {first} (cached, {}) vs {second} (rebuilt, {}){}; what differs:\n{differences}", .first_tree.display(), .second_tree.display(), log_hint(.log.as_ref()))]
+    IsoNotReproducible {
+        /// Digest of the cached ISO.
+        first: String,
+        /// Digest of the rebuilt ISO.
+        second: String,
+        /// The cached entry.
+        first_tree: PathBuf,
+        /// Where the rebuilt entry was kept for comparison.
+        second_tree: PathBuf,
+        /// The rebuild's log.
+        log: Option<PathBuf>,
+        /// diffoscope's report (or the first differing offsets).
+        differences: String,
+    },
+    /// A stage that needs root was run as a user.
+    #[error("{what}: not running as root (run it with sudo or as root)")]
+    NotRoot {
+        /// What needs root.
+        what: String,
+    },
+    /// Ctrl-C or SIGTERM during a build step; mounts and children were cleaned up.
+    #[error("build interrupted")]
+    Interrupted,
+    /// A guest program the stage installs did not compile.
+    #[error("guest program {program}: {message}")]
+    GuestProgram {
+        /// The C file under guest-tests/.
+        program: String,
+        /// The compile error chain.
+        message: String,
+    },
     /// `--no-build` and the artifact for the current inputs is not cached.
     #[error(
         "no cached kernel for profile {profile} with key {key} (run `xsc-release build kernel --profile {profile}`)"
@@ -228,7 +261,10 @@ impl BuildError {
     /// The documented exit code: 2 bad input, 3 build failed, 4 harness (tool missing, i/o).
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            BuildError::ToolMissing { .. } | BuildError::Io { .. } => ExitCode::Harness,
+            BuildError::ToolMissing { .. } | BuildError::Io { .. } | BuildError::NotRoot { .. } => {
+                ExitCode::Harness
+            }
+            BuildError::Interrupted => ExitCode::Interrupted,
             BuildError::Step { source, .. } if source.is_not_found() => ExitCode::Harness,
             BuildError::Step {
                 source: ProcessError::Io { .. },
@@ -240,6 +276,8 @@ impl BuildError {
             | BuildError::ConfigDropped { .. }
             | BuildError::MissingArtifact { .. }
             | BuildError::NotReproducible { .. }
+            | BuildError::IsoNotReproducible { .. }
+            | BuildError::GuestProgram { .. }
             | BuildError::NotCached { .. } => ExitCode::BuildFailed,
             BuildError::FragmentSyntax { .. }
             | BuildError::SourceDrift { .. }

@@ -8,9 +8,12 @@
 //! ```
 //! Only re-exports live here.
 
+mod chroot;
 mod cli;
+mod debian;
 mod error;
 mod fragment;
+mod iso;
 mod kconfig;
 mod kernel;
 mod make;
@@ -20,10 +23,16 @@ mod source;
 mod tools;
 
 pub use cli::{
-    BuildKernelArgs, PatchesArgs, PatchesCommand, PatchesEditArgs, StageStatus, describe,
-    edit_tree, format_status, run_build_kernel, run_patches_edit, run_status, stage_status,
+    BuildDebianArgs, BuildKernelArgs, PatchesArgs, PatchesCommand, PatchesEditArgs, StageStatus, describe,
+    edit_tree, format_status, run_build_debian, run_build_kernel, run_patches_edit, run_status, stage_status,
+};
+pub use chroot::{ChrootMounts, unmount_all};
+pub use debian::{
+    DEBIAN_TOOLS, DebianArtifacts, DebianBuildOptions, ISO_NAME, build_debian, cached_debian,
+    debian_key,
 };
 pub use error::{BuildError, HunkFailure, OptionMismatch};
+pub use iso::{VOLUME_LABEL, isolinux_cfg, grub_embedded_cfg};
 pub use fragment::{
     Requested, has_modules, parse_dot_config, parse_fragment, read_fragments, verify,
 };
