@@ -84,6 +84,7 @@ pub async fn run(
             .or(cfg.test.jobs)
             .unwrap_or_else(dispatch::default_jobs),
         no_build: args.no_build,
+        cancel: Some(cancel.clone()),
     };
     let started = std::time::SystemTime::now();
     let run = gate::run(cfg, &gates, &opts, cancel.clone(), args.retest).await?;

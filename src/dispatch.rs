@@ -180,6 +180,9 @@ fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
             FirmwareArg::Uefi => Firmware::Uefi,
         },
         busybox: false,
+        media: scenario::Media::Cdrom,
+        fw_cfg: vec![],
+        until: scenario::RunUntil::Poweroff,
         memory_mb: 512,
         cpus: 1,
         accel: None,
@@ -245,6 +248,7 @@ async fn test(
         silence_timeout: args.silence_timeout,
         jobs: args.jobs.or(cfg.test.jobs).unwrap_or_else(default_jobs),
         no_build: args.no_build,
+        cancel: Some(cancel.clone()),
     };
     let (results, code) =
         run_and_report(cfg, &selected, &opts, cancel, args.junit.as_deref()).await?;

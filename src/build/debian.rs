@@ -267,7 +267,19 @@ async fn step(
     }
     tokio::select! {
         r = process::run(cmd, Some(log)) => r.map_err(BuildError::step(what.to_string())),
-        _ = cancel.changed() => Err(BuildError::Interrupted),
+        () = cancelled(cancel) => Err(BuildError::Interrupted),
+    }
+}
+
+/// Resolves when the flag turns true; never when its sender is gone (nobody can cancel).
+async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    loop {
+        if *cancel.borrow_and_update() {
+            return;
+        }
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
