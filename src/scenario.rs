@@ -637,6 +637,76 @@ mod tests {
     }
 
     #[test]
+    fn debian_iso_scenarios_take_media_fw_cfg_and_no_programs() {
+        let s = parse_str(
+            "tags = [\"release-gate\"]\nready = \"xsc-selftest: ready\"\n\
+             [image]\nkind = \"debian-iso\"\nfirmware = \"uefi\"\nmedia = \"disk\"\n\
+             [machine]\nfw-cfg = { \"opt/org.xsc/selftest\" = \"1\" }\n",
+        )
+        .unwrap();
+        assert_eq!(s.image, ImageSource::DebianIso);
+        assert_eq!((s.media, s.firmware), (Media::Disk, Firmware::Uefi));
+        assert_eq!(s.fw_cfg, [("opt/org.xsc/selftest".to_string(), "1".to_string())]);
+        assert_eq!(s.until, RunUntil::Poweroff);
+        assert!(s.programs.is_empty());
+        // The shipped scenarios parse too.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for f in ["debian-bios", "debian-uefi", "debian-uefi-disk", "debian-login"] {
+            let s = load(
+                &root.join(format!("scenarios/{f}.toml")),
+                &root.join("guest-tests"),
+            )
+            .unwrap();
+            assert_eq!(s.image, ImageSource::DebianIso, "{f}");
+            assert_eq!(s.is_gate(), f != "debian-login", "{f}");
+            assert_eq!(s.until == RunUntil::Ready, f == "debian-login", "{f}");
+            assert_eq!(s.fw_cfg.is_empty(), f == "debian-login", "{f}");
+        }
+    }
+
+    #[test]
+    fn iso_keys_are_validated_strictly() {
+        let err = parse_str(
+            "[image]\nkind = \"debian-iso\"\nmedia = \"floppy\"\npath = \"x.iso\"\nappend = \"quiet\"\n\
+             [machine]\nfw-cfg = { \"org.xsc/selftest\" = \"1\", \"opt/a\" = \"x,y\", \"opt/b\" = 1 }\n\
+             [[program]]\nname = \"p\"\ncommand = [\"true\"]\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for want in [
+            "image.media",
+            "unknown media \"floppy\"",
+            "image.path",
+            "image.append",
+            "must start with \"opt/\"",
+            "cannot contain ','",
+            "machine.fw-cfg.opt/b",
+            "[[program]] is not allowed with an ISO kind",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        let err = parse_str(
+            "[image]\nkind = \"xsc-kernel\"\nmedia = \"cdrom\"\n[[program]]\nname = \"p\"\ncommand = [\"true\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("takes media"), "{err}");
+    }
+
+    #[test]
+    fn until_ready_needs_no_programs_and_refuses_them() {
+        let s = parse_str("until = \"ready\"\nready = \"login\"\n[image]\nkind = \"stock-kernel\"\n")
+            .unwrap();
+        assert_eq!(s.until, RunUntil::Ready);
+        let err = parse_str(
+            "until = \"ready\"\n[image]\nkind = \"stock-kernel\"\n[[program]]\nname = \"p\"\ncommand = [\"true\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("would never run"), "{err}");
+        let err = parse_str("until = \"later\"\n[image]\nkind = \"stock-kernel\"\n").unwrap_err();
+        assert!(err.to_string().contains("expected poweroff or ready"), "{err}");
+    }
+
+    #[test]
     fn a_minimal_scenario_gets_documented_defaults() {
         let s = parse_str("[image]\nkind = \"stock-kernel\"\n[[program]]\nname = \"sh\"\ncommand = [\"/bin/true\"]\n").unwrap();
         assert_eq!(s.name, "t");
