@@ -112,11 +112,24 @@ pub async fn run(
     }
 
     // The artifacts are what the gates booted that this project built: the XSC kernel
-    // (never Debian's stock one) and the test initramfs, until the ISOs land.
+    // (never Debian's stock one), the test initramfs, and the Debian ISO.
     let stage_dir = run_dir.join("artifacts");
     std::fs::create_dir_all(&stage_dir).map_err(Error::io(&stage_dir))?;
     let mut artifacts: Vec<PathBuf> = vec![];
     for ((g, image), result) in gates.iter().zip(&run.images).zip(&run.results) {
+        // The Debian ISO the ISO gates booted (all green by now), with its package list.
+        if let (Boot::Cdrom(iso) | Boot::Disk(iso), scenario::ImageSource::DebianIso) =
+            (image, &g.image)
+        {
+            for (from, name) in debian_release_files(iso) {
+                let to = stage_dir.join(name);
+                if !artifacts.contains(&to) {
+                    link_or_copy(&from, &to)?;
+                    artifacts.push(to);
+                }
+            }
+            continue;
+        }
         let Boot::Kernel { kernel, initrd, .. } = image else {
             continue;
         };
@@ -277,6 +290,18 @@ fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
         }
     }
     Ok(out)
+}
+
+/// The release files of a booted Debian ISO: the ISO itself and, beside it in its cache
+/// entry, the `dpkg -l` of its root filesystem.
+pub fn debian_release_files(iso: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = vec![(iso.to_path_buf(), crate::build::ISO_NAME.to_string())];
+    if let Some(pk) = iso.parent().map(|d| d.join("packages.txt")) {
+        if pk.is_file() {
+            out.push((pk, "xsc-debian-amd64.packages.txt".to_string()));
+        }
+    }
+    out
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), Error> {

@@ -601,6 +601,66 @@ pub fn exit_code_of(r: &ScenarioResult) -> ExitCode {
 mod tests {
     use super::*;
 
+    fn outcome(end: RunEnd, ready: bool) -> MachineOutcome {
+        MachineOutcome {
+            end,
+            ready_after: ready.then(|| Duration::from_secs(3)),
+            ktap: Default::default(),
+            crashes: vec![],
+            console_tail: String::new(),
+            qemu_version: None,
+            screendump: None,
+            cmdline: String::new(),
+            duration: Duration::from_secs(4),
+        }
+    }
+
+    fn login_scenario(until: RunUntil) -> Scenario {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut s = crate::scenario::load(
+            &root.join("scenarios/debian-login.toml"),
+            &root.join("guest-tests"),
+        )
+        .unwrap();
+        s.until = until;
+        s
+    }
+
+    #[test]
+    fn stopping_at_the_ready_marker_passes_only_when_asked_for() {
+        let judge_it = |s: &Scenario, end, ready| {
+            judge(
+                s,
+                outcome(end, ready),
+                SystemTime::now(),
+                vec![],
+                "/tmp/x".into(),
+            )
+        };
+        let asked = login_scenario(RunUntil::Ready);
+        let r = judge_it(&asked, RunEnd::StoppedAtReady, true);
+        assert!(r.passed(), "{:?}", r.cases);
+        assert_eq!(exit_code_of(&r), ExitCode::Success);
+        // No ready marker: the boot case fails on its clock as always.
+        let r = judge_it(&asked, RunEnd::BootTimeout(Duration::from_secs(300)), false);
+        assert!(!r.passed());
+        assert_eq!(exit_code_of(&r), ExitCode::ProductFailed);
+        // A scenario that runs until power-off must not be cut short at ready.
+        let r = judge_it(
+            &login_scenario(RunUntil::Poweroff),
+            RunEnd::StoppedAtReady,
+            true,
+        );
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn iso_media_pick_the_boot_device() {
+        let iso = Path::new("/i/x.iso");
+        assert_eq!(iso_boot(iso, Media::Cdrom), Boot::Cdrom(iso.into()));
+        assert_eq!(iso_boot(iso, Media::Disk), Boot::Disk(iso.into()));
+    }
+
     #[test]
     fn reads_the_release_from_a_bzimage_header() {
         let mut img = vec![0u8; 0x1000];

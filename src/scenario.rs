@@ -646,12 +646,20 @@ mod tests {
         .unwrap();
         assert_eq!(s.image, ImageSource::DebianIso);
         assert_eq!((s.media, s.firmware), (Media::Disk, Firmware::Uefi));
-        assert_eq!(s.fw_cfg, [("opt/org.xsc/selftest".to_string(), "1".to_string())]);
+        assert_eq!(
+            s.fw_cfg,
+            [("opt/org.xsc/selftest".to_string(), "1".to_string())]
+        );
         assert_eq!(s.until, RunUntil::Poweroff);
         assert!(s.programs.is_empty());
         // The shipped scenarios parse too.
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for f in ["debian-bios", "debian-uefi", "debian-uefi-disk", "debian-login"] {
+        for f in [
+            "debian-bios",
+            "debian-uefi",
+            "debian-uefi-disk",
+            "debian-login",
+        ] {
             let s = load(
                 &root.join(format!("scenarios/{f}.toml")),
                 &root.join("guest-tests"),
@@ -694,8 +702,9 @@ mod tests {
 
     #[test]
     fn until_ready_needs_no_programs_and_refuses_them() {
-        let s = parse_str("until = \"ready\"\nready = \"login\"\n[image]\nkind = \"stock-kernel\"\n")
-            .unwrap();
+        let s =
+            parse_str("until = \"ready\"\nready = \"login\"\n[image]\nkind = \"stock-kernel\"\n")
+                .unwrap();
         assert_eq!(s.until, RunUntil::Ready);
         let err = parse_str(
             "until = \"ready\"\n[image]\nkind = \"stock-kernel\"\n[[program]]\nname = \"p\"\ncommand = [\"true\"]\n",
@@ -703,7 +712,10 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("would never run"), "{err}");
         let err = parse_str("until = \"later\"\n[image]\nkind = \"stock-kernel\"\n").unwrap_err();
-        assert!(err.to_string().contains("expected poweroff or ready"), "{err}");
+        assert!(
+            err.to_string().contains("expected poweroff or ready"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,8 +23,11 @@ pub struct ChrootMounts {
 
 /// What the guard mounts, in order: (target below the root, fstype or `None` for a bind
 /// of the host's same path).
-pub const CHROOT_MOUNTS: &[(&str, Option<&str>)] =
-    &[("proc", Some("proc")), ("sys", Some("sysfs")), ("dev", None)];
+pub const CHROOT_MOUNTS: &[(&str, Option<&str>)] = &[
+    ("proc", Some("proc")),
+    ("sys", Some("sysfs")),
+    ("dev", None),
+];
 
 impl ChrootMounts {
     /// Mounts [`CHROOT_MOUNTS`] under `root`. On a failure the ones already mounted are
@@ -171,7 +174,7 @@ mod tests {
             let _g = ChrootMounts::mount(dir.path()).unwrap();
             assert!(is_mount_point(&dir.path().join("proc")));
             assert!(is_mount_point(&dir.path().join("dev")));
-            assert_eq!(mounts_below(dir.path()).len() >= 3, true);
+            assert!(mounts_below(dir.path()).len() >= 3);
         }
         assert!(
             mounts_below(dir.path()).is_empty(),

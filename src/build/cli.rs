@@ -77,10 +77,15 @@ pub async fn run_build_debian(
     let how = if a.built_now {
         format!("built in {:.1}s", started.elapsed().as_secs_f64())
     } else {
-        format!("cache hit, nothing built ({:.1}s)", started.elapsed().as_secs_f64())
+        format!(
+            "cache hit, nothing built ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        )
     };
     println!("debian: {how}");
-    let iso = kernel::repo_root(cfg).join("iso/debian").join(super::debian::ISO_NAME);
+    let iso = kernel::repo_root(cfg)
+        .join("iso/debian")
+        .join(super::debian::ISO_NAME);
     println!("  {:<10} {}", "iso:", iso.display());
     println!("  {:<10} {}", "sha256:", a.sha256);
     if let Some(b) = a.facts.get("iso.bytes") {
@@ -341,9 +346,9 @@ pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
         rows.push(row);
     }
     rows.push(debian_status(cfg).await);
-    for stage in ["glibc"] {
+    {
         rows.push(StageStatus {
-            stage: stage.into(),
+            stage: "glibc".into(),
             variant: "-".into(),
             state: "not built yet / stage not implemented".into(),
             key: None,
@@ -371,7 +376,10 @@ async fn debian_status(cfg: &Config) -> StageStatus {
     match super::debian::debian_key(cfg).await {
         Err(e) => {
             row.state = match cache.latest(stage) {
-                Some(e2) => format!("cannot compute key ({e}); last built {}", when(e2.info.created)),
+                Some(e2) => format!(
+                    "cannot compute key ({e}); last built {}",
+                    when(e2.info.created)
+                ),
                 None => format!("not built yet (cannot compute key: {e})"),
             }
         }

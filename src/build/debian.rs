@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 use super::chroot::{self, ChrootMounts};
-use super::error::BuildError;
+use super::error::{BuildError, IsoMismatch};
 use super::iso;
 use super::kernel::{self, KernelBuildOptions};
 use super::make;
@@ -285,7 +285,11 @@ async fn cancelled(cancel: &mut watch::Receiver<bool>) {
 
 fn append_log(log: &Path, text: &str) {
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(log) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+    {
         let _ = f.write_all(text.as_bytes());
     }
 }
@@ -342,21 +346,29 @@ pub async fn build_debian(
     };
     // `--force` over a valid entry: the new ISO must equal the old one bit for bit.
     if let Some(prev) = previous {
-        let old = prev.info.facts.get("iso.sha256").cloned().unwrap_or_default();
+        let old = prev
+            .info
+            .facts
+            .get("iso.sha256")
+            .cloned()
+            .unwrap_or_default();
         let new = facts.get("iso.sha256").cloned().unwrap_or_default();
         if old != new {
             let report = compare(&prev.dir.join(ISO_NAME), &staged.join(ISO_NAME), &log).await;
-            let kept = cache.root().join("stages").join(format!("{STAGE}-mismatch-{}", &key.key[..12]));
+            let kept = cache
+                .root()
+                .join("stages")
+                .join(format!("{STAGE}-mismatch-{}", &key.key[..12]));
             let _ = std::fs::remove_dir_all(&kept);
             let _ = std::fs::rename(&staged, &kept);
-            return Err(BuildError::IsoNotReproducible {
+            return Err(BuildError::IsoNotReproducible(Box::new(IsoMismatch {
                 first: old,
                 second: new,
                 first_tree: prev.dir.clone(),
                 second_tree: kept,
                 log: Some(log),
                 differences: report,
-            });
+            })));
         }
         eprintln!("debian: --force rebuild is bit-identical to the cached ISO ({new})");
         let _ = std::fs::remove_dir_all(&staged);
@@ -524,14 +536,25 @@ async fn build_in(
         iso::sources_list(&key.mirror, &key.security, suite).as_bytes(),
     )?;
     // No daemons start inside the chroot during upgrades.
-    write_mode(&root.join("usr/sbin/policy-rc.d"), b"#!/bin/sh\nexit 101\n", 0o755)?;
+    write_mode(
+        &root.join("usr/sbin/policy-rc.d"),
+        b"#!/bin/sh\nexit 101\n",
+        0o755,
+    )?;
     let archives = root.join("var/cache/apt/archives");
     link_debs(&debs, &archives)?;
     {
-        let mut mounts = ChrootMounts::mount(&root)
-            .map_err(BuildError::io("failed to mount pseudo filesystems in", &root))?;
-        step("apt-get update", &iso::chroot_cmd(&root, &["apt-get", "update"], sde), log, cancel)
-            .await?;
+        let mut mounts = ChrootMounts::mount(&root).map_err(BuildError::io(
+            "failed to mount pseudo filesystems in",
+            &root,
+        ))?;
+        step(
+            "apt-get update",
+            &iso::chroot_cmd(&root, &["apt-get", "update"], sde),
+            log,
+            cancel,
+        )
+        .await?;
         step(
             "apt-get upgrade (updates + security)",
             &iso::chroot_cmd(&root, &iso::apt_upgrade_args(), sde),
@@ -547,8 +570,13 @@ async fn build_in(
             cancel,
         )
         .await?;
-        step("passwd -d live", &iso::chroot_cmd(&root, &["passwd", "-d", "live"], sde), log, cancel)
-            .await?;
+        step(
+            "passwd -d live",
+            &iso::chroot_cmd(&root, &["passwd", "-d", "live"], sde),
+            log,
+            cancel,
+        )
+        .await?;
         mounts.release();
     }
     link_debs(&archives, &debs)?;
@@ -588,7 +616,11 @@ async fn build_in(
     write(&staged.join("packages.txt"), pk.stdout.as_bytes())?;
     facts.insert(
         "packages".into(),
-        pk.stdout.lines().filter(|l| l.starts_with("ii ")).count().to_string(),
+        pk.stdout
+            .lines()
+            .filter(|l| l.starts_with("ii "))
+            .count()
+            .to_string(),
     );
     scrub(&root, sde)?;
 
@@ -616,15 +648,29 @@ async fn build_in(
     write(&tree.join(iso::INITRD_PATH), &cpio)?;
     let isodir = tree.join(iso::ISOLINUX_DIR);
     std::fs::create_dir_all(&isodir).map_err(BuildError::io("failed to create", &isodir))?;
-    copy_mode(Path::new(iso::ISOLINUX_BIN), &isodir.join("isolinux.bin"), 0o644)?;
-    copy_mode(Path::new(iso::LDLINUX_C32), &isodir.join("ldlinux.c32"), 0o644)?;
+    copy_mode(
+        Path::new(iso::ISOLINUX_BIN),
+        &isodir.join("isolinux.bin"),
+        0o644,
+    )?;
+    copy_mode(
+        Path::new(iso::LDLINUX_C32),
+        &isodir.join("ldlinux.c32"),
+        0o644,
+    )?;
     write(&isodir.join("isolinux.cfg"), iso::isolinux_cfg().as_bytes())?;
     let efi_work = work.join("efi");
     std::fs::create_dir_all(&efi_work).map_err(BuildError::io("failed to create", &efi_work))?;
     let embedded = efi_work.join("embedded.cfg");
     write(&embedded, iso::grub_embedded_cfg().as_bytes())?;
     let bootx64 = efi_work.join("BOOTX64.EFI");
-    step("grub-mkimage", &iso::grub_mkimage_cmd(&bootx64, &embedded), log, cancel).await?;
+    step(
+        "grub-mkimage",
+        &iso::grub_mkimage_cmd(&bootx64, &embedded),
+        log,
+        cancel,
+    )
+    .await?;
     let esp = tree.join(iso::EFI_IMAGE_PATH);
     let f = std::fs::File::create(&esp).map_err(BuildError::io("failed to create", &esp))?;
     f.set_len(iso::EFI_IMAGE_BYTES)
@@ -633,7 +679,10 @@ async fn build_in(
     for c in iso::efi_image_cmds(&esp, &bootx64, sde) {
         step("ESP image (mtools)", &c, log, cancel).await?;
     }
-    write(&tree.join(".disk/info"), format!("XSC Debian {suite} live amd64\n").as_bytes())?;
+    write(
+        &tree.join(".disk/info"),
+        format!("XSC Debian {suite} live amd64\n").as_bytes(),
+    )?;
 
     // Every mtime of the ISO tree = SDE: xorriso records them and does not clamp itself.
     clamp_mtimes(&tree, sde)?;
@@ -775,7 +824,9 @@ fn empty_dir(dir: &Path) -> Result<(), BuildError> {
 /// Sets the mtime (and atime) of everything below `dir` to `sde`.
 pub fn clamp_mtimes(dir: &Path, sde: i64) -> Result<(), BuildError> {
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(sde).unwrap_or(0));
-    let times = std::fs::FileTimes::new().set_modified(when).set_accessed(when);
+    let times = std::fs::FileTimes::new()
+        .set_modified(when)
+        .set_accessed(when);
     let mut all = vec![dir.to_path_buf()];
     let mut i = 0;
     while i < all.len() {
@@ -790,7 +841,8 @@ pub fn clamp_mtimes(dir: &Path, sde: i64) -> Result<(), BuildError> {
     // Children first, so setting a directory's time is not undone by touching its files.
     for p in all.iter().rev() {
         let f = std::fs::File::open(p).map_err(BuildError::io("cannot open", p))?;
-        f.set_times(times).map_err(BuildError::io("failed to set times on", p))?;
+        f.set_times(times)
+            .map_err(BuildError::io("failed to set times on", p))?;
     }
     Ok(())
 }
@@ -868,7 +920,10 @@ mod tests {
         std::fs::write(d.path().join("a/b/f"), "x").unwrap();
         clamp_mtimes(d.path(), 1_700_000_000).unwrap();
         for p in ["a", "a/b", "a/b/f"] {
-            let m = std::fs::metadata(d.path().join(p)).unwrap().modified().unwrap();
+            let m = std::fs::metadata(d.path().join(p))
+                .unwrap()
+                .modified()
+                .unwrap();
             assert_eq!(
                 m.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
                 1_700_000_000,

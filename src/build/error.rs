@@ -174,21 +174,8 @@ pub enum BuildError {
         second_tree: PathBuf,
     },
     /// `build debian --force` over a valid cache entry gave a different ISO.
-    #[error("debian ISO is not reproducible: sha256 {first} (cached, {}) vs {second} (rebuilt, {}){}; what differs:\n{differences}", .first_tree.display(), .second_tree.display(), log_hint(.log.as_ref()))]
-    IsoNotReproducible {
-        /// Digest of the cached ISO.
-        first: String,
-        /// Digest of the rebuilt ISO.
-        second: String,
-        /// The cached entry.
-        first_tree: PathBuf,
-        /// Where the rebuilt entry was kept for comparison.
-        second_tree: PathBuf,
-        /// The rebuild's log.
-        log: Option<PathBuf>,
-        /// diffoscope's report (or the first differing offsets).
-        differences: String,
-    },
+    #[error("{0}")]
+    IsoNotReproducible(Box<IsoMismatch>),
     /// A stage that needs root was run as a user.
     #[error("{what}: not running as root (run it with sudo or as root)")]
     NotRoot {
@@ -257,6 +244,38 @@ fn describe_hunks(hunks: &[HunkFailure]) -> String {
         .join(", ")
 }
 
+/// Two builds of the Debian ISO from the same inputs that differ.
+#[derive(Debug)]
+pub struct IsoMismatch {
+    /// Digest of the cached ISO.
+    pub first: String,
+    /// Digest of the rebuilt ISO.
+    pub second: String,
+    /// The cached entry.
+    pub first_tree: PathBuf,
+    /// Where the rebuilt entry was kept for comparison.
+    pub second_tree: PathBuf,
+    /// The rebuild's log.
+    pub log: Option<PathBuf>,
+    /// diffoscope's report (or the first differing offsets).
+    pub differences: String,
+}
+
+impl fmt::Display for IsoMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "debian ISO is not reproducible: sha256 {} (cached, {}) vs {} (rebuilt, {}){}; what differs:\n{}",
+            self.first,
+            self.first_tree.display(),
+            self.second,
+            self.second_tree.display(),
+            log_hint(self.log.as_ref()),
+            self.differences
+        )
+    }
+}
+
 impl BuildError {
     /// The documented exit code: 2 bad input, 3 build failed, 4 harness (tool missing, i/o).
     pub fn exit_code(&self) -> ExitCode {
@@ -276,7 +295,7 @@ impl BuildError {
             | BuildError::ConfigDropped { .. }
             | BuildError::MissingArtifact { .. }
             | BuildError::NotReproducible { .. }
-            | BuildError::IsoNotReproducible { .. }
+            | BuildError::IsoNotReproducible(_)
             | BuildError::GuestProgram { .. }
             | BuildError::NotCached { .. } => ExitCode::BuildFailed,
             BuildError::FragmentSyntax { .. }

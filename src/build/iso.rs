@@ -155,20 +155,12 @@ pub fn dpkg_list_cmd(root: &Path) -> Cmd {
     .env("LC_ALL", "C")
 }
 
-/// mksquashfs of the root: zstd (fast to build and to read under TCG), every time stamp
-/// pinned to SOURCE_DATE_EPOCH, no appending to a stale image.
+/// mksquashfs of the root: zstd (fast to build and to read under TCG), no appending to a
+/// stale image. SOURCE_DATE_EPOCH in the environment pins the mkfs time and every inode
+/// time (squashfs-tools 4.5; it refuses `-all-time`/`-mkfs-time` alongside it).
 pub fn mksquashfs_cmd(root: &Path, out: &Path, sde: i64) -> Cmd {
     let mut argv: Vec<OsString> = vec!["mksquashfs".into(), root.into(), out.into()];
-    for a in [
-        "-noappend",
-        "-comp",
-        "zstd",
-        "-no-progress",
-        "-all-time",
-        &sde.to_string(),
-        "-mkfs-time",
-        &sde.to_string(),
-    ] {
+    for a in ["-noappend", "-comp", "zstd", "-no-progress"] {
         argv.push(a.into());
     }
     Cmd::new(argv)
@@ -368,7 +360,7 @@ pub fn pick_mirrors(sources: &[(String, Vec<String>)], suite: &str) -> Option<(S
         .map(|(u, _)| u.trim_end_matches('/').to_string())?;
     let security = sources
         .iter()
-        .find(|(_, s)| s.iter().any(|s| *s == security_suite))
+        .find(|(_, s)| s.contains(&security_suite))
         .map(|(u, _)| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| format!("{main}-security"));
     Some((main, security))
@@ -390,13 +382,18 @@ mod tests {
         let iso = isolinux_cfg();
         assert!(iso.starts_with("SERIAL 0 115200\nDEFAULT xsc\nPROMPT 0\nTIMEOUT 0\n"));
         assert!(iso.contains("KERNEL /boot/vmlinuz\n"));
-        assert!(iso.contains(
-            "APPEND initrd=/boot/initrd.img console=tty0 console=ttyS0,115200 panic=-1"
-        ));
+        assert!(
+            iso.contains(
+                "APPEND initrd=/boot/initrd.img console=tty0 console=ttyS0,115200 panic=-1"
+            )
+        );
         let grub = grub_embedded_cfg();
         let lines: Vec<&str> = grub.lines().collect();
         assert_eq!(lines[0], "serial --unit=0 --speed=115200");
-        assert_eq!(lines[3], "search --no-floppy --set=root --file /boot/vmlinuz");
+        assert_eq!(
+            lines[3],
+            "search --no-floppy --set=root --file /boot/vmlinuz"
+        );
         assert!(lines[4].starts_with("linux /boot/vmlinuz console=tty0 console=ttyS0,115200"));
         assert_eq!(lines[5], "initrd /boot/initrd.img");
         assert_eq!(lines.last(), Some(&"boot"), "no menu: boot at once");
@@ -434,7 +431,10 @@ mod tests {
                 "http://m/debian"
             ]
         );
-        assert!(c.env.contains(&("DEBIAN_FRONTEND".into(), "noninteractive".into())));
+        assert!(
+            c.env
+                .contains(&("DEBIAN_FRONTEND".into(), "noninteractive".into()))
+        );
         let u = chroot_cmd(Path::new("/w/root"), &apt_upgrade_args(), 1);
         assert_eq!(argv(&u)[..4], ["chroot", "/w/root", "apt-get", "-y"]);
         assert_eq!(argv(&u).last().unwrap(), "upgrade");
@@ -463,11 +463,11 @@ mod tests {
                 "-comp",
                 "zstd",
                 "-no-progress",
-                "-all-time",
-                "1700000000",
-                "-mkfs-time",
-                "1700000000"
             ]
+        );
+        assert!(
+            s.env
+                .contains(&("SOURCE_DATE_EPOCH".into(), "1700000000".into()))
         );
         let g = grub_mkimage_cmd(Path::new("/t/BOOTX64.EFI"), Path::new("/t/embedded.cfg"));
         let ga = argv(&g);
@@ -548,6 +548,9 @@ mod tests {
                 "http://b.example/debian-security".into()
             ))
         );
-        assert_eq!(pick_mirrors(&parse_apt_sources("# nothing\n"), "bookworm"), None);
+        assert_eq!(
+            pick_mirrors(&parse_apt_sources("# nothing\n"), "bookworm"),
+            None
+        );
     }
 }
