@@ -34,7 +34,7 @@ use crate::process::{self, Cmd, ProcessError};
 /// Stage name in the cache.
 pub const STAGE: &str = "debian-iso";
 /// Version of this recipe (the code here and in iso.rs); bump on any change of output.
-pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-1";
+pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-2";
 /// The ISO's file name in `iso/debian/`.
 pub const ISO_NAME: &str = "xsc-debian-amd64.iso";
 /// The kernel profile the ISO boots: lean, every driver built in, no modules to install.
@@ -267,6 +267,23 @@ async fn step(
     }
     tokio::select! {
         r = process::run(cmd, Some(log)) => r.map_err(BuildError::step(what.to_string())),
+        () = cancelled(cancel) => Err(BuildError::Interrupted),
+    }
+}
+
+/// [`step`] with stdout captured (not logged): for commands whose output is a result.
+async fn step_captured(
+    what: &str,
+    cmd: &Cmd,
+    log: &Path,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<process::Captured, BuildError> {
+    append_log(log, &format!("\n### {what} (output captured)\n$ {cmd}\n"));
+    if *cancel.borrow() {
+        return Err(BuildError::Interrupted);
+    }
+    tokio::select! {
+        r = process::run(cmd, None) => r.map_err(BuildError::step(what.to_string())),
         () = cancelled(cancel) => Err(BuildError::Interrupted),
     }
 }
@@ -612,7 +629,14 @@ async fn build_in(
     )?;
 
     // Package list (before the dpkg files are scrubbed of nothing: dpkg's status is kept).
-    let pk = step("dpkg -l", &iso::dpkg_list_cmd(&root), log, cancel).await?;
+    // Captured, not logged: with a log, process::run sends stdout there.
+    let pk = step_captured("dpkg -l", &iso::dpkg_list_cmd(&root), log, cancel).await?;
+    if !pk.stdout.lines().any(|l| l.starts_with("ii ")) {
+        return Err(BuildError::MissingArtifact {
+            path: root.join("var/lib/dpkg/status"),
+            log: Some(log.to_path_buf()),
+        });
+    }
     write(&staged.join("packages.txt"), pk.stdout.as_bytes())?;
     facts.insert(
         "packages".into(),
