@@ -34,7 +34,7 @@ use crate::process::{self, Cmd, ProcessError};
 /// Stage name in the cache.
 pub const STAGE: &str = "debian-iso";
 /// Version of this recipe (the code here and in iso.rs); bump on any change of output.
-pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-2";
+pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-3";
 /// The ISO's file name in `iso/debian/`.
 pub const ISO_NAME: &str = "xsc-debian-amd64.iso";
 /// The kernel profile the ISO boots: lean, every driver built in, no modules to install.
@@ -700,6 +700,8 @@ async fn build_in(
     f.set_len(iso::EFI_IMAGE_BYTES)
         .map_err(BuildError::io("failed to size", &esp))?;
     drop(f);
+    // mcopy -m stores the file's mtime in the FAT entry: pin it, or the build time leaks.
+    clamp_mtimes(&efi_work, sde)?;
     for c in iso::efi_image_cmds(&esp, &bootx64, sde) {
         step("ESP image (mtools)", &c, log, cancel).await?;
     }
