@@ -34,7 +34,7 @@ use crate::process::{self, Cmd, ProcessError};
 /// Stage name in the cache.
 pub const STAGE: &str = "debian-iso";
 /// Version of this recipe (the code here and in iso.rs); bump on any change of output.
-pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-3";
+pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-4";
 /// The ISO's file name in `iso/debian/`.
 pub const ISO_NAME: &str = "xsc-debian-amd64.iso";
 /// The kernel profile the ISO boots: lean, every driver built in, no modules to install.
@@ -378,6 +378,7 @@ pub async fn build_debian(
                 .join(format!("{STAGE}-mismatch-{}", &key.key[..12]));
             let _ = std::fs::remove_dir_all(&kept);
             let _ = std::fs::rename(&staged, &kept);
+            let log = kept.join("build.log");
             return Err(BuildError::IsoNotReproducible(Box::new(IsoMismatch {
                 first: old,
                 second: new,

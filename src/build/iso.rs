@@ -232,7 +232,17 @@ pub const EFI_IMAGE_BYTES: u64 = 8 << 20;
 /// xorriso: the hybrid ISO (BIOS El Torito + isohybrid MBR, UEFI El Torito + GPT entry).
 /// The preparer id is set because xorriso's default contains its own version.
 pub fn xorriso_cmd(tree: &Path, out: &Path, sde: i64) -> Cmd {
-    let mut argv: Vec<OsString> = vec!["xorriso".into(), "-as".into(), "mkisofs".into()];
+    // Native command first (before -as mkisofs): every file and directory date = SDE.
+    // SDE alone leaves directory records with the build day (measured: a rebuild a day
+    // later differed only there).
+    let mut argv: Vec<OsString> = vec![
+        "xorriso".into(),
+        "-volume_date".into(),
+        "all_file_dates".into(),
+        format!("={sde}").into(),
+        "-as".into(),
+        "mkisofs".into(),
+    ];
     for a in [
         "-iso-level",
         "3",
@@ -505,7 +515,17 @@ mod tests {
         );
         let x = xorriso_cmd(Path::new("/tree"), Path::new("/o.iso"), sde);
         let xa = argv(&x);
-        assert_eq!(xa[..3], ["xorriso", "-as", "mkisofs"]);
+        assert_eq!(
+            xa[..6],
+            [
+                "xorriso",
+                "-volume_date",
+                "all_file_dates",
+                "=1700000000",
+                "-as",
+                "mkisofs"
+            ]
+        );
         for pair in [
             ["-volid", VOLUME_LABEL],
             ["-preparer", "XSC-RELEASE"],
