@@ -34,7 +34,7 @@ use crate::process::{self, Cmd, ProcessError};
 /// Stage name in the cache.
 pub const STAGE: &str = "debian-iso";
 /// Version of this recipe (the code here and in iso.rs); bump on any change of output.
-pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-4";
+pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-5";
 /// The ISO's file name in `iso/debian/`.
 pub const ISO_NAME: &str = "xsc-debian-amd64.iso";
 /// The kernel profile the ISO boots: lean, every driver built in, no modules to install.
@@ -57,6 +57,7 @@ pub const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin"),
     ("grub-mkimage", "grub-common"),
     ("mformat", "mtools"),
+    ("faketime", "faketime"),
     ("mksquashfs", "squashfs-tools"),
     ("/bin/busybox", "busybox-static"),
     ("wget", "wget"),

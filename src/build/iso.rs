@@ -193,10 +193,17 @@ pub fn fat_serial(sde: i64) -> String {
 
 /// The mtools commands that make the ESP image (the file must exist, sized, before).
 pub fn efi_image_cmds(img: &Path, bootx64: &Path, sde: i64) -> Vec<Cmd> {
+    // mtools stamps FAT entries (directory dots, create/access dates) with the clock;
+    // measured: a build a day later differed there. faketime with an absolute time (no
+    // '@') stops the clock at SDE for these three commands.
+    let frozen = utc_string(sde);
     let i = |mut argv: Vec<OsString>| {
         argv.insert(1, "-i".into());
         argv.insert(2, img.into());
-        Cmd::new(argv)
+        let mut full: Vec<OsString> = vec!["faketime".into(), "-f".into(), frozen.clone().into()];
+        full.extend(argv);
+        Cmd::new(full)
+            .env("TZ", "UTC")
             .env("SOURCE_DATE_EPOCH", sde.to_string())
             .env("MTOOLS_SKIP_CHECK", "1")
             .deadline(Duration::from_secs(60))
@@ -224,6 +231,21 @@ pub fn efi_image_cmds(img: &Path, bootx64: &Path, sde: i64) -> Vec<Cmd> {
             "::/EFI/BOOT/BOOTX64.EFI".into(),
         ]),
     ]
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of an epoch, the absolute form faketime freezes the clock at.
+pub fn utc_string(epoch: i64) -> String {
+    // compact_utc gives 20261130T032218Z.
+    let c = super::make::compact_utc(epoch);
+    format!(
+        "{}-{}-{} {}:{}:{}",
+        &c[0..4],
+        &c[4..6],
+        &c[6..8],
+        &c[9..11],
+        &c[11..13],
+        &c[13..15]
+    )
 }
 
 /// Size of the ESP image: 8 MiB holds the ~0.7 MB GRUB image with room to spare.
@@ -499,11 +521,21 @@ mod tests {
         let m = efi_image_cmds(Path::new("/e.img"), Path::new("/t/BOOTX64.EFI"), sde);
         assert_eq!(m.len(), 3);
         let m0 = argv(&m[0]);
-        assert_eq!(m0[..3], ["mformat", "-i", "/e.img"]);
+        assert_eq!(
+            m0[..6],
+            [
+                "faketime",
+                "-f",
+                "2023-11-14 22:13:20",
+                "mformat",
+                "-i",
+                "/e.img"
+            ]
+        );
         let n = m0.iter().position(|a| a == "-N").unwrap();
         assert_eq!(m0[n + 1], "6553f100", "the FAT serial is derived from SDE");
         assert_eq!(
-            argv(&m[2]),
+            argv(&m[2])[3..],
             [
                 "mcopy",
                 "-i",
