@@ -902,6 +902,45 @@ pub fn live_initramfs(init: &str, busybox: &Path, sde: i64) -> Result<Vec<u8>, B
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_step_stops_on_cancel_and_not_when_nobody_can_cancel() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("log");
+        let (tx, mut rx) = watch::channel(false);
+        let sleep = Cmd::new(["sleep", "30"]);
+        let started = Instant::now();
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            tx.send(true).unwrap();
+        });
+        let r = step("sleep", &sleep, &log, &mut rx).await;
+        assert!(matches!(r, Err(BuildError::Interrupted)), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        stopper.await.unwrap();
+        // A receiver whose sender is gone never cancels: the step runs to its end.
+        let mut orphan = watch::channel(false).1;
+        let ok = step("true", &Cmd::new(["true"]), &log, &mut orphan).await;
+        assert!(ok.is_ok(), "{ok:?}");
+        assert!(std::fs::read_to_string(&log).unwrap().contains("### sleep"));
+    }
+
+    #[tokio::test]
+    async fn refuses_without_root_before_touching_anything() {
+        if is_root() {
+            eprintln!("skipped: running as root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let cfg = super::super::source::tests::test_config(d.path());
+        let r = build_debian(
+            &cfg,
+            &DebianBuildOptions::default(),
+            watch::channel(false).1,
+        )
+        .await;
+        assert!(matches!(r, Err(BuildError::NotRoot { .. })), "{r:?}");
+    }
+
     #[test]
     fn shadow_dates_are_pinned_and_empty_fields_kept() {
         let text = "root:*:20000:0:99999:7:::\nlive::20423:0:99999:7:::\nx:!:::::::\n";

@@ -361,4 +361,41 @@ mod tests {
         };
         assert_eq!(drift.exit_code(), ExitCode::BadInput);
     }
+
+    #[test]
+    fn debian_stage_errors_map_to_the_table() {
+        let root = BuildError::NotRoot {
+            what: "build debian".into(),
+        };
+        assert_eq!(root.exit_code(), ExitCode::Harness);
+        assert!(root.to_string().contains("not running as root"), "{root}");
+        assert_eq!(BuildError::Interrupted.exit_code(), ExitCode::Interrupted);
+        let m = BuildError::IsoNotReproducible(Box::new(IsoMismatch {
+            first: "aa".into(),
+            second: "bb".into(),
+            first_tree: "/c/a".into(),
+            second_tree: "/c/b".into(),
+            log: Some("/c/b/build.log".into()),
+            differences: "├── boot/efiboot.img".into(),
+        }));
+        assert_eq!(m.exit_code(), ExitCode::BuildFailed);
+        let text = m.to_string();
+        assert!(
+            text.contains("aa (cached, /c/a) vs bb (rebuilt, /c/b)"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("what differs:\n├── boot/efiboot.img"),
+            "{text}"
+        );
+        let g = BuildError::GuestProgram {
+            program: "xsc_ring_test.c".into(),
+            message: "gcc failed".into(),
+        };
+        assert_eq!(g.exit_code(), ExitCode::BuildFailed);
+        let tools =
+            super::super::tools::check_tools(&[("/nonexistent/xsc-tool", "xsc-pkg")]).unwrap_err();
+        assert_eq!(tools.exit_code(), ExitCode::Harness);
+        assert!(tools.to_string().ends_with("apt-get install -y xsc-pkg"));
+    }
 }
