@@ -310,3 +310,23 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), Error> {
         .or_else(|_| std::fs::copy(from, to).map(|_| ()))
         .map_err(Error::io(to))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_booted_debian_iso_releases_with_its_package_list() {
+        let d = tempfile::tempdir().unwrap();
+        let iso = d.path().join("xsc-debian-amd64.iso");
+        std::fs::write(&iso, "iso").unwrap();
+        assert_eq!(
+            debian_release_files(&iso),
+            [(iso.clone(), "xsc-debian-amd64.iso".to_string())]
+        );
+        std::fs::write(d.path().join("packages.txt"), "ii  x\n").unwrap();
+        let files = debian_release_files(&iso);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[1].1, "xsc-debian-amd64.packages.txt");
+    }
+}

@@ -373,10 +373,8 @@ pub async fn build_debian(
         let new = facts.get("iso.sha256").cloned().unwrap_or_default();
         if old != new {
             let report = compare(&prev.dir.join(ISO_NAME), &staged.join(ISO_NAME), &log).await;
-            let kept = cache
-                .root()
-                .join("stages")
-                .join(format!("{STAGE}-mismatch-{}", &key.key[..12]));
+            // Kept outside stages/ (never a cache entry), beside the work tree, for diffing.
+            let kept = cache.work_dir(STAGE, &format!("mismatch-{}", &key.key[..12]));
             let _ = std::fs::remove_dir_all(&kept);
             let _ = std::fs::rename(&staged, &kept);
             let log = kept.join("build.log");
