@@ -84,6 +84,7 @@ pub async fn run(
             .or(cfg.test.jobs)
             .unwrap_or_else(dispatch::default_jobs),
         no_build: args.no_build,
+        cancel: Some(cancel.clone()),
     };
     let started = std::time::SystemTime::now();
     let run = gate::run(cfg, &gates, &opts, cancel.clone(), args.retest).await?;
@@ -111,11 +112,24 @@ pub async fn run(
     }
 
     // The artifacts are what the gates booted that this project built: the XSC kernel
-    // (never Debian's stock one) and the test initramfs, until the ISOs land.
+    // (never Debian's stock one), the test initramfs, and the Debian ISO.
     let stage_dir = run_dir.join("artifacts");
     std::fs::create_dir_all(&stage_dir).map_err(Error::io(&stage_dir))?;
     let mut artifacts: Vec<PathBuf> = vec![];
     for ((g, image), result) in gates.iter().zip(&run.images).zip(&run.results) {
+        // The Debian ISO the ISO gates booted (all green by now), with its package list.
+        if let (Boot::Cdrom(iso) | Boot::Disk(iso), scenario::ImageSource::DebianIso) =
+            (image, &g.image)
+        {
+            for (from, name) in debian_release_files(iso) {
+                let to = stage_dir.join(name);
+                if !artifacts.contains(&to) {
+                    link_or_copy(&from, &to)?;
+                    artifacts.push(to);
+                }
+            }
+            continue;
+        }
         let Boot::Kernel { kernel, initrd, .. } = image else {
             continue;
         };
@@ -289,9 +303,41 @@ fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
     Ok(out)
 }
 
+/// The release files of a booted Debian ISO: the ISO itself and, beside it in its cache
+/// entry, the `dpkg -l` of its root filesystem.
+pub fn debian_release_files(iso: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = vec![(iso.to_path_buf(), crate::build::ISO_NAME.to_string())];
+    if let Some(pk) = iso.parent().map(|d| d.join("packages.txt")) {
+        if pk.is_file() {
+            out.push((pk, "xsc-debian-amd64.packages.txt".to_string()));
+        }
+    }
+    out
+}
+
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), Error> {
     let _ = std::fs::remove_file(to);
     std::fs::hard_link(from, to)
         .or_else(|_| std::fs::copy(from, to).map(|_| ()))
         .map_err(Error::io(to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_booted_debian_iso_releases_with_its_package_list() {
+        let d = tempfile::tempdir().unwrap();
+        let iso = d.path().join("xsc-debian-amd64.iso");
+        std::fs::write(&iso, "iso").unwrap();
+        assert_eq!(
+            debian_release_files(&iso),
+            [(iso.clone(), "xsc-debian-amd64.iso".to_string())]
+        );
+        std::fs::write(d.path().join("packages.txt"), "ii  x\n").unwrap();
+        let files = debian_release_files(&iso);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[1].1, "xsc-debian-amd64.packages.txt");
+    }
 }

@@ -33,6 +33,9 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Build {
             what: crate::cli::BuildCommand::Kernel(args),
         } => Ok(crate::build::run_build_kernel(&load_cfg()?, &args).await?),
+        Command::Build {
+            what: crate::cli::BuildCommand::Debian(args),
+        } => Ok(crate::build::run_build_debian(&load_cfg()?, &args, cancel).await?),
         Command::Patches(crate::build::PatchesArgs {
             command: crate::build::PatchesCommand::Edit(args),
         }) => Ok(crate::build::run_patches_edit(&load_cfg()?, &args).await?),
@@ -177,6 +180,9 @@ fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
             FirmwareArg::Uefi => Firmware::Uefi,
         },
         busybox: false,
+        media: scenario::Media::Cdrom,
+        fw_cfg: vec![],
+        until: scenario::RunUntil::Poweroff,
         memory_mb: 512,
         cpus: 1,
         accel: None,
@@ -242,6 +248,7 @@ async fn test(
         silence_timeout: args.silence_timeout,
         jobs: args.jobs.or(cfg.test.jobs).unwrap_or_else(default_jobs),
         no_build: args.no_build,
+        cancel: Some(cancel.clone()),
     };
     let (results, code) =
         run_and_report(cfg, &selected, &opts, cancel, args.junit.as_deref()).await?;

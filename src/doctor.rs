@@ -26,6 +26,19 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ),
     ("mcopy", "mtools", "UEFI ISO boot"),
     ("mksquashfs", "squashfs-tools", "Debian ISO"),
+    (
+        "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+        "syslinux-common",
+        "BIOS ISO boot",
+    ),
+    (
+        "/usr/lib/grub/x86_64-efi/linux.mod",
+        "grub-efi-amd64-bin",
+        "UEFI ISO boot",
+    ),
+    ("mkfs.vfat", "dosfstools", "FAT images (ESP)"),
+    ("faketime", "faketime", "make repro-iso (a day later)"),
+    ("wget", "wget", "Debian ISO (archive identity)"),
     ("minisign", "minisign", "release interop checks"),
     ("xmllint", "libxml2-utils", "JUnit validation in tests"),
 ];

@@ -43,6 +43,8 @@ fn main() -> std::process::ExitCode {
     });
     // Nothing we started may outlive us, whatever path got here.
     xsc_release::process::kill_all_groups();
+    // Nor may a chroot's /proc, /sys or /dev stay mounted.
+    xsc_release::build::unmount_all();
     // A signal decides the code whatever the runs concluded: the caller asked us to stop.
     let code = match SIGNAL.load(Ordering::SeqCst) {
         libc::SIGINT => ExitCode::Interrupted,
@@ -87,6 +89,7 @@ async fn watch_signals(tx: tokio::sync::watch::Sender<bool>) {
             .is_err()
         {
             xsc_release::process::kill_all_groups();
+            xsc_release::build::unmount_all();
             let code = if SIGNAL.load(Ordering::SeqCst) == libc::SIGTERM {
                 ExitCode::Terminated
             } else {

@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::guest::programs::{self, GuestProgram, INIT_SOURCE};
 use crate::observe::verdict::{CaseResult, CaseStatus, FailureKind, RunEnd, ScenarioResult};
-use crate::scenario::{Firmware, ImageSource, Scenario};
+use crate::scenario::{Firmware, ImageSource, Media, RunUntil, Scenario};
 
 /// Host-side margin on top of the guest's own per-program clocks.
 const BACKSTOP_MARGIN: Duration = Duration::from_secs(60);
@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Refuse to build or fetch missing images.
     pub no_build: bool,
+    /// Flips on Ctrl-C: a stage build in `prepare` stops (and cleans up) too.
+    pub cancel: Option<watch::Receiver<bool>>,
 }
 
 /// A prepared image: what QEMU boots and what the report says about it.
@@ -103,7 +105,7 @@ pub async fn kernel_for(
             let release = kernel_release(path).unwrap_or_else(|| "unknown".into());
             Ok((path.clone(), vec![("kernel.release".into(), release)]))
         }
-        ImageSource::Iso(_) => Err(Error::Usage(
+        ImageSource::Iso(_) | ImageSource::DebianIso => Err(Error::Usage(
             "an ISO scenario has no kernel to boot directly".into(),
         )),
     }
@@ -130,17 +132,34 @@ pub async fn prepare(
     scenario: &Scenario,
     opts: &RunOptions,
 ) -> Result<PreparedImage, Error> {
-    if let ImageSource::Iso(iso) = &scenario.image {
-        if !iso.is_file() {
-            return Err(Error::NotBuilt {
-                what: format!("ISO {}", iso.display()),
-                hint: "xsc-release build debian".into(),
-            });
+    let iso = match &scenario.image {
+        ImageSource::Iso(iso) => {
+            if !iso.is_file() {
+                return Err(Error::NotBuilt {
+                    what: format!("ISO {}", iso.display()),
+                    hint: "xsc-release build debian".into(),
+                });
+            }
+            Some((iso.clone(), vec![]))
         }
+        ImageSource::DebianIso => {
+            Some(crate::stage::debian_iso(cfg, opts.no_build, opts.cancel.clone()).await?)
+        }
+        _ => None,
+    };
+    if let Some((iso, mut properties)) = iso {
+        properties.push((
+            "iso.media".into(),
+            match scenario.media {
+                Media::Cdrom => "cdrom",
+                Media::Disk => "disk",
+            }
+            .into(),
+        ));
         return Ok(PreparedImage {
-            boot: Boot::Cdrom(iso.clone()),
+            boot: iso_boot(&iso, scenario.media),
             probe_kernel: None,
-            properties: vec![],
+            properties,
         });
     }
     let (kernel, mut properties) = kernel_for(cfg, cache, scenario, opts.no_build).await?;
@@ -166,6 +185,14 @@ pub async fn prepare(
         probe_kernel: Some(kernel),
         properties,
     })
+}
+
+/// How an ISO is attached: CD-ROM (El Torito) or virtio disk (isohybrid MBR/GPT).
+pub fn iso_boot(iso: &Path, media: Media) -> Boot {
+    match media {
+        Media::Cdrom => Boot::Cdrom(iso.to_path_buf()),
+        Media::Disk => Boot::Disk(iso.to_path_buf()),
+    }
 }
 
 /// The guest-tests directory of the repository.
@@ -379,7 +406,7 @@ async fn run_one(
             cpus: scenario.cpus,
             boot: image.boot.clone(),
             ovmf,
-            fw_cfg: Vec::new(),
+            fw_cfg: scenario.fw_cfg.clone(),
         },
         state_dir: state_dir.clone(),
         ready: Regex::new(&scenario.ready)
@@ -388,6 +415,7 @@ async fn run_one(
         silence_timeout,
         test_backstop: backstop,
         crash: scenario.crash.clone(),
+        stop_at_ready: scenario.until == RunUntil::Ready,
     };
     tracing::info!(scenario = %scenario.name, accel = %choice.accel, reason = %choice.reason, "booting");
     let outcome = machine::run(&spec, cancel).await;
@@ -454,6 +482,10 @@ pub fn judge(
         (None, RunEnd::Interrupted) => {
             CaseResult::errored("boot", FailureKind::Infra, "interrupted")
         }
+        // Only the ready marker stops a run this way; without it this cannot happen.
+        (None, RunEnd::StoppedAtReady) => {
+            CaseResult::errored("boot", FailureKind::Infra, end.describe())
+        }
     };
     let mut cases = outcome.ktap.cases;
     let mut extra = Vec::new();
@@ -478,6 +510,12 @@ pub fn judge(
     if outcome.ready_after.is_some() {
         let end_case = match &end {
             RunEnd::PoweredOff => None,
+            RunEnd::StoppedAtReady if scenario.until == RunUntil::Ready => None,
+            RunEnd::StoppedAtReady => Some(CaseResult::errored(
+                "run",
+                FailureKind::Infra,
+                "stopped at the ready marker although the scenario runs until power-off",
+            )),
             RunEnd::Panicked if !outcome.crashes.is_empty() => None,
             RunEnd::Panicked | RunEnd::Reset => Some(CaseResult::failed(
                 "run",
@@ -562,6 +600,66 @@ pub fn exit_code_of(r: &ScenarioResult) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcome(end: RunEnd, ready: bool) -> MachineOutcome {
+        MachineOutcome {
+            end,
+            ready_after: ready.then(|| Duration::from_secs(3)),
+            ktap: Default::default(),
+            crashes: vec![],
+            console_tail: String::new(),
+            qemu_version: None,
+            screendump: None,
+            cmdline: String::new(),
+            duration: Duration::from_secs(4),
+        }
+    }
+
+    fn login_scenario(until: RunUntil) -> Scenario {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut s = crate::scenario::load(
+            &root.join("scenarios/debian-login.toml"),
+            &root.join("guest-tests"),
+        )
+        .unwrap();
+        s.until = until;
+        s
+    }
+
+    #[test]
+    fn stopping_at_the_ready_marker_passes_only_when_asked_for() {
+        let judge_it = |s: &Scenario, end, ready| {
+            judge(
+                s,
+                outcome(end, ready),
+                SystemTime::now(),
+                vec![],
+                "/tmp/x".into(),
+            )
+        };
+        let asked = login_scenario(RunUntil::Ready);
+        let r = judge_it(&asked, RunEnd::StoppedAtReady, true);
+        assert!(r.passed(), "{:?}", r.cases);
+        assert_eq!(exit_code_of(&r), ExitCode::Success);
+        // No ready marker: the boot case fails on its clock as always.
+        let r = judge_it(&asked, RunEnd::BootTimeout(Duration::from_secs(300)), false);
+        assert!(!r.passed());
+        assert_eq!(exit_code_of(&r), ExitCode::ProductFailed);
+        // A scenario that runs until power-off must not be cut short at ready.
+        let r = judge_it(
+            &login_scenario(RunUntil::Poweroff),
+            RunEnd::StoppedAtReady,
+            true,
+        );
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn iso_media_pick_the_boot_device() {
+        let iso = Path::new("/i/x.iso");
+        assert_eq!(iso_boot(iso, Media::Cdrom), Boot::Cdrom(iso.into()));
+        assert_eq!(iso_boot(iso, Media::Disk), Boot::Disk(iso.into()));
+    }
 
     #[test]
     fn reads_the_release_from_a_bzimage_header() {

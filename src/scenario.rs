@@ -22,8 +22,36 @@ pub enum ImageSource {
     },
     /// A kernel image file.
     KernelFile(PathBuf),
-    /// An ISO file or stage artifact, booted as CD or disk.
+    /// An ISO file, booted as CD or disk.
     Iso(PathBuf),
+    /// The Debian live ISO of the `debian-iso` stage (built or taken from the cache like
+    /// the XSC kernel; `--no-build` makes a missing one exit 3).
+    DebianIso,
+}
+
+impl ImageSource {
+    /// True for the kinds that boot an ISO (firmware → boot loader → the ISO's own kernel).
+    pub fn is_iso(&self) -> bool {
+        matches!(self, ImageSource::Iso(_) | ImageSource::DebianIso)
+    }
+}
+
+/// How an ISO is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Media {
+    /// An IDE CD-ROM (El Torito boot).
+    Cdrom,
+    /// A virtio disk (the isohybrid MBR/GPT path).
+    Disk,
+}
+
+/// When a run ends successfully.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunUntil {
+    /// The guest powers off by itself after its programs (the default).
+    Poweroff,
+    /// The ready marker is the whole test: the harness stops the VM (QMP `quit`) then.
+    Ready,
 }
 
 /// Firmware.
@@ -93,6 +121,12 @@ pub struct Scenario {
     pub firmware: Firmware,
     /// Add busybox and its applets to the initramfs.
     pub busybox: bool,
+    /// How an ISO is attached (ISO kinds only; default cdrom).
+    pub media: Media,
+    /// `-fw_cfg name=…,string=…` items for the guest (e.g. the ISO's self-test switch).
+    pub fw_cfg: Vec<(String, String)>,
+    /// When the run ends.
+    pub until: RunUntil,
     /// Guest memory in MiB.
     pub memory_mb: u64,
     /// Virtual CPUs.
@@ -129,6 +163,7 @@ const TOP_KEYS: &[&str] = &[
     "machine",
     "timeouts",
     "ready",
+    "until",
     "program",
     "crash",
     "gate",
@@ -183,12 +218,13 @@ fn parse(
     let mut image = None;
     let (mut initrd, mut append, mut firmware, mut busybox) =
         (None, String::new(), Firmware::Bios, false);
+    let mut media = Media::Cdrom;
     match doc.table(&root, "image") {
         Some(t) => {
             doc.only_keys(
                 &t,
                 &[
-                    "kind", "path", "profile", "initrd", "append", "firmware", "busybox",
+                    "kind", "path", "profile", "initrd", "append", "firmware", "busybox", "media",
                 ],
             );
             let base = file.parent().unwrap_or(Path::new("."));
@@ -214,11 +250,12 @@ fn parse(
                     );
                     None
                 }),
+                Some("debian-iso") => Some(ImageSource::DebianIso),
                 Some(other) => {
                     doc.problem(
                         t.key_span("kind"),
                         &t.child("kind"),
-                        format!("unknown image kind {other:?} (expected stock-kernel, xsc-kernel, kernel or iso)"),
+                        format!("unknown image kind {other:?} (expected stock-kernel, xsc-kernel, kernel, iso or debian-iso)"),
                     );
                     None
                 }
@@ -227,7 +264,11 @@ fn parse(
             if path.is_some()
                 && matches!(
                     image,
-                    Some(ImageSource::StockKernel | ImageSource::XscKernel { .. })
+                    Some(
+                        ImageSource::StockKernel
+                            | ImageSource::XscKernel { .. }
+                            | ImageSource::DebianIso
+                    )
                 )
             {
                 doc.problem(
@@ -235,6 +276,36 @@ fn parse(
                     &t.child("path"),
                     "only kind = \"kernel\" or \"iso\" takes a path",
                 );
+            }
+            media = match doc.str(&t, "media").as_deref() {
+                None | Some("cdrom") => Media::Cdrom,
+                Some("disk") => Media::Disk,
+                Some(other) => {
+                    doc.problem(
+                        t.key_span("media"),
+                        &t.child("media"),
+                        format!("unknown media {other:?} (expected cdrom or disk)"),
+                    );
+                    Media::Cdrom
+                }
+            };
+            if t.has("media") && !image.as_ref().is_some_and(ImageSource::is_iso) {
+                doc.problem(
+                    t.key_span("media"),
+                    &t.child("media"),
+                    "only kind = \"iso\" or \"debian-iso\" takes media",
+                );
+            }
+            if image.as_ref().is_some_and(ImageSource::is_iso) {
+                for k in ["initrd", "append", "busybox", "profile"] {
+                    if t.has(k) {
+                        doc.problem(
+                            t.key_span(k),
+                            &t.child(k),
+                            "an ISO boots its own kernel and initramfs: not allowed with an ISO kind",
+                        );
+                    }
+                }
             }
             initrd = doc.str(&t, "initrd").map(|p| base.join(p));
             append = doc.str(&t, "append").unwrap_or_default();
@@ -256,8 +327,18 @@ fn parse(
     }
 
     let (mut memory_mb, mut cpus, mut accel) = (512, 1, None);
+    let mut fw_cfg = Vec::new();
     if let Some(t) = doc.table(&root, "machine") {
-        doc.only_keys(&t, &["memory", "cpus", "accel"]);
+        doc.only_keys(&t, &["memory", "cpus", "accel", "fw-cfg"]);
+        if let Some(f) = doc.table(&t, "fw-cfg") {
+            for k in f.keys() {
+                let Some(v) = doc.str(&f, &k) else { continue };
+                match fw_cfg_problem(&k, &v) {
+                    Some(why) => doc.problem(f.key_span(&k), &f.child(&k), why),
+                    None => fw_cfg.push((k, v)),
+                }
+            }
+        }
         if let Some(m) = doc.str(&t, "memory") {
             match parse_mib(&m) {
                 Some(v) if v >= 64 => memory_mb = v,
@@ -305,6 +386,19 @@ fn parse(
             format!("invalid regex: {e}"),
         );
     }
+
+    let until = match doc.str(&root, "until").as_deref() {
+        None | Some("poweroff") => RunUntil::Poweroff,
+        Some("ready") => RunUntil::Ready,
+        Some(other) => {
+            doc.problem(
+                root.key_span("until"),
+                "until",
+                format!("unknown end {other:?} (expected poweroff or ready)"),
+            );
+            RunUntil::Poweroff
+        }
+    };
 
     let mut programs: Vec<Program> = Vec::new();
     for t in doc.tables(&root, "program") {
@@ -354,9 +448,25 @@ fn parse(
             timeout,
         });
     }
-    // An ISO may carry its own self-test; an initramfs boot without programs tests nothing.
-    if programs.is_empty() && !matches!(image, Some(ImageSource::Iso(_))) {
+    // An ISO carries its own programs (the harness cannot add any); an initramfs boot
+    // without programs tests nothing, unless reaching the ready marker is the test.
+    let iso = image.as_ref().is_some_and(ImageSource::is_iso);
+    if programs.is_empty() && !iso && until != RunUntil::Ready {
         doc.problem(None, "program", "at least one [[program]] is required");
+    }
+    if iso && !programs.is_empty() {
+        doc.problem(
+            None,
+            "program",
+            "an ISO runs the programs built into it: [[program]] is not allowed with an ISO kind",
+        );
+    }
+    if until == RunUntil::Ready && !programs.is_empty() {
+        doc.problem(
+            root.key_span("until"),
+            "until",
+            "until = \"ready\" stops the guest at the ready marker: its programs would never run",
+        );
     }
 
     let mut crash = CrashPatterns::default();
@@ -419,6 +529,9 @@ fn parse(
             append,
             firmware,
             busybox,
+            media,
+            fw_cfg,
+            until,
             memory_mb,
             cpus,
             accel,
@@ -430,6 +543,22 @@ fn parse(
         }),
         _ => Err(Problems(problems)),
     }
+}
+
+/// Why a fw_cfg item cannot be passed to QEMU as given, if it cannot: user items live
+/// under `opt/` (QEMU warns otherwise), names are at most 55 bytes, and a comma would
+/// end QEMU's option value.
+pub fn fw_cfg_problem(name: &str, value: &str) -> Option<String> {
+    if !name.starts_with("opt/") {
+        return Some(format!("fw_cfg item {name:?} must start with \"opt/\""));
+    }
+    if name.len() > 55 {
+        return Some(format!("fw_cfg item name {name:?} is longer than 55 bytes"));
+    }
+    if name.contains(',') || value.contains(',') {
+        return Some("fw_cfg names and values cannot contain ','".into());
+    }
+    None
 }
 
 fn valid_name(name: &str) -> bool {
@@ -505,6 +634,88 @@ mod tests {
             "h".into(),
             &gt,
         )
+    }
+
+    #[test]
+    fn debian_iso_scenarios_take_media_fw_cfg_and_no_programs() {
+        let s = parse_str(
+            "tags = [\"release-gate\"]\nready = \"xsc-selftest: ready\"\n\
+             [image]\nkind = \"debian-iso\"\nfirmware = \"uefi\"\nmedia = \"disk\"\n\
+             [machine]\nfw-cfg = { \"opt/org.xsc/selftest\" = \"1\" }\n",
+        )
+        .unwrap();
+        assert_eq!(s.image, ImageSource::DebianIso);
+        assert_eq!((s.media, s.firmware), (Media::Disk, Firmware::Uefi));
+        assert_eq!(
+            s.fw_cfg,
+            [("opt/org.xsc/selftest".to_string(), "1".to_string())]
+        );
+        assert_eq!(s.until, RunUntil::Poweroff);
+        assert!(s.programs.is_empty());
+        // The shipped scenarios parse too.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for f in [
+            "debian-bios",
+            "debian-uefi",
+            "debian-uefi-disk",
+            "debian-login",
+        ] {
+            let s = load(
+                &root.join(format!("scenarios/{f}.toml")),
+                &root.join("guest-tests"),
+            )
+            .unwrap();
+            assert_eq!(s.image, ImageSource::DebianIso, "{f}");
+            assert_eq!(s.is_gate(), f != "debian-login", "{f}");
+            assert_eq!(s.until == RunUntil::Ready, f == "debian-login", "{f}");
+            assert_eq!(s.fw_cfg.is_empty(), f == "debian-login", "{f}");
+        }
+    }
+
+    #[test]
+    fn iso_keys_are_validated_strictly() {
+        let err = parse_str(
+            "[image]\nkind = \"debian-iso\"\nmedia = \"floppy\"\npath = \"x.iso\"\nappend = \"quiet\"\n\
+             [machine]\nfw-cfg = { \"org.xsc/selftest\" = \"1\", \"opt/a\" = \"x,y\", \"opt/b\" = 1 }\n\
+             [[program]]\nname = \"p\"\ncommand = [\"true\"]\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for want in [
+            "image.media",
+            "unknown media \"floppy\"",
+            "image.path",
+            "image.append",
+            "must start with \"opt/\"",
+            "cannot contain ','",
+            "machine.fw-cfg.opt/b",
+            "[[program]] is not allowed with an ISO kind",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        let err = parse_str(
+            "[image]\nkind = \"xsc-kernel\"\nmedia = \"cdrom\"\n[[program]]\nname = \"p\"\ncommand = [\"true\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("takes media"), "{err}");
+    }
+
+    #[test]
+    fn until_ready_needs_no_programs_and_refuses_them() {
+        let s =
+            parse_str("until = \"ready\"\nready = \"login\"\n[image]\nkind = \"stock-kernel\"\n")
+                .unwrap();
+        assert_eq!(s.until, RunUntil::Ready);
+        let err = parse_str(
+            "until = \"ready\"\n[image]\nkind = \"stock-kernel\"\n[[program]]\nname = \"p\"\ncommand = [\"true\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("would never run"), "{err}");
+        let err = parse_str("until = \"later\"\n[image]\nkind = \"stock-kernel\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("expected poweroff or ready"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! Where the test runner asks the build stages for images: the XSC kernel now; the Debian
-//! ISO and glibc as they land. A cache hit costs a key computation; a miss builds (and says
+//! Where the test runner asks the build stages for images: the XSC kernel and the Debian
+//! ISO; glibc as it lands. A cache hit costs a key computation; a miss builds (and says
 //! so) unless `--no-build`, which makes it exit 3.
 
 use std::path::PathBuf;
 
-use crate::build::{self, KernelBuildOptions};
+use crate::build::{self, DebianBuildOptions, KernelBuildOptions};
 use crate::config::Config;
 use crate::error::Error;
 
@@ -50,4 +50,42 @@ pub async fn xsc_kernel(
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     Ok((artifacts.bzimage, facts))
+}
+
+/// One Debian ISO build at a time in this process: scenarios run in parallel, and the
+/// three ISO scenarios must share one build (the later ones find it in the cache).
+static DEBIAN_BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The Debian live ISO for the current inputs (built through the stage cache unless
+/// `--no-build`) and the facts the report records.
+pub async fn debian_iso(
+    cfg: &Config,
+    no_build: bool,
+    cancel: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<(PathBuf, Vec<(String, String)>), Error> {
+    let _one = DEBIAN_BUILD.lock().await;
+    let artifacts = match build::cached_debian(cfg).await? {
+        Some(a) => a,
+        None if no_build => {
+            return Err(Error::NotBuilt {
+                what: "the Debian ISO".into(),
+                hint: "xsc-release build debian".into(),
+            });
+        }
+        None => {
+            eprintln!("building the Debian ISO: not in the cache for the current inputs");
+            let cancel = cancel.unwrap_or_else(|| tokio::sync::watch::channel(false).1);
+            build::build_debian(cfg, &DebianBuildOptions::default(), cancel).await?
+        }
+    };
+    let mut facts = vec![
+        ("iso.sha256".to_string(), artifacts.sha256.clone()),
+        ("iso.key".to_string(), artifacts.key.clone()),
+    ];
+    for k in ["kernel.release", "kernel.key", "suite", "sde"] {
+        if let Some(v) = artifacts.facts.get(k) {
+            facts.push((format!("debian.{k}"), v.clone()));
+        }
+    }
+    Ok((artifacts.iso, facts))
 }

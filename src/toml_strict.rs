@@ -292,6 +292,12 @@ impl Tbl<'_> {
         &self.path
     }
 
+    /// The keys of this table, in file order (for tables whose keys are data, such as
+    /// `fw-cfg = { "opt/x" = "1" }`).
+    pub fn keys(&self) -> Vec<String> {
+        self.table.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
     /// True when `key` is present.
     pub fn has(&self, key: &str) -> bool {
         self.table.contains_key(key)

@@ -49,6 +49,8 @@ pub struct RunSpec {
     pub test_backstop: Duration,
     /// Scenario crash-pattern overrides.
     pub crash: CrashPatterns,
+    /// End the run (QMP `quit`) as soon as the ready marker appears (`until = "ready"`).
+    pub stop_at_ready: bool,
 }
 
 /// What a run observed.
@@ -261,6 +263,9 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
                 Some(line) => {
                     silence_deadline = Instant::now() + spec.silence_timeout;
                     obs.feed(line);
+                    if spec.stop_at_ready && obs.ready_at.is_some() && obs.fatal.is_none() {
+                        break RunEnd::StoppedAtReady;
+                    }
                 }
                 None => {
                     console_open = false;
@@ -300,7 +305,7 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
     };
 
     // Read what is still in flight: the last KTAP lines, the rest of a panic trace.
-    if console_open && end != RunEnd::Interrupted {
+    if console_open && !matches!(end, RunEnd::Interrupted | RunEnd::StoppedAtReady) {
         let drain_until = Instant::now() + DRAIN_WAIT;
         while let Ok(Some(line)) = tokio::time::timeout_at(drain_until, console.next_line()).await {
             obs.feed(line);
@@ -318,7 +323,10 @@ pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOu
     let mut screendump = None;
     let alive = qemu_status.is_none() && matches!(qemu.try_wait(), Ok(None));
     if alive {
-        if !matches!(end, RunEnd::PoweredOff | RunEnd::Interrupted) {
+        if !matches!(
+            end,
+            RunEnd::PoweredOff | RunEnd::Interrupted | RunEnd::StoppedAtReady
+        ) {
             let file = state_file(&spec.state_dir, "screendump.png");
             let cmd = qapi::qmp::screendump {
                 filename: file.display().to_string(),
@@ -360,7 +368,7 @@ fn early(reason: String, cmdline: String, started: Instant) -> MachineOutcome {
 /// What to call cases that never reported, by how the run ended.
 fn abort_reason(end: &RunEnd) -> Option<(FailureKind, String)> {
     let kind = match end {
-        RunEnd::PoweredOff => return None,
+        RunEnd::PoweredOff | RunEnd::StoppedAtReady => return None,
         RunEnd::Panicked | RunEnd::Reset => FailureKind::Crash,
         RunEnd::BootTimeout(_) | RunEnd::Silent(_) | RunEnd::TestTimeout(_) => FailureKind::Timeout,
         RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::Interrupted => FailureKind::Infra,

@@ -56,6 +56,49 @@ impl BuildKernelArgs {
     }
 }
 
+/// `xsc-release build debian`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct BuildDebianArgs {
+    /// Rebuild even when the cache has an ISO for these inputs; the result must be
+    /// bit-identical to the cached one (else exit 3 with what differs).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Runs `build debian` and prints where the ISO and its files are.
+pub async fn run_build_debian(
+    cfg: &Config,
+    args: &BuildDebianArgs,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<ExitCode, BuildError> {
+    let started = std::time::Instant::now();
+    let opts = super::debian::DebianBuildOptions { force: args.force };
+    let a = super::debian::build_debian(cfg, &opts, cancel).await?;
+    let how = if a.built_now {
+        format!("built in {:.1}s", started.elapsed().as_secs_f64())
+    } else {
+        format!(
+            "cache hit, nothing built ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        )
+    };
+    println!("debian: {how}");
+    let iso = kernel::repo_root(cfg)
+        .join("iso/debian")
+        .join(super::debian::ISO_NAME);
+    println!("  {:<10} {}", "iso:", iso.display());
+    println!("  {:<10} {}", "sha256:", a.sha256);
+    if let Some(b) = a.facts.get("iso.bytes") {
+        println!("  {:<10} {b} bytes", "size:");
+    }
+    println!("  {:<10} {}", "key:", a.key);
+    println!("  {:<10} {}", "packages:", a.packages.display());
+    if let Some(l) = &a.log {
+        println!("  {:<10} {}", "log:", l.display());
+    }
+    Ok(ExitCode::Success)
+}
+
 /// `xsc-release patches …`.
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
 pub struct PatchesArgs {
@@ -302,9 +345,10 @@ pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
         }
         rows.push(row);
     }
-    for stage in ["glibc", "debian-iso"] {
+    rows.push(debian_status(cfg).await);
+    {
         rows.push(StageStatus {
-            stage: stage.into(),
+            stage: "glibc".into(),
             variant: "-".into(),
             state: "not built yet / stage not implemented".into(),
             key: None,
@@ -314,6 +358,54 @@ pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
         });
     }
     rows
+}
+
+/// The `debian-iso` row: its key needs the archive's InRelease files, so offline it says so.
+async fn debian_status(cfg: &Config) -> StageStatus {
+    let cache = crate::cache::Cache::new(&cfg.cache_dir);
+    let stage = super::debian::STAGE;
+    let mut row = StageStatus {
+        stage: stage.into(),
+        variant: "-".into(),
+        state: String::new(),
+        key: None,
+        built: None,
+        artifacts: None,
+        log: None,
+    };
+    match super::debian::debian_key(cfg).await {
+        Err(e) => {
+            row.state = match cache.latest(stage) {
+                Some(e2) => format!(
+                    "cannot compute key ({e}); last built {}",
+                    when(e2.info.created)
+                ),
+                None => format!("not built yet (cannot compute key: {e})"),
+            }
+        }
+        Ok(k) => {
+            row.key = Some(k.key[..12].to_string());
+            match cache.lookup(stage, &k.key) {
+                Some(entry) => {
+                    row.state = "built".into();
+                    row.built = Some(when(entry.info.created));
+                    row.log = entry.artifact("build.log");
+                    row.artifacts = Some(entry.dir);
+                }
+                None => {
+                    row.state = match cache.latest(stage) {
+                        Some(e) => format!(
+                            "stale (inputs changed; last built {} key {})",
+                            when(e.info.created),
+                            &e.info.key[..12]
+                        ),
+                        None => "not built yet".into(),
+                    }
+                }
+            }
+        }
+    }
+    row
 }
 
 fn when(epoch: u64) -> String {

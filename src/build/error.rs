@@ -173,6 +173,26 @@ pub enum BuildError {
         /// Tree of the second build.
         second_tree: PathBuf,
     },
+    /// `build debian --force` over a valid cache entry gave a different ISO.
+    #[error("{0}")]
+    IsoNotReproducible(Box<IsoMismatch>),
+    /// A stage that needs root was run as a user.
+    #[error("{what}: not running as root (run it with sudo or as root)")]
+    NotRoot {
+        /// What needs root.
+        what: String,
+    },
+    /// Ctrl-C or SIGTERM during a build step; mounts and children were cleaned up.
+    #[error("build interrupted")]
+    Interrupted,
+    /// A guest program the stage installs did not compile.
+    #[error("guest program {program}: {message}")]
+    GuestProgram {
+        /// The C file under guest-tests/.
+        program: String,
+        /// The compile error chain.
+        message: String,
+    },
     /// `--no-build` and the artifact for the current inputs is not cached.
     #[error(
         "no cached kernel for profile {profile} with key {key} (run `xsc-release build kernel --profile {profile}`)"
@@ -224,11 +244,46 @@ fn describe_hunks(hunks: &[HunkFailure]) -> String {
         .join(", ")
 }
 
+/// Two builds of the Debian ISO from the same inputs that differ.
+#[derive(Debug)]
+pub struct IsoMismatch {
+    /// Digest of the cached ISO.
+    pub first: String,
+    /// Digest of the rebuilt ISO.
+    pub second: String,
+    /// The cached entry.
+    pub first_tree: PathBuf,
+    /// Where the rebuilt entry was kept for comparison.
+    pub second_tree: PathBuf,
+    /// The rebuild's log.
+    pub log: Option<PathBuf>,
+    /// diffoscope's report (or the first differing offsets).
+    pub differences: String,
+}
+
+impl fmt::Display for IsoMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "debian ISO is not reproducible: sha256 {} (cached, {}) vs {} (rebuilt, {}){}; what differs:\n{}",
+            self.first,
+            self.first_tree.display(),
+            self.second,
+            self.second_tree.display(),
+            log_hint(self.log.as_ref()),
+            self.differences
+        )
+    }
+}
+
 impl BuildError {
     /// The documented exit code: 2 bad input, 3 build failed, 4 harness (tool missing, i/o).
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            BuildError::ToolMissing { .. } | BuildError::Io { .. } => ExitCode::Harness,
+            BuildError::ToolMissing { .. } | BuildError::Io { .. } | BuildError::NotRoot { .. } => {
+                ExitCode::Harness
+            }
+            BuildError::Interrupted => ExitCode::Interrupted,
             BuildError::Step { source, .. } if source.is_not_found() => ExitCode::Harness,
             BuildError::Step {
                 source: ProcessError::Io { .. },
@@ -240,6 +295,8 @@ impl BuildError {
             | BuildError::ConfigDropped { .. }
             | BuildError::MissingArtifact { .. }
             | BuildError::NotReproducible { .. }
+            | BuildError::IsoNotReproducible(_)
+            | BuildError::GuestProgram { .. }
             | BuildError::NotCached { .. } => ExitCode::BuildFailed,
             BuildError::FragmentSyntax { .. }
             | BuildError::SourceDrift { .. }
@@ -303,5 +360,42 @@ mod tests {
             update: "sha256 = \"b\"".into(),
         };
         assert_eq!(drift.exit_code(), ExitCode::BadInput);
+    }
+
+    #[test]
+    fn debian_stage_errors_map_to_the_table() {
+        let root = BuildError::NotRoot {
+            what: "build debian".into(),
+        };
+        assert_eq!(root.exit_code(), ExitCode::Harness);
+        assert!(root.to_string().contains("not running as root"), "{root}");
+        assert_eq!(BuildError::Interrupted.exit_code(), ExitCode::Interrupted);
+        let m = BuildError::IsoNotReproducible(Box::new(IsoMismatch {
+            first: "aa".into(),
+            second: "bb".into(),
+            first_tree: "/c/a".into(),
+            second_tree: "/c/b".into(),
+            log: Some("/c/b/build.log".into()),
+            differences: "├── boot/efiboot.img".into(),
+        }));
+        assert_eq!(m.exit_code(), ExitCode::BuildFailed);
+        let text = m.to_string();
+        assert!(
+            text.contains("aa (cached, /c/a) vs bb (rebuilt, /c/b)"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("what differs:\n├── boot/efiboot.img"),
+            "{text}"
+        );
+        let g = BuildError::GuestProgram {
+            program: "xsc_ring_test.c".into(),
+            message: "gcc failed".into(),
+        };
+        assert_eq!(g.exit_code(), ExitCode::BuildFailed);
+        let tools =
+            super::super::tools::check_tools(&[("/nonexistent/xsc-tool", "xsc-pkg")]).unwrap_err();
+        assert_eq!(tools.exit_code(), ExitCode::Harness);
+        assert!(tools.to_string().ends_with("apt-get install -y xsc-pkg"));
     }
 }

@@ -8,9 +8,12 @@
 //! ```
 //! Only re-exports live here.
 
+mod chroot;
 mod cli;
+mod debian;
 mod error;
 mod fragment;
+mod iso;
 mod kconfig;
 mod kernel;
 mod make;
@@ -19,14 +22,21 @@ mod quilt;
 mod source;
 mod tools;
 
+pub use chroot::{ChrootMounts, unmount_all};
 pub use cli::{
-    BuildKernelArgs, PatchesArgs, PatchesCommand, PatchesEditArgs, StageStatus, describe,
-    edit_tree, format_status, run_build_kernel, run_patches_edit, run_status, stage_status,
+    BuildDebianArgs, BuildKernelArgs, PatchesArgs, PatchesCommand, PatchesEditArgs, StageStatus,
+    describe, edit_tree, format_status, run_build_debian, run_build_kernel, run_patches_edit,
+    run_status, stage_status,
 };
-pub use error::{BuildError, HunkFailure, OptionMismatch};
+pub use debian::{
+    DEBIAN_TOOLS, DebianArtifacts, DebianBuildOptions, ISO_NAME, build_debian, cached_debian,
+    debian_key,
+};
+pub use error::{BuildError, HunkFailure, IsoMismatch, OptionMismatch};
 pub use fragment::{
     Requested, has_modules, parse_dot_config, parse_fragment, read_fragments, verify,
 };
+pub use iso::{VOLUME_LABEL, grub_embedded_cfg, isolinux_cfg};
 pub use kconfig::{ConfigBase, KernelProfile, PROFILES};
 pub use kernel::{
     KERNEL_RECIPE, KernelArtifacts, KernelBuildOptions, KernelKey, Progress, ReproReport, STAGE,

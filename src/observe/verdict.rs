@@ -133,6 +133,9 @@ pub enum RunEnd {
     HarnessError(String),
     /// The user interrupted the run.
     Interrupted,
+    /// The scenario ends at the ready marker (`until = "ready"`): the harness stopped the
+    /// guest there, as asked. A normal end, like a power-off.
+    StoppedAtReady,
 }
 
 impl RunEnd {
@@ -149,6 +152,7 @@ impl RunEnd {
             RunEnd::QemuDied(why) => format!("QEMU died: {why}"),
             RunEnd::HarnessError(why) => format!("harness error: {why}"),
             RunEnd::Interrupted => "interrupted".into(),
+            RunEnd::StoppedAtReady => "stopped by the harness at the ready marker".into(),
         }
     }
 }
