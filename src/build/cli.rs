@@ -299,113 +299,93 @@ pub struct StageStatus {
     pub log: Option<PathBuf>,
 }
 
-/// The status of every stage for the current inputs (computes the keys, builds nothing).
-pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
-    let cache = kernel::kernel_cache(cfg);
-    let mut rows = Vec::new();
-    for name in PROFILES {
-        let mut row = StageStatus {
-            stage: STAGE.into(),
-            variant: (*name).to_string(),
+impl StageStatus {
+    fn new(stage: &str, variant: &str) -> Self {
+        StageStatus {
+            stage: stage.into(),
+            variant: variant.into(),
             state: String::new(),
             key: None,
             built: None,
             artifacts: None,
             log: None,
+        }
+    }
+
+    /// Fills the row from the current inputs' key: built, stale (an older entry of the same
+    /// variant exists), or not built; `previous` picks that older entry.
+    fn fill(
+        &mut self,
+        cache: &crate::cache::Cache,
+        key: Result<String, BuildError>,
+        previous: impl Fn(&crate::cache::Entry) -> bool,
+    ) {
+        let latest = cache.latest(&self.stage).filter(|e| previous(e));
+        let key = match key {
+            Ok(k) => k,
+            Err(e) => {
+                self.state = match latest {
+                    Some(old) => format!(
+                        "cannot compute key ({e}); last built {}",
+                        when(old.info.created)
+                    ),
+                    None => format!("not built yet (cannot compute key: {e})"),
+                };
+                return;
+            }
         };
-        let key = match KernelProfile::named(name) {
-            Ok(p) => kernel::kernel_key(cfg, &p, &SourceSpec::Pinned).await,
-            Err(e) => Err(e),
-        };
-        match key {
-            Err(e) => row.state = format!("cannot compute key: {e}"),
-            Ok(k) => {
-                row.key = Some(k.key[..12].to_string());
-                match cache.lookup(STAGE, &k.key) {
-                    Some(entry) => {
-                        row.state = "built".into();
-                        row.built = Some(when(entry.info.created));
-                        row.log = entry.artifact("build.log");
-                        row.artifacts = Some(entry.dir);
-                    }
-                    None => {
-                        row.state = match cache.latest(STAGE).filter(|e| {
-                            e.info.facts.get("profile").map(String::as_str) == Some(name)
-                        }) {
-                            Some(e) => format!(
-                                "stale (inputs changed; last built {} key {})",
-                                when(e.info.created),
-                                &e.info.key[..12]
-                            ),
-                            None => "not built yet".into(),
-                        };
-                    }
-                }
+        self.key = Some(key[..12].to_string());
+        match cache.lookup(&self.stage, &key) {
+            Some(entry) => {
+                self.state = "built".into();
+                self.built = Some(when(entry.info.created));
+                self.log = entry.artifact("build.log");
+                self.artifacts = Some(entry.dir);
+            }
+            None => {
+                self.state = match latest {
+                    Some(old) => format!(
+                        "stale (inputs changed; last built {} key {})",
+                        when(old.info.created),
+                        &old.info.key[..12]
+                    ),
+                    None => "not built yet".into(),
+                };
             }
         }
-        rows.push(row);
     }
-    rows.push(debian_status(cfg).await);
-    {
-        rows.push(StageStatus {
-            stage: "glibc".into(),
-            variant: "-".into(),
-            state: "not built yet / stage not implemented".into(),
-            key: None,
-            built: None,
-            artifacts: None,
-            log: None,
-        });
-    }
-    rows
 }
 
-/// The `debian-iso` row: its key needs the archive's InRelease files, so offline it says so.
-async fn debian_status(cfg: &Config) -> StageStatus {
-    let cache = crate::cache::Cache::new(&cfg.cache_dir);
-    let stage = super::debian::STAGE;
-    let mut row = StageStatus {
-        stage: stage.into(),
-        variant: "-".into(),
-        state: String::new(),
-        key: None,
-        built: None,
-        artifacts: None,
-        log: None,
-    };
-    match super::debian::debian_key(cfg).await {
-        Err(e) => {
-            row.state = match cache.latest(stage) {
-                Some(e2) => format!(
-                    "cannot compute key ({e}); last built {}",
-                    when(e2.info.created)
-                ),
-                None => format!("not built yet (cannot compute key: {e})"),
-            }
-        }
-        Ok(k) => {
-            row.key = Some(k.key[..12].to_string());
-            match cache.lookup(stage, &k.key) {
-                Some(entry) => {
-                    row.state = "built".into();
-                    row.built = Some(when(entry.info.created));
-                    row.log = entry.artifact("build.log");
-                    row.artifacts = Some(entry.dir);
-                }
-                None => {
-                    row.state = match cache.latest(stage) {
-                        Some(e) => format!(
-                            "stale (inputs changed; last built {} key {})",
-                            when(e.info.created),
-                            &e.info.key[..12]
-                        ),
-                        None => "not built yet".into(),
-                    }
-                }
-            }
-        }
+/// The status of every stage for the current inputs (computes the keys, builds nothing).
+pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
+    let cache = kernel::kernel_cache(cfg);
+    let mut rows = Vec::new();
+    for name in PROFILES {
+        let mut row = StageStatus::new(STAGE, name);
+        let key = match KernelProfile::named(name) {
+            Ok(p) => kernel::kernel_key(cfg, &p, &SourceSpec::Pinned)
+                .await
+                .map(|k| k.key),
+            Err(e) => Err(e),
+        };
+        row.fill(&cache, key, |e| {
+            e.info.facts.get("profile").map(String::as_str) == Some(name)
+        });
+        rows.push(row);
     }
-    row
+    // The debian-iso key needs the archive's InRelease files, so offline the row says so.
+    let mut iso = StageStatus::new(super::debian::STAGE, "-");
+    let iso_cache = crate::cache::Cache::new(&cfg.cache_dir);
+    iso.fill(
+        &iso_cache,
+        super::debian::debian_key(cfg).await.map(|k| k.key),
+        |_| true,
+    );
+    rows.push(iso);
+    let mut glibc = StageStatus::new("glibc", "-");
+    glibc.state = "not built yet / stage not implemented".into();
+    rows.push(glibc);
+    rows
 }
 
 fn when(epoch: u64) -> String {

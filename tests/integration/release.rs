@@ -109,8 +109,10 @@ fn candidate_publishes_a_release_that_minisign_and_sha256sum_accept() {
             publish.display()
         ),
     );
-    // The config lives in a temp dir, but the kernel stage reads patches/ from the repo root.
-    std::os::unix::fs::symlink(repo().join("patches"), dir.path().join("patches")).unwrap();
+    // The config lives in a temp dir, but the stages read patches/ and recipes/ from its root.
+    for tree in ["patches", "recipes"] {
+        std::os::unix::fs::symlink(repo().join(tree), dir.path().join(tree)).unwrap();
+    }
     let candidate = |extra: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsc-release"));
         cmd.arg("--config")
