@@ -335,6 +335,24 @@ pub async fn build_debian(
             return Ok(a);
         }
     }
+    // One build per machine: the work tree, its chroot mounts and the .deb cache are shared
+    // by every process (a CI run's tests build the same ISO side by side).
+    let mut note = super::progress::stderr_progress();
+    let _lock = super::kernel::WorkLock::acquire(
+        &cache.root().join("work").join("debian-iso.lock"),
+        &mut note,
+    )
+    .await?;
+    if !opts.force {
+        // Another process may have built the same inputs while we waited for the lock.
+        if let Some(a) = cache
+            .lookup(STAGE, &key.key)
+            .and_then(|e| artifacts_from_entry(&e, false))
+        {
+            publish(cfg, &a)?;
+            return Ok(a);
+        }
+    }
     let previous = cache.lookup(STAGE, &key.key);
     let staged = cache
         .staging(STAGE, &key.key)

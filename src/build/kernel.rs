@@ -631,12 +631,17 @@ pub async fn check_reproducible(
 
 /// One kernel build per machine at a time (2 cores; the kept work trees are shared by
 /// every clone). A pid file; a stale one (its process gone) is taken over.
-struct WorkLock {
+/// A per-machine lock on a stage's kept work tree: a pid file, taken over when its holder
+/// is gone. Shared by the kernel and Debian ISO stages.
+pub(crate) struct WorkLock {
     path: PathBuf,
 }
 
 impl WorkLock {
-    async fn acquire(path: &Path, progress: Progress<'_>) -> Result<WorkLock, BuildError> {
+    pub(crate) async fn acquire(
+        path: &Path,
+        progress: Progress<'_>,
+    ) -> Result<WorkLock, BuildError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(BuildError::io("failed to create", dir))?;
         }
@@ -666,7 +671,7 @@ impl WorkLock {
                     }
                     if !told {
                         progress(&BuildEvent::Step {
-                            name: "waiting for another kernel build".into(),
+                            name: "waiting for another build of this stage".into(),
                             detail: format!("pid {holder}, lock {}", path.display()),
                         });
                         told = true;
