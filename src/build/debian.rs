@@ -262,14 +262,7 @@ async fn step(
     log: &Path,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<process::Captured, BuildError> {
-    append_log(log, &format!("\n### {what}\n$ {cmd}\n"));
-    if *cancel.borrow() {
-        return Err(BuildError::Interrupted);
-    }
-    tokio::select! {
-        r = process::run(cmd, Some(log)) => r.map_err(BuildError::step(what.to_string())),
-        () = cancelled(cancel) => Err(BuildError::Interrupted),
-    }
+    run_step(what, cmd, log, cancel, false).await
 }
 
 /// [`step`] with stdout captured (not logged): for commands whose output is a result.
@@ -279,12 +272,23 @@ async fn step_captured(
     log: &Path,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<process::Captured, BuildError> {
-    append_log(log, &format!("\n### {what} (output captured)\n$ {cmd}\n"));
+    run_step(what, cmd, log, cancel, true).await
+}
+
+async fn run_step(
+    what: &str,
+    cmd: &Cmd,
+    log: &Path,
+    cancel: &mut watch::Receiver<bool>,
+    capture: bool,
+) -> Result<process::Captured, BuildError> {
+    let note = if capture { " (output captured)" } else { "" };
+    append_log(log, &format!("\n### {what}{note}\n$ {cmd}\n"));
     if *cancel.borrow() {
         return Err(BuildError::Interrupted);
     }
     tokio::select! {
-        r = process::run(cmd, None) => r.map_err(BuildError::step(what.to_string())),
+        r = process::run(cmd, (!capture).then_some(log)) => r.map_err(BuildError::step(what.to_string())),
         () = cancelled(cancel) => Err(BuildError::Interrupted),
     }
 }
