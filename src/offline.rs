@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::observe::crash::{CrashPatterns, CrashScanner};
 use crate::observe::ktap::KtapParser;
-use crate::observe::verdict::{CaseResult, FailureKind, RunEnd, ScenarioResult};
+use crate::observe::verdict::{CaseResult, FailureKind, RunEnd, ScenarioResult, crash_cases};
 use crate::report::{junit, summary};
 
 /// Judges one captured log.
@@ -37,17 +37,7 @@ pub fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
         ktap.finish(fatal.then_some((FailureKind::Crash, "not reported: the kernel crashed")));
     let crashes = crash.finish();
     let mut cases = ktap.cases;
-    for c in &crashes {
-        let mut case = CaseResult::failed(
-            format!("console.{}", c.kind),
-            FailureKind::Crash,
-            c.line.trim().to_string(),
-        );
-        case.diagnostics = c.excerpt.clone();
-        if !cases.iter().any(|x| x.name == case.name) {
-            cases.push(case);
-        }
-    }
+    cases.extend(crash_cases(&crashes));
     if !ktap.saw_ktap {
         cases.push(CaseResult::failed(
             "ktap",

@@ -18,7 +18,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::guest::programs::{self, GuestProgram, INIT_SOURCE};
-use crate::observe::verdict::{CaseResult, CaseStatus, FailureKind, RunEnd, ScenarioResult};
+use crate::observe::verdict::{
+    CaseResult, CaseStatus, FailureKind, RunEnd, ScenarioResult, crash_cases,
+};
 use crate::scenario::{Firmware, ImageSource, Media, RunUntil, Scenario};
 
 /// Host-side margin on top of the guest's own per-program clocks.
@@ -488,25 +490,7 @@ pub fn judge(
         }
     };
     let mut cases = outcome.ktap.cases;
-    let mut extra = Vec::new();
-    // Crashes become cases of their own: a warning after the last KTAP line still fails the run.
-    for (i, c) in outcome.crashes.iter().enumerate() {
-        let mut case = CaseResult::failed(
-            format!(
-                "console.{}{}",
-                c.kind,
-                if i == 0 {
-                    String::new()
-                } else {
-                    format!("#{}", i + 1)
-                }
-            ),
-            FailureKind::Crash,
-            c.line.trim().to_string(),
-        );
-        case.diagnostics = c.excerpt.clone();
-        extra.push(case);
-    }
+    let mut extra = crash_cases(&outcome.crashes);
     if outcome.ready_after.is_some() {
         let end_case = match &end {
             RunEnd::PoweredOff => None,

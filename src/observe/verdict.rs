@@ -170,6 +170,29 @@ pub struct Crash {
     pub excerpt: Vec<String>,
 }
 
+/// Console crashes as cases of their own (`console.<kind>`, later ones suffixed `#N`), so a
+/// warning after the last KTAP line still fails the run.
+pub fn crash_cases(crashes: &[Crash]) -> Vec<CaseResult> {
+    crashes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let suffix = if i == 0 {
+                String::new()
+            } else {
+                format!("#{}", i + 1)
+            };
+            let mut case = CaseResult::failed(
+                format!("console.{}{suffix}", c.kind),
+                FailureKind::Crash,
+                c.line.trim(),
+            );
+            case.diagnostics = c.excerpt.clone();
+            case
+        })
+        .collect()
+}
+
 /// Everything known about one scenario run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScenarioResult {
