@@ -52,7 +52,7 @@ pub enum Command {
     Verify(crate::release::VerifyArgs),
     /// Re-verify a candidate and re-sign it as release X.Y.Z (never overwrites).
     Promote(crate::release::PromoteArgs),
-    /// Build a stage (the XSC kernel, the Debian ISO).
+    /// Build a stage (the XSC kernel, the XSC glibc, the Debian ISO).
     Build {
         /// Which stage.
         #[command(subcommand)]
@@ -144,6 +144,9 @@ pub struct TestArgs {
 pub enum BuildCommand {
     /// The XSC kernel: quilt series on the pinned linux-source-6.1, profile config, make.
     Kernel(crate::build::BuildKernelArgs),
+    /// The XSC glibc: quilt series on the pinned glibc-source 2.36, `--enable-xsc`, make,
+    /// install into a sysroot; plus the stripped runtime and glibc's own listed tests.
+    Glibc(crate::build::BuildGlibcArgs),
     /// The Debian live ISO (bookworm + the XSC kernel + ring tests; BIOS and UEFI; root).
     Debian(crate::build::BuildDebianArgs),
 }

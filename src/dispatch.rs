@@ -34,6 +34,9 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
             what: crate::cli::BuildCommand::Kernel(args),
         } => Ok(crate::build::run_build_kernel(&load_cfg()?, &args).await?),
         Command::Build {
+            what: crate::cli::BuildCommand::Glibc(args),
+        } => Ok(crate::build::run_build_glibc(&load_cfg()?, &args).await?),
+        Command::Build {
             what: crate::cli::BuildCommand::Debian(args),
         } => Ok(crate::build::run_build_debian(&load_cfg()?, &args, cancel).await?),
         Command::Patches(crate::build::PatchesArgs {
@@ -151,6 +154,7 @@ fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
         vec![Program {
             name: "sanity".into(),
             source: Some("sanity.c".into()),
+            libc: crate::scenario::Libc::Host,
             command: vec![],
             args: vec![],
             timeout: None,

@@ -10,7 +10,7 @@ use crate::exit_code::ExitCode;
 use crate::process::which;
 
 /// Tools outside the kernel stage: (binary or file, Debian package, what needs it). The
-/// kernel stage's own list is `build::KERNEL_TOOLS`, shown too.
+/// build stages' own lists (`build::KERNEL_TOOLS`, `build::GLIBC_TOOLS`) are shown too.
 pub const TOOLS: &[(&str, &str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86", "booting images"),
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", "UEFI boots"),
@@ -57,6 +57,9 @@ pub async fn run(cfg: &Config) -> ExitCode {
     let stage_tools = crate::build::KERNEL_TOOLS
         .iter()
         .map(|(t, p)| (*t, *p, "kernel stage"));
+    let glibc_tools = crate::build::GLIBC_TOOLS
+        .iter()
+        .map(|(t, p)| (*t, *p, "glibc stage"));
     let fetch_tools = crate::build::FETCH_TOOLS
         .iter()
         .map(|(t, p)| (*t, *p, "stock kernel, pinned sources"));
@@ -64,6 +67,7 @@ pub async fn run(cfg: &Config) -> ExitCode {
         .iter()
         .copied()
         .chain(stage_tools)
+        .chain(glibc_tools)
         .chain(fetch_tools)
         .collect();
     for (tool, package, why) in all {

@@ -17,13 +17,20 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
-use crate::guest::programs::{self, GuestProgram, INIT_SOURCE};
+use crate::guest::programs::{self, ExtraTree, GuestProgram, INIT_SOURCE, Sysroot};
 use crate::observe::verdict::{
     CaseResult, CaseStatus, FailureKind, RunEnd, ScenarioResult, crash_cases,
 };
-use crate::scenario::{Firmware, ImageSource, Media, RunUntil, Scenario};
+use crate::scenario::{Firmware, ImageSource, Libc, Media, RunUntil, Scenario};
 
 /// Host-side margin on top of the guest's own per-program clocks.
+/// Where the XSC glibc runtime (`lib64/ld-linux-x86-64.so.2`, `lib64/libc.so.6`, …) is in
+/// the guest of a scenario with `libc = "xsc"` programs.
+pub const GUEST_GLIBC_DIR: &str = "/xsc/glibc";
+
+/// Where glibc's own tests (`<subdir>/<test>`, `list`) are in that guest.
+pub const GUEST_GLIBC_TESTS_DIR: &str = "/xsc/glibc-tests";
+
 const BACKSTOP_MARGIN: Duration = Duration::from_secs(60);
 
 /// Settings for a whole `test` run.
@@ -209,13 +216,26 @@ async fn build_initramfs(
     opts: &RunOptions,
 ) -> Result<PathBuf, Error> {
     let gt = guest_tests_dir(cfg);
-    let init = programs::compile(cache, &gt, Path::new(INIT_SOURCE)).await?;
+    let init = programs::compile(cache, &gt, Path::new(INIT_SOURCE), None).await?;
+    let glibc = if scenario.uses_xsc_glibc() {
+        Some(crate::stage::xsc_glibc(cfg, opts.no_build).await?)
+    } else {
+        None
+    };
+    let sysroot = glibc.as_ref().map(|g| Sysroot {
+        dir: g.sysroot.clone(),
+        key: g.key.clone(),
+    });
     let mut progs = Vec::new();
     for p in &scenario.programs {
         let timeout = program_clock(cfg, scenario, p, opts);
         match &p.source {
             Some(src) => {
-                let path = programs::compile(cache, &gt, src).await?;
+                let libc = match p.libc {
+                    Libc::Xsc => sysroot.as_ref(),
+                    Libc::Host => None,
+                };
+                let path = programs::compile(cache, &gt, src, libc).await?;
                 progs.push(GuestProgram::Binary {
                     name: p.name.clone(),
                     path,
@@ -244,10 +264,28 @@ async fn build_initramfs(
             )));
         }
     }
+    // The XSC glibc's runtime and glibc's own tests, for dynamically linked programs that
+    // run with it (`ld.so --library-path`) — see guest-tests/README.md for the layout.
+    let trees: Vec<ExtraTree> = glibc
+        .iter()
+        .flat_map(|g| {
+            [
+                ExtraTree {
+                    guest: GUEST_GLIBC_DIR.into(),
+                    host: g.runtime.clone(),
+                },
+                ExtraTree {
+                    guest: GUEST_GLIBC_TESTS_DIR.into(),
+                    host: g.tests.clone(),
+                },
+            ]
+        })
+        .collect();
     Ok(programs::initramfs(
         cache,
         &init,
         &progs,
+        &trees,
         busybox.as_deref(),
         source_date_epoch(),
     )

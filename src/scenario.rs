@@ -63,6 +63,18 @@ pub enum Firmware {
     Uefi,
 }
 
+/// Which C library a guest program is linked (statically) against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Libc {
+    /// The host's glibc (stock Debian 2.36).
+    #[default]
+    Host,
+    /// The XSC glibc of the glibc stage (its sysroot). A scenario with such a program also
+    /// carries the XSC glibc runtime (`/xsc/glibc/lib64`) and glibc's own tests
+    /// (`/xsc/glibc-tests`) in its initramfs.
+    Xsc,
+}
+
 /// One guest program, run in order by the guest's PID 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Program {
@@ -70,6 +82,8 @@ pub struct Program {
     pub name: String,
     /// A C file under `guest-tests/`, compiled statically by the harness.
     pub source: Option<PathBuf>,
+    /// The C library `source` is linked against.
+    pub libc: Libc,
     /// Or a command already present in the initramfs (busybox applets).
     pub command: Vec<String>,
     /// Arguments after the program.
@@ -149,6 +163,11 @@ pub struct Scenario {
 pub const DEFAULT_READY: &str = "xsc-init: ready";
 
 impl Scenario {
+    /// True when a program links against the XSC glibc (the glibc stage is an input).
+    pub fn uses_xsc_glibc(&self) -> bool {
+        self.programs.iter().any(|p| p.libc == Libc::Xsc)
+    }
+
     /// True when `candidate` requires this scenario.
     pub fn is_gate(&self) -> bool {
         self.tags.iter().any(|t| t == "release-gate")
@@ -402,7 +421,10 @@ fn parse(
 
     let mut programs: Vec<Program> = Vec::new();
     for t in doc.tables(&root, "program") {
-        doc.only_keys(&t, &["name", "source", "command", "args", "timeout"]);
+        doc.only_keys(
+            &t,
+            &["name", "source", "libc", "command", "args", "timeout"],
+        );
         let name = doc.req_str(&t, "name").unwrap_or_default();
         if !name.is_empty() && !valid_name(&name) {
             doc.problem(
@@ -438,11 +460,32 @@ fn parse(
             ),
             _ => {}
         }
+        let libc = match doc.str(&t, "libc").as_deref() {
+            None | Some("host") => Libc::Host,
+            Some("xsc") if source.is_some() => Libc::Xsc,
+            Some("xsc") => {
+                doc.problem(
+                    t.key_span("libc"),
+                    &t.child("libc"),
+                    "libc applies to a source program (a command is already in the initramfs)",
+                );
+                Libc::Host
+            }
+            Some(other) => {
+                doc.problem(
+                    t.key_span("libc"),
+                    &t.child("libc"),
+                    format!("unknown libc {other:?} (expected \"host\" or \"xsc\")"),
+                );
+                Libc::Host
+            }
+        };
         let args = doc.str_list(&t, "args").unwrap_or_default();
         let timeout = doc.duration(&t, "timeout");
         programs.push(Program {
             name,
             source,
+            libc,
             command,
             args,
             timeout,
@@ -698,6 +741,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("takes media"), "{err}");
+    }
+
+    #[test]
+    fn programs_pick_their_libc() {
+        let s = parse_str(
+            "[image]\nkind = \"xsc-kernel\"\n\
+             [[program]]\nname = \"x\"\nsource = \"sanity.c\"\nlibc = \"xsc\"\n\
+             [[program]]\nname = \"h\"\nsource = \"sanity.c\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.programs[0].libc, Libc::Xsc);
+        assert_eq!(s.programs[1].libc, Libc::Host);
+        assert!(s.uses_xsc_glibc());
+        let err = parse_str(
+            "[image]\nkind = \"xsc-kernel\"\n\
+             [[program]]\nname = \"c\"\ncommand = [\"true\"]\nlibc = \"xsc\"\n\
+             [[program]]\nname = \"m\"\nsource = \"sanity.c\"\nlibc = \"musl\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("program[0].libc: libc applies to a source program"),
+            "{err}"
+        );
+        assert!(
+            err.contains("program[1].libc: unknown libc \"musl\""),
+            "{err}"
+        );
     }
 
     #[test]

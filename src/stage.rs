@@ -1,10 +1,12 @@
-//! Where the test runner asks the build stages for images: the XSC kernel and the Debian
-//! ISO; glibc as it lands. A cache hit costs a key computation; a miss builds (and says
+//! Where the test runner asks the build stages for images: the XSC kernel, the XSC glibc
+//! (for guest programs linked against it) and the Debian ISO. A cache hit costs a key computation; a miss builds (and says
 //! so) unless `--no-build`, which makes it exit 3.
 
 use std::path::PathBuf;
 
-use crate::build::{self, DebianBuildOptions, KernelBuildOptions};
+use crate::build::{
+    self, DebianBuildOptions, GlibcArtifacts, GlibcBuildOptions, KernelBuildOptions,
+};
 use crate::config::Config;
 use crate::error::Error;
 
@@ -50,6 +52,27 @@ pub async fn xsc_kernel(
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     Ok((artifacts.bzimage, facts))
+}
+
+/// One glibc build at a time in this process: parallel scenarios share one build.
+static GLIBC_BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The XSC glibc for the current inputs (built through the stage cache unless
+/// `--no-build`).
+pub async fn xsc_glibc(cfg: &Config, no_build: bool) -> Result<GlibcArtifacts, Error> {
+    let _one = GLIBC_BUILD.lock().await;
+    match build::cached_glibc(cfg).await? {
+        Some(a) => Ok(a),
+        None if no_build => Err(Error::NotBuilt {
+            what: "the XSC glibc".into(),
+            hint: "xsc-release build glibc".into(),
+        }),
+        None => {
+            eprintln!("building the XSC glibc: not in the cache for the current patches");
+            let mut progress = build::stderr_progress();
+            Ok(build::build_glibc(cfg, &GlibcBuildOptions::default(), &mut progress).await?)
+        }
+    }
 }
 
 /// One Debian ISO build at a time in this process: scenarios run in parallel, and the

@@ -1,4 +1,4 @@
-//! The user-facing commands of the build stages: `build kernel`, `patches edit` and
+//! The user-facing commands of the build stages: `build kernel|glibc|debian`, `patches edit` and
 //! `status`, as clap argument structs plus `run_*` functions that print what a person
 //! needs (where the artifacts and log are) and return the exit code.
 //!
@@ -95,6 +95,55 @@ pub async fn run_build_debian(
     println!("  {:<10} {}", "packages:", a.packages.display());
     if let Some(l) = &a.log {
         println!("  {:<10} {}", "log:", l.display());
+    }
+    Ok(ExitCode::Success)
+}
+
+/// `xsc-release build glibc`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct BuildGlibcArgs {
+    /// Rebuild even when the cache has a glibc for these inputs.
+    #[arg(long)]
+    pub force: bool,
+    /// Parallel make jobs (default: number of CPUs).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+}
+
+/// Runs `build glibc` and prints where the sysroot, runtime, tests and log are.
+pub async fn run_build_glibc(cfg: &Config, args: &BuildGlibcArgs) -> Result<ExitCode, BuildError> {
+    let opts = super::glibc::GlibcBuildOptions {
+        force: args.force,
+        jobs: args.jobs,
+    };
+    let mut progress = stderr_progress();
+    let started = std::time::Instant::now();
+    let a = super::glibc::build_glibc(cfg, &opts, &mut progress).await?;
+    let took = started.elapsed().as_secs_f64();
+    let how = match (a.built_now, a.facts.get("incremental").map(String::as_str)) {
+        (false, _) => format!("cache hit, nothing built ({took:.1}s)"),
+        (true, Some("true")) => format!("built in {took:.1}s (incremental)"),
+        (true, _) => format!("built in {took:.1}s (fresh tree)"),
+    };
+    println!("glibc: {how}");
+    let row = |k: &str, v: String| println!("  {k:<9} {v}");
+    row(
+        "version:",
+        format!("{} {}", cfg.glibc.package, cfg.glibc.version),
+    );
+    row("key:", a.key.clone());
+    row("sysroot:", a.sysroot.display().to_string());
+    row("runtime:", a.runtime.display().to_string());
+    row(
+        "tests:",
+        format!(
+            "{} ({} of glibc's own tests)",
+            a.tests.display(),
+            a.facts.get("tests").map_or("0", String::as_str)
+        ),
+    );
+    if let Some(l) = &a.log {
+        row("log:", l.display().to_string());
     }
     Ok(ExitCode::Success)
 }
@@ -287,7 +336,7 @@ pub struct StageStatus {
     pub stage: String,
     /// Profile or variant (`qemu`); `-` when none.
     pub variant: String,
-    /// `built`, `not built yet`, `stale`, `stage not implemented`, or an error.
+    /// `built`, `not built yet`, `stale`, or an error.
     pub state: String,
     /// Key of the current inputs (short).
     pub key: Option<String>,
@@ -382,8 +431,12 @@ pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
         |_| true,
     );
     rows.push(iso);
-    let mut glibc = StageStatus::new("glibc", "-");
-    glibc.state = "not built yet / stage not implemented".into();
+    let mut glibc = StageStatus::new(super::glibc::STAGE, "xsc");
+    glibc.fill(
+        &cache,
+        super::glibc::glibc_key(cfg).await.map(|k| k.key),
+        |_| true,
+    );
     rows.push(glibc);
     rows
 }
@@ -486,8 +539,8 @@ mod tests {
             },
             StageStatus {
                 stage: "glibc".into(),
-                variant: "-".into(),
-                state: "not built yet / stage not implemented".into(),
+                variant: "xsc".into(),
+                state: "not built yet".into(),
                 key: None,
                 built: None,
                 artifacts: None,
@@ -500,7 +553,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("artifacts: /c/stages/kernel/0123\n"));
-        assert!(text.contains("glibc       -       not built yet / stage not implemented\n"));
+        assert!(text.contains("glibc       xsc     not built yet\n"));
     }
 
     #[test]

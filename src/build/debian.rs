@@ -30,18 +30,26 @@ use crate::config::Config;
 use crate::guest::initramfs::{Archive, Member, PlanEntry, plan_text};
 use crate::guest::programs;
 use crate::process::{self, Cmd, ProcessError};
+use crate::scenario::Libc;
 
 /// Stage name in the cache.
 pub const STAGE: &str = "debian-iso";
 /// Version of this recipe (the code here and in iso.rs); bump on any change of output.
-pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-5";
+pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-6";
 /// The ISO's file name in `iso/debian/`.
 pub const ISO_NAME: &str = "xsc-debian-amd64.iso";
 /// The kernel profile the ISO boots: lean, every driver built in, no modules to install.
 pub const KERNEL_PROFILE: &str = "qemu";
-/// The guest programs of the self-test, in plan order (the release-gate ring tests), and
-/// the plan runner.
-pub const SELFTEST_PROGRAMS: &[(&str, &str)] = &[("xsc_ring_test", "xsc_ring_test.c")];
+/// The guest programs of the self-test, in plan order (the release-gate ring and glibc
+/// routing tests), with the C library each is linked against statically.
+pub const SELFTEST_PROGRAMS: &[(&str, &str, Libc)] = &[
+    ("xsc_ring_test", "xsc_ring_test.c", Libc::Host),
+    ("xsc_glibc_test", "xsc_glibc_test.c", Libc::Xsc),
+];
+/// Where the XSC glibc runtime is installed side by side with Debian's libc (which stays
+/// the system libc): nothing uses it unless started through `xsc-run` or linked with
+/// this loader (docs/glibc-build.md explains the choice and its security consequences).
+pub const XSC_GLIBC_PREFIX: &str = "opt/xsc-glibc";
 /// Guest programs installed for people on the console (not run by the self-test).
 pub const EXTRA_PROGRAMS: &[&str] = &["xsc_ring_bench.c"];
 /// Per-program clock of the self-test, enforced by xsc-init in the guest.
@@ -192,6 +200,7 @@ pub async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
         .str("packages", &iso::EXTRA_PACKAGES.join(","))
         .str("variant", "minbase")
         .str("kernel", &kkey.key)
+        .str("glibc", &super::glibc::glibc_key(cfg).await?.key)
         .str("sde", &sde.to_string());
     for (label, digest) in archive_identity(&mirror, &security, &cfg.debian_suite).await? {
         k.str(&label, &digest);
@@ -205,7 +214,7 @@ pub async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
         })?;
     let gt = &cfg.guest_tests_dir;
     let mut guest: Vec<&str> = vec![programs::INIT_SOURCE];
-    guest.extend(SELFTEST_PROGRAMS.iter().map(|(_, s)| *s));
+    guest.extend(SELFTEST_PROGRAMS.iter().map(|(_, s, _)| *s));
     guest.extend(EXTRA_PROGRAMS.iter().copied());
     for rel in guest.iter().copied().chain(["xsc_uapi.h"]) {
         let p = gt.join(rel);
@@ -533,12 +542,29 @@ async fn build_in(
             kernel::build_kernel(cfg, &o, &mut stderr_progress()).await?
         }
     };
+    let glibc_art = match super::glibc::cached_glibc(cfg).await? {
+        Some(a) => a,
+        None => {
+            eprintln!("debian: building the XSC glibc first");
+            super::glibc::build_glibc(
+                cfg,
+                &super::glibc::GlibcBuildOptions::default(),
+                &mut stderr_progress(),
+            )
+            .await?
+        }
+    };
+    let sysroot = programs::Sysroot {
+        dir: glibc_art.sysroot.clone(),
+        key: glibc_art.key.clone(),
+    };
     let gcache = cache_of(cfg);
     let gt = &cfg.guest_tests_dir;
-    let compile = |rel: &'static str| {
+    let compile = |rel: &'static str, libc: Libc| {
         let (gcache, gt) = (gcache.clone(), gt.clone());
+        let sysroot = (libc == Libc::Xsc).then(|| sysroot.clone());
         async move {
-            programs::compile(&gcache, &gt, Path::new(rel))
+            programs::compile(&gcache, &gt, Path::new(rel), sysroot.as_ref())
                 .await
                 .map_err(|e| BuildError::GuestProgram {
                     program: rel.into(),
@@ -546,14 +572,14 @@ async fn build_in(
                 })
         }
     };
-    let init_bin = compile(programs::INIT_SOURCE).await?;
+    let init_bin = compile(programs::INIT_SOURCE, Libc::Host).await?;
     let mut bins = Vec::new();
-    for (name, src) in SELFTEST_PROGRAMS {
-        bins.push(((*name).to_string(), compile(src).await?));
+    for (name, src, libc) in SELFTEST_PROGRAMS {
+        bins.push(((*name).to_string(), compile(src, *libc).await?));
     }
     for src in EXTRA_PROGRAMS {
         let name = src.trim_end_matches(".c").to_string();
-        bins.push((name, compile(src).await?));
+        bins.push((name, compile(src, Libc::Host).await?));
     }
 
     // Root filesystem.
@@ -628,7 +654,7 @@ async fn build_in(
     let mut plan = Vec::new();
     for (name, bin) in &bins {
         copy_mode(bin, &lib.join(name), 0o755)?;
-        if SELFTEST_PROGRAMS.iter().any(|(n, _)| n == name) {
+        if SELFTEST_PROGRAMS.iter().any(|(n, _, _)| n == name) {
             plan.push(PlanEntry {
                 name: name.clone(),
                 timeout: SELFTEST_TIMEOUT,
@@ -636,8 +662,23 @@ async fn build_in(
             });
         }
     }
-    write(&lib.join("plan"), plan_text(&plan).as_bytes())?;
+    // The XSC glibc side by side, and a Debian (stock-linked) binary run through it.
+    super::glibc::copy_tree(&glibc_art.runtime, &root.join(XSC_GLIBC_PREFIX))?;
     let rdir = recipe_dir(cfg);
+    copy_mode(
+        &rdir.join("xsc-run.sh"),
+        &root.join("usr/local/bin/xsc-run"),
+        0o755,
+    )?;
+    plan.push(PlanEntry {
+        name: "xsc_run_debian_binary".into(),
+        timeout: SELFTEST_TIMEOUT,
+        argv: ["/usr/local/bin/xsc-run", "/bin/cat", "/etc/hostname"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect(),
+    });
+    write(&lib.join("plan"), plan_text(&plan).as_bytes())?;
     copy_mode(
         &rdir.join("xsc-selftest.sh"),
         &root.join("usr/local/sbin/xsc-selftest"),

@@ -276,16 +276,25 @@ struct Built {
 
 /// Remembered about a kept work tree.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct WorkState {
+pub(crate) struct WorkState {
     /// Source identity the tree was unpacked from.
-    source: String,
-    /// [`config_fingerprint`] of the tree's current `.config`; empty when unknown.
+    pub(crate) source: String,
+    /// Fingerprint of what configured the tree ([`config_fingerprint`] for the kernel);
+    /// empty when unknown.
     #[serde(default)]
-    config: String,
+    pub(crate) config: String,
 }
 
 impl WorkState {
-    fn write(&self, path: &Path) -> Result<(), BuildError> {
+    /// The state in `path`, or the default (nothing known) when absent or unreadable.
+    pub(crate) fn read(path: &Path) -> WorkState {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn write(&self, path: &Path) -> Result<(), BuildError> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other);
         json.and_then(|j| std::fs::write(path, j))
             .map_err(BuildError::io("failed to write", path))
@@ -340,10 +349,7 @@ async fn build_in(
     let snapshot_dir = work.join("patches");
     let state_file = work.join("state.json");
     let source_id = opts.source.identity(cfg)?;
-    let state: WorkState = std::fs::read(&state_file)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let state = WorkState::read(&state_file);
     let mut incremental = keep && state.source == source_id && linux.join("Makefile").is_file();
     let mut mtimes = MtimeSnapshot::default();
     if incremental {
@@ -455,7 +461,7 @@ async fn build_in(
 
 /// Copies `series` and the patches it lists into `dest`, so the tree's quilt state refers
 /// to a snapshot that matches the key rather than files someone may be editing.
-fn snapshot_series(patches: &Path, dest: &Path) -> Result<(), BuildError> {
+pub(crate) fn snapshot_series(patches: &Path, dest: &Path) -> Result<(), BuildError> {
     let series = patches.join("series");
     let text = read_input("patch series", &series)?;
     if dest.exists() {
@@ -567,15 +573,20 @@ async fn store(
 
 /// `logs/kernel-build-<UTC>.log`, unique.
 fn new_log(cfg: &Config) -> Result<PathBuf, BuildError> {
+    new_stage_log(cfg, "kernel")
+}
+
+/// `logs/<stage>-build-<UTC>.log`, unique (shared by the kernel and glibc stages).
+pub(crate) fn new_stage_log(cfg: &Config, stage: &str) -> Result<PathBuf, BuildError> {
     let dir = repo_root(cfg).join("logs");
     std::fs::create_dir_all(&dir).map_err(BuildError::io("failed to create", &dir))?;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let stamp = make::compact_utc(i64::try_from(now).unwrap_or(0));
-    let mut path = dir.join(format!("kernel-build-{stamp}.log"));
+    let mut path = dir.join(format!("{stage}-build-{stamp}.log"));
     if path.exists() {
-        path = dir.join(format!("kernel-build-{stamp}-{}.log", std::process::id()));
+        path = dir.join(format!("{stage}-build-{stamp}-{}.log", std::process::id()));
     }
     std::fs::write(&path, "").map_err(BuildError::io("failed to create", &path))?;
     Ok(path)

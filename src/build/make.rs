@@ -202,8 +202,31 @@ impl LogFollower {
     }
 }
 
-/// `  CC      kernel/fork.o` → `CC kernel/fork.o`; `None` for other lines.
+/// `  CC      kernel/fork.o` → `CC kernel/fork.o` (kbuild); `make[2]: Entering directory
+/// '/w/glibc/build/io'` → `dir io` and `gcc x.c -c … -o /w/build/io/x.o …` → `CC io/x.o`
+/// (glibc, which prints whole command lines);
+/// `None` for other lines.
 pub fn target_line(line: &str) -> Option<String> {
+    if line.starts_with("gcc ") {
+        // glibc prints whole compiler lines: show the object, relative to its directory.
+        let mut words = line.split_whitespace();
+        words.find(|w| *w == "-o")?;
+        let out = words.next()?;
+        let mut parts = out.rsplit('/');
+        let file = parts.next()?;
+        return Some(match parts.next() {
+            Some(dir) if !dir.is_empty() => format!("CC {dir}/{file}"),
+            _ => format!("CC {file}"),
+        });
+    }
+    if let Some(rest) = line.strip_prefix("make[") {
+        let dir = rest
+            .split_once("]: Entering directory '")?
+            .1
+            .strip_suffix('\'')?;
+        let last = dir.rsplit('/').next().filter(|d| !d.is_empty())?;
+        return Some(format!("dir {last}"));
+    }
     let rest = line.strip_prefix("  ")?;
     let (tag, path) = rest.split_once(char::is_whitespace)?;
     let path = path.trim();
@@ -393,6 +416,14 @@ mod tests {
             None
         );
         assert_eq!(target_line("make[1]: Entering directory"), None);
+        assert_eq!(
+            target_line("make[2]: Entering directory '/w/glibc/src/nptl'").as_deref(),
+            Some("dir nptl")
+        );
+        assert_eq!(
+            target_line("make[2]: Leaving directory '/w/glibc/src/nptl'"),
+            None
+        );
     }
 
     #[test]

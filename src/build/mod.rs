@@ -1,4 +1,4 @@
-//! Build stages: the XSC kernel now (glibc and ISOs later). Each stage turns its inputs
+//! Build stages: the XSC kernel, the XSC glibc and the Debian ISO. Each stage turns its inputs
 //! into a content-addressed cache key, and either returns the cached artifacts or builds
 //! them with the host's tools and seals them in the cache.
 //!
@@ -13,6 +13,7 @@ mod cli;
 mod debian;
 mod error;
 mod fragment;
+mod glibc;
 mod iso;
 mod kconfig;
 mod kernel;
@@ -24,9 +25,9 @@ mod tools;
 
 pub use chroot::{ChrootMounts, unmount_all};
 pub use cli::{
-    BuildDebianArgs, BuildKernelArgs, PatchesArgs, PatchesCommand, PatchesEditArgs, StageStatus,
-    describe, edit_tree, format_status, run_build_debian, run_build_kernel, run_patches_edit,
-    run_status, stage_status,
+    BuildDebianArgs, BuildGlibcArgs, BuildKernelArgs, PatchesArgs, PatchesCommand, PatchesEditArgs,
+    StageStatus, describe, edit_tree, format_status, run_build_debian, run_build_glibc,
+    run_build_kernel, run_patches_edit, run_status, stage_status,
 };
 pub use debian::{
     DEBIAN_TOOLS, DebianArtifacts, DebianBuildOptions, ISO_NAME, build_debian, cached_debian,
@@ -35,6 +36,10 @@ pub use debian::{
 pub use error::{BuildError, HunkFailure, IsoMismatch, OptionMismatch};
 pub use fragment::{
     Requested, has_modules, parse_dot_config, parse_fragment, read_fragments, verify,
+};
+pub use glibc::{
+    GLIBC_TOOLS, GlibcArtifacts, GlibcBuildOptions, GlibcTest, build_glibc, cached_glibc,
+    glibc_key, parse_tests_list,
 };
 pub use iso::{VOLUME_LABEL, grub_embedded_cfg, isolinux_cfg};
 pub use kconfig::{ConfigBase, KernelProfile, PROFILES};

@@ -177,31 +177,7 @@ pub async fn resolve(
     log: &Path,
 ) -> Result<Resolved, BuildError> {
     match spec {
-        SourceSpec::Pinned => {
-            let pin = &cfg.linux;
-            let (tarball, installed) = if pin.tarball.is_file() {
-                (pin.tarball.clone(), true)
-            } else {
-                (fetch_pinned(pin, downloads, log).await?, false)
-            };
-            let actual =
-                sha256_file(&tarball).map_err(BuildError::io("failed to read", &tarball))?;
-            if actual != pin.sha256 {
-                let version = if installed {
-                    installed_version(&pin.package).await
-                } else {
-                    None
-                };
-                return Err(BuildError::SourceDrift {
-                    path: tarball,
-                    expected: pin.sha256.clone(),
-                    actual: actual.clone(),
-                    pinned_in: format!("{} [sources.linux]", cfg.file.display()),
-                    update: pin_update(pin, &actual, version.as_deref()),
-                });
-            }
-            Ok(Resolved::Tarball(tarball))
-        }
+        SourceSpec::Pinned => resolve_pinned(cfg, &cfg.linux, "linux", downloads, log).await,
         SourceSpec::Tarball { location, sha256 } => {
             let tarball = if let Some(path) = location.strip_prefix("file://") {
                 PathBuf::from(path)
@@ -255,6 +231,39 @@ pub async fn resolve(
             Ok(Resolved::Tree(dir.clone()))
         }
     }
+}
+
+/// The pinned tarball of `[sources.<section>]`: the installed one at its path, else fetched
+/// with `apt-get download`; its sha256 must match the pin (drift names the xsc.toml lines to
+/// change). Shared by the kernel and glibc stages.
+pub async fn resolve_pinned(
+    cfg: &Config,
+    pin: &PinnedSource,
+    section: &str,
+    downloads: &Path,
+    log: &Path,
+) -> Result<Resolved, BuildError> {
+    let (tarball, installed) = if pin.tarball.is_file() {
+        (pin.tarball.clone(), true)
+    } else {
+        (fetch_pinned(pin, downloads, log).await?, false)
+    };
+    let actual = sha256_file(&tarball).map_err(BuildError::io("failed to read", &tarball))?;
+    if actual != pin.sha256 {
+        let version = if installed {
+            installed_version(&pin.package).await
+        } else {
+            None
+        };
+        return Err(BuildError::SourceDrift {
+            path: tarball,
+            expected: pin.sha256.clone(),
+            actual: actual.clone(),
+            pinned_in: format!("{} [sources.{section}]", cfg.file.display()),
+            update: pin_update(pin, &actual, version.as_deref()),
+        });
+    }
+    Ok(Resolved::Tarball(tarball))
 }
 
 /// The xsc.toml lines that would make the pin match what was found.

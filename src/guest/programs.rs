@@ -58,9 +58,34 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GuestBuildError + '_ {
     }
 }
 
-/// The compiler command line for one program (pure).
-pub fn compile_cmd(source: &Path, include_dir: &Path, output: &Path) -> Cmd {
+/// A C library to link guest programs against other than the host's: the XSC glibc's
+/// sysroot (glibc stage) and the key that identifies its content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sysroot {
+    /// Passed as `--sysroot`: headers, crt files and `libc.a` below it.
+    pub dir: PathBuf,
+    /// The glibc stage's cache key.
+    pub key: String,
+}
+
+/// The compiler command line for one program (pure). With a sysroot, gcc takes headers,
+/// start files and `libc.a` from it instead of the host's glibc. `--sysroot` alone moves
+/// only the headers: Debian's gcc is built without sysroot support and finds `crt1.o`
+/// and `libc.a` through its own prefix, so `-B` (start files) and `-L` (libraries) point
+/// at the sysroot's libdir too.
+pub fn compile_cmd(
+    source: &Path,
+    include_dir: &Path,
+    output: &Path,
+    sysroot: Option<&Path>,
+) -> Cmd {
     let mut argv: Vec<std::ffi::OsString> = vec!["gcc".into()];
+    if let Some(root) = sysroot {
+        let libdir = root.join("usr/lib64");
+        argv.push(format!("--sysroot={}", root.display()).into());
+        argv.push(format!("-B{}/", libdir.display()).into());
+        argv.push(format!("-L{}", libdir.display()).into());
+    }
     argv.extend(CFLAGS.iter().map(Into::into));
     argv.push(format!("-I{}", include_dir.display()).into());
     argv.push("-o".into());
@@ -79,18 +104,22 @@ async fn toolchain_id() -> String {
     }
 }
 
-/// Compiles `guest-tests/<rel>` (cached by its content, the headers beside it, the flags
-/// and the compiler version) and returns the binary.
+/// Compiles `guest-tests/<rel>` (cached by its content, the headers beside it, the flags,
+/// the compiler version and the C library) and returns the binary.
 pub async fn compile(
     cache: &Cache,
     guest_tests: &Path,
     rel: &Path,
+    sysroot: Option<&Sysroot>,
 ) -> Result<PathBuf, GuestBuildError> {
     let source = guest_tests.join(rel);
     let mut key = KeyBuilder::new();
     key.str("recipe", "guest-program-v1")
         .str("cflags", &CFLAGS.join(" "))
         .str("toolchain", &toolchain_id().await);
+    if let Some(root) = sysroot {
+        key.str("libc", &format!("xsc-glibc {}", root.key));
+    }
     key.file("source", &source).map_err(io(&source))?;
     for header in crate::cache::walk_sorted(guest_tests).map_err(io(guest_tests))? {
         if header.extension().is_some_and(|e| e == "h") {
@@ -114,7 +143,12 @@ pub async fn compile(
     let staged = cache
         .staging("guest-program", &key)
         .map_err(io(cache.root()))?;
-    let cmd = compile_cmd(&source, guest_tests, &staged.join(&name));
+    let cmd = compile_cmd(
+        &source,
+        guest_tests,
+        &staged.join(&name),
+        sysroot.map(|r| r.dir.as_path()),
+    );
     process::run(&cmd, None)
         .await
         .map_err(|e| GuestBuildError::Compile {
@@ -165,11 +199,23 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
     "printf", "ps", "rm", "sh", "sleep", "sync", "tail", "true", "false", "uname", "umount",
 ];
 
-/// Assembles the initramfs for `programs` (cached by content) and returns its path.
+/// A host directory copied into the initramfs under a guest path (files keep their mode,
+/// symlinks stay links).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraTree {
+    /// Absolute path in the guest, e.g. `/xsc/glibc`.
+    pub guest: String,
+    /// The host directory.
+    pub host: PathBuf,
+}
+
+/// Assembles the initramfs for `programs` and `trees` (cached by content) and returns its
+/// path.
 pub async fn initramfs(
     cache: &Cache,
     init: &Path,
     programs: &[GuestProgram],
+    trees: &[ExtraTree],
     busybox: Option<&Path>,
     mtime: u32,
 ) -> Result<PathBuf, GuestBuildError> {
@@ -190,11 +236,8 @@ pub async fn initramfs(
                 args,
                 timeout,
             } => {
-                let file = path
-                    .file_name()
-                    .map(|f| f.to_string_lossy().to_string())
-                    .unwrap_or_else(|| name.clone());
-                let guest_path = format!("/xsc/bin/{file}");
+                // By program name: one source may be built twice (host and XSC libc).
+                let guest_path = format!("/xsc/bin/{name}");
                 archive.add(
                     &guest_path,
                     Member::File {
@@ -222,6 +265,9 @@ pub async fn initramfs(
                 });
             }
         }
+    }
+    for tree in trees {
+        add_tree(&mut archive, tree)?;
     }
     if let Some(bb) = busybox {
         archive.add(
@@ -271,6 +317,27 @@ pub async fn initramfs(
         .expect("artifact recorded above"))
 }
 
+fn add_tree(archive: &mut Archive, tree: &ExtraTree) -> Result<(), GuestBuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    let base = tree.guest.trim_end_matches('/');
+    for rel in crate::cache::walk_sorted(&tree.host).map_err(io(&tree.host))? {
+        let host = tree.host.join(&rel);
+        let meta = std::fs::symlink_metadata(&host).map_err(io(&host))?;
+        let guest = format!("{base}/{}", rel.display());
+        let member = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&host).map_err(io(&host))?;
+            Member::Symlink(target.to_string_lossy().to_string())
+        } else {
+            Member::File {
+                mode: meta.permissions().mode() & 0o7777,
+                data: std::fs::read(&host).map_err(io(&host))?,
+            }
+        };
+        archive.add(&guest, member);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,10 +348,21 @@ mod tests {
             Path::new("gt/sanity.c"),
             Path::new("gt"),
             Path::new("/c/sanity"),
+            None,
         );
         assert_eq!(
             cmd.to_string(),
             "LC_ALL=C gcc -static -O2 -Wall -Wextra -Werror -pthread -Igt -o /c/sanity gt/sanity.c"
+        );
+        let xsc = compile_cmd(
+            Path::new("gt/t.c"),
+            Path::new("gt"),
+            Path::new("/c/t"),
+            Some(Path::new("/g/sysroot")),
+        );
+        assert_eq!(
+            xsc.to_string(),
+            "LC_ALL=C gcc --sysroot=/g/sysroot -B/g/sysroot/usr/lib64/ -L/g/sysroot/usr/lib64 -static -O2 -Wall -Wextra -Werror -pthread -Igt -o /c/t gt/t.c"
         );
     }
 
@@ -295,12 +373,14 @@ mod tests {
         let gt = dir.path().join("gt");
         std::fs::create_dir_all(&gt).unwrap();
         std::fs::write(gt.join("ok.c"), "int main(void) { return 0; }\n").unwrap();
-        let a = compile(&cache, &gt, Path::new("ok.c")).await.unwrap();
-        let b = compile(&cache, &gt, Path::new("ok.c")).await.unwrap();
+        let a = compile(&cache, &gt, Path::new("ok.c"), None).await.unwrap();
+        let b = compile(&cache, &gt, Path::new("ok.c"), None).await.unwrap();
         assert_eq!(a, b);
         assert!(a.is_file());
         std::fs::write(gt.join("bad.c"), "int main(void) { return x; }\n").unwrap();
-        let err = compile(&cache, &gt, Path::new("bad.c")).await.unwrap_err();
+        let err = compile(&cache, &gt, Path::new("bad.c"), None)
+            .await
+            .unwrap_err();
         assert_eq!(err.exit_code(), crate::exit_code::ExitCode::BuildFailed);
         let GuestBuildError::Compile { source, .. } = &err else {
             panic!("{err:?}")

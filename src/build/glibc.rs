@@ -1,0 +1,810 @@
+//! The glibc stage: the pinned `glibc-source` tarball plus the `patches/glibc` series, built
+//! out of tree with `--enable-xsc`, installed into a staging sysroot, and sealed in the
+//! content-addressed cache together with what later stages need.
+//!
+//! ```text
+//! [sources.glibc] tarball ─┐
+//! patches/glibc/series ────┼─► key ─► cache hit? ─► done
+//! guest-tests/glibc-tests.list, toolchain, kernel headers ─┘
+//!   miss: unpack (or reuse the kept tree) ─► quilt push -a --fuzz=0 ─► configure (when its
+//!         inputs changed) ─► make ─► make install DESTDIR=sysroot ─► kernel headers into
+//!         the sysroot ─► runtime/ (stripped shared libraries) ─► the listed glibc tests
+//! ```
+//! Artifacts: `sysroot/` (headers, crt files, `libc.a`: guest programs link statically
+//! against it), `runtime/lib64/` (the loader and shared libraries, debug info stripped: the
+//! side-by-side install of the guest initramfs and the Debian ISO, plus the compiler's
+//! `libgcc_s.so.1` that `pthread_cancel` loads), `tests/` (glibc's own
+//! test programs named in `guest-tests/glibc-tests.list`, run in the XSC guest).
+//!
+//! The kept work tree `<cache>/work/glibc/xsc/` (`src/`, `build/`, `patches/`,
+//! `state.json`) makes a one-patch change cost a make traversal, not a full build.
+//! Command lines are pure functions below; `process` runs them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::error::BuildError;
+use super::kernel::{
+    Progress, WorkLock, WorkState, kernel_cache, new_stage_log, repo_root, snapshot_series,
+};
+use super::make;
+use super::progress::BuildEvent;
+use super::quilt::{self, MtimeSnapshot};
+use super::source;
+use super::tools;
+use crate::cache::{Cache, Entry, EntryInfo, KeyBuilder, sha256_bytes, sha256_file};
+use crate::config::Config;
+use crate::process::{self, Cmd};
+
+/// Bump when the recipe changes in a way that changes the artifacts (steps, flags, layout).
+pub const GLIBC_RECIPE: &str = "glibc-recipe-1";
+
+/// The cache stage name.
+pub const STAGE: &str = "glibc";
+
+/// The list of glibc's own tests the stage builds, relative to `guest-tests/`.
+pub const TESTS_LIST: &str = "glibc-tests.list";
+
+/// Where the runtime lives inside the sysroot (`slibdir` for `--prefix=/usr` on x86_64).
+pub const SLIBDIR: &str = "lib64";
+
+/// Host tools of the glibc build with their Debian packages (`doctor` lists them; the
+/// stage checks them before configure, whose own message for a missing gawk is cryptic).
+pub const GLIBC_TOOLS: &[(&str, &str)] = &[
+    ("gcc", "gcc"),
+    ("make", "make"),
+    ("ld", "binutils"),
+    ("strip", "binutils"),
+    ("gawk", "gawk"),
+    ("bison", "bison"),
+    ("python3", "python3"),
+    ("quilt", "quilt"),
+    ("tar", "tar"),
+    ("xz", "xz-utils"),
+    ("/usr/include/linux/version.h", "linux-libc-dev"),
+];
+
+/// The kernel UAPI headers copied into the sysroot, so `gcc --sysroot` finds `<linux/…>`
+/// and `<asm/…>` (glibc installs only its own headers): (host directory, sysroot path).
+pub const KERNEL_HEADERS: &[(&str, &str)] = &[
+    ("/usr/include/linux", "usr/include/linux"),
+    ("/usr/include/asm-generic", "usr/include/asm-generic"),
+    ("/usr/include/x86_64-linux-gnu/asm", "usr/include/asm"),
+];
+
+/// What to build.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GlibcBuildOptions {
+    /// Build even when the cache has the key.
+    pub force: bool,
+    /// `make -j`; `None` = number of CPUs.
+    pub jobs: Option<usize>,
+}
+
+/// A built XSC glibc in the cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlibcArtifacts {
+    /// The installed tree (`make install DESTDIR=`), plus kernel headers.
+    pub sysroot: PathBuf,
+    /// `lib64/` with the loader and shared libraries, debug info stripped.
+    pub runtime: PathBuf,
+    /// glibc's own tests: `<subdir>/<test>` binaries and `list`.
+    pub tests: PathBuf,
+    /// The cache key.
+    pub key: String,
+    /// The cache entry directory.
+    pub entry_dir: PathBuf,
+    /// The build log.
+    pub log: Option<PathBuf>,
+    /// True when this call ran make; false on a cache hit.
+    pub built_now: bool,
+    /// Recorded facts: build seconds, incremental, configure arguments …
+    pub facts: BTreeMap<String, String>,
+}
+
+impl GlibcArtifacts {
+    /// The loader inside [`GlibcArtifacts::runtime`].
+    pub fn loader(&self) -> PathBuf {
+        self.runtime.join(SLIBDIR).join("ld-linux-x86-64.so.2")
+    }
+}
+
+/// The key of one set of inputs, with the labelled inputs that made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlibcKey {
+    /// Hex sha256.
+    pub key: String,
+    /// Labelled inputs (stored in `entry.json`).
+    pub inputs: Vec<(String, String)>,
+}
+
+/// One of glibc's own tests: `io/tst-openat` is subdir `io`, name `tst-openat`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GlibcTest {
+    /// glibc source subdirectory.
+    pub subdir: String,
+    /// Test program name.
+    pub name: String,
+}
+
+impl std::fmt::Display for GlibcTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.subdir, self.name)
+    }
+}
+
+/// `patches/glibc` of the repository, absolute.
+pub fn patches_dir(cfg: &Config) -> PathBuf {
+    repo_root(cfg).join("patches").join("glibc")
+}
+
+/// The configure arguments. `--prefix=/usr` like a distribution libc (the runtime is
+/// installed side by side elsewhere, see docs/glibc-build.md); stack protector and BIND_NOW
+/// as Debian builds its libc; the package version names the origin in `ld.so --version`.
+pub fn configure_args() -> Vec<String> {
+    [
+        "--prefix=/usr",
+        "--enable-xsc",
+        "--enable-stack-protector=strong",
+        "--enable-bind-now",
+        "--with-pkgversion=xsc-release XSC glibc",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect()
+}
+
+/// `<src>/configure <args>` run in the (empty) build directory: glibc refuses in-tree builds.
+pub fn configure_cmd(src: &Path, build: &Path) -> Cmd {
+    let mut argv = vec![src.join("configure").display().to_string()];
+    argv.extend(configure_args());
+    Cmd::new(argv)
+        .cwd(build)
+        .env("LC_ALL", "C")
+        .deadline(Duration::from_secs(30 * 60))
+}
+
+/// `make -j<N>` in the build directory.
+pub fn make_cmd(build: &Path, jobs: usize) -> Cmd {
+    Cmd::new(["make".to_string(), format!("-j{jobs}")])
+        .cwd(build)
+        .env("LC_ALL", "C")
+        .deadline(Duration::from_secs(4 * 3600))
+}
+
+/// `make install DESTDIR=<dest>`: the whole installed tree under `dest`.
+pub fn install_cmd(build: &Path, jobs: usize, dest: &Path) -> Cmd {
+    Cmd::new([
+        "make".to_string(),
+        format!("-j{jobs}"),
+        "install".to_string(),
+        format!("DESTDIR={}", dest.display()),
+    ])
+    .cwd(build)
+    .env("LC_ALL", "C")
+    .deadline(Duration::from_secs(3600))
+}
+
+/// Builds (does not run) the listed tests: glibc's per-test target is the test binary in
+/// the object directory, made through the subdirectory's makefile.
+pub fn tests_cmd(src: &Path, build: &Path, jobs: usize, tests: &[GlibcTest]) -> Vec<Cmd> {
+    let mut by_dir: BTreeMap<&str, Vec<&GlibcTest>> = BTreeMap::new();
+    for t in tests {
+        by_dir.entry(&t.subdir).or_default().push(t);
+    }
+    by_dir
+        .into_iter()
+        .map(|(subdir, tests)| {
+            let mut argv = vec![
+                "make".to_string(),
+                format!("-j{jobs}"),
+                "-C".to_string(),
+                src.join(subdir).display().to_string(),
+                format!("objdir={}", build.display()),
+                format!("subdir={subdir}"),
+            ];
+            argv.extend(
+                tests
+                    .iter()
+                    .map(|t| build.join(&t.subdir).join(&t.name).display().to_string()),
+            );
+            Cmd::new(argv)
+                .env("LC_ALL", "C")
+                .deadline(Duration::from_secs(3600))
+        })
+        .collect()
+}
+
+/// `strip --strip-debug <files>`: the guest and the ISO need code, not DWARF (libc.so.6
+/// shrinks from ~15 MiB to ~2 MiB).
+pub fn strip_cmd(files: &[PathBuf]) -> Cmd {
+    let mut argv: Vec<std::ffi::OsString> = vec!["strip".into(), "--strip-debug".into()];
+    argv.extend(files.iter().map(Into::into));
+    Cmd::new(argv)
+}
+
+/// `gcc -print-file-name=libgcc_s.so.1`: the unwinder of the compiler that built glibc.
+pub fn libgcc_s_cmd() -> Cmd {
+    Cmd::new(["gcc", "-print-file-name=libgcc_s.so.1"])
+}
+
+/// Parses `guest-tests/glibc-tests.list`: one `subdir/test` per line, `#` comments.
+pub fn parse_tests_list(text: &str) -> Result<Vec<GlibcTest>, String> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let word = words.next().unwrap_or_default();
+        if let Some(extra) = words.next() {
+            return Err(format!(
+                "line {}: unexpected {extra:?} after {word:?} (one SUBDIR/TEST per line; # starts a comment)",
+                i + 1
+            ));
+        }
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || "-_+.".contains(c);
+        match word.split_once('/') {
+            Some((subdir, name))
+                if !subdir.is_empty()
+                    && !name.is_empty()
+                    && subdir.chars().all(ok_char)
+                    && name.chars().all(ok_char)
+                    && subdir != ".."
+                    && name != ".." =>
+            {
+                out.push(GlibcTest {
+                    subdir: subdir.into(),
+                    name: name.into(),
+                });
+            }
+            _ => {
+                return Err(format!(
+                    "line {}: {word:?} is not SUBDIR/TEST (e.g. io/tst-openat)",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_input(what: &'static str, path: &Path) -> Result<String, BuildError> {
+    std::fs::read_to_string(path).map_err(|source| BuildError::Input {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The tests list of the repository, parsed (missing file = no tests).
+pub fn tests_list(cfg: &Config) -> Result<(String, Vec<GlibcTest>), BuildError> {
+    let path = cfg.guest_tests_dir.join(TESTS_LIST);
+    if !path.exists() {
+        return Ok((String::new(), Vec::new()));
+    }
+    let text = read_input("glibc tests list", &path)?;
+    let tests = parse_tests_list(&text).map_err(|reason| BuildError::Input {
+        what: "glibc tests list",
+        path: path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+    })?;
+    Ok((text, tests))
+}
+
+/// Builds the key from everything that decides the artifacts: recipe, pinned source,
+/// configure arguments, the series and each patch in it, the tests list, the toolchain and
+/// the kernel headers glibc compiles against.
+pub fn key_from_parts(
+    cfg: &Config,
+    toolchain: &[(&str, String)],
+    kernel_headers: &str,
+) -> Result<GlibcKey, BuildError> {
+    let patches = patches_dir(cfg);
+    let mut key = KeyBuilder::new();
+    key.str("recipe", GLIBC_RECIPE)
+        .str("source", &format!("sha256:{}", cfg.glibc.sha256))
+        .str("configure", &configure_args().join(" "));
+    let series = read_input("patch series", &patches.join("series"))?;
+    key.str("series", &sha256_bytes(series.as_bytes()));
+    for name in quilt::series_patches(&series) {
+        let path = patches.join(&name);
+        let digest = sha256_file(&path).map_err(|source| BuildError::Input {
+            what: "patch",
+            path,
+            source,
+        })?;
+        key.str(&format!("patch/{name}"), &digest);
+    }
+    let (list, _) = tests_list(cfg)?;
+    key.str("tests", &sha256_bytes(list.as_bytes()));
+    for (label, line) in toolchain {
+        key.str(label, line);
+    }
+    key.str("kernel-headers", kernel_headers);
+    Ok(GlibcKey {
+        key: key.finish(),
+        inputs: key.inputs().to_vec(),
+    })
+}
+
+/// The key of the current inputs (runs `gcc/ld/make --version` and asks dpkg for the
+/// kernel headers' version).
+pub async fn glibc_key(cfg: &Config) -> Result<GlibcKey, BuildError> {
+    let toolchain = tools::toolchain_identity().await?;
+    let headers = process::run(&source::dpkg_version_cmd("linux-libc-dev"), None)
+        .await
+        .map(|c| format!("linux-libc-dev {}", c.stdout.trim()))
+        .unwrap_or_else(|_| "linux-libc-dev unknown".into());
+    key_from_parts(cfg, &toolchain, &headers)
+}
+
+/// The cached glibc for the current inputs, without building (`--no-build`).
+pub async fn cached_glibc(cfg: &Config) -> Result<Option<GlibcArtifacts>, BuildError> {
+    let key = glibc_key(cfg).await?;
+    match kernel_cache(cfg).lookup(STAGE, &key.key) {
+        Some(entry) => Ok(Some(artifacts_from_entry(&entry, false, None)?)),
+        None => Ok(None),
+    }
+}
+
+/// Turns a cache entry back into artifacts.
+pub fn artifacts_from_entry(
+    entry: &Entry,
+    built_now: bool,
+    log: Option<PathBuf>,
+) -> Result<GlibcArtifacts, BuildError> {
+    let need = |name: &str| {
+        entry
+            .artifact(name)
+            .filter(|p| p.exists())
+            .ok_or_else(|| BuildError::MissingArtifact {
+                path: entry.dir.join(name),
+                log: None,
+            })
+    };
+    Ok(GlibcArtifacts {
+        sysroot: need("sysroot")?,
+        runtime: need("runtime")?,
+        tests: need("tests")?,
+        key: entry.info.key.clone(),
+        entry_dir: entry.dir.clone(),
+        log: log.or_else(|| entry.artifact("build.log")),
+        built_now,
+        facts: entry.info.facts.clone(),
+    })
+}
+
+/// Builds the XSC glibc, or returns the cached one when the inputs are unchanged.
+pub async fn build_glibc(
+    cfg: &Config,
+    opts: &GlibcBuildOptions,
+    progress: Progress<'_>,
+) -> Result<GlibcArtifacts, BuildError> {
+    tools::check_tools(GLIBC_TOOLS)?;
+    let cache = kernel_cache(cfg);
+    let key = glibc_key(cfg).await?;
+    let hit = |progress: Progress<'_>| -> Option<Result<GlibcArtifacts, BuildError>> {
+        let entry = cache.lookup(STAGE, &key.key)?;
+        progress(&BuildEvent::CacheHit {
+            dir: entry.dir.clone(),
+        });
+        Some(artifacts_from_entry(&entry, false, None))
+    };
+    if !opts.force {
+        if let Some(r) = hit(progress) {
+            return r;
+        }
+    }
+    // One heavy build per machine (2 cores): the same lock as the kernel and ISO stages.
+    let _lock = WorkLock::acquire(&cache.root().join("work").join("kernel.lock"), progress).await?;
+    if !opts.force {
+        if let Some(r) = hit(progress) {
+            return r;
+        }
+    }
+    let log = new_stage_log(cfg, STAGE)?;
+    progress(&BuildEvent::Log { path: log.clone() });
+    let started = Instant::now();
+    let work = cache.work_dir(STAGE, "xsc");
+    let built = build_in(cfg, opts, &work, &log, progress).await?;
+    store(cfg, &cache, &key, &built, started, &log, progress).await
+}
+
+/// What one build in the kept tree produced.
+#[derive(Debug)]
+struct Built {
+    src: PathBuf,
+    build: PathBuf,
+    incremental: bool,
+    jobs: usize,
+}
+
+/// What decides the configure step: its arguments and the files of the source tree it
+/// reads that the series changes. Unchanged → the kept build directory is reused as is.
+fn configure_fingerprint(src: &Path) -> String {
+    let mut key = KeyBuilder::new();
+    key.str("recipe", GLIBC_RECIPE)
+        .str("args", &configure_args().join(" "));
+    for rel in ["configure", "configure.ac", "config.h.in", "config.make.in"] {
+        key.str(rel, &sha256_file(&src.join(rel)).unwrap_or_default());
+    }
+    key.finish()
+}
+
+async fn build_in(
+    cfg: &Config,
+    opts: &GlibcBuildOptions,
+    work: &Path,
+    log: &Path,
+    progress: Progress<'_>,
+) -> Result<Built, BuildError> {
+    let src = work.join("src");
+    let build = work.join("build");
+    let snapshot = work.join("patches");
+    let state_file = work.join("state.json");
+    let source_id = format!("sha256:{}", cfg.glibc.sha256);
+    let state = WorkState::read(&state_file);
+    let mut incremental = state.source == source_id && src.join("configure").is_file();
+    let mut mtimes = MtimeSnapshot::default();
+    if incremental {
+        progress(&BuildEvent::Step {
+            name: "reuse work tree".into(),
+            detail: work.display().to_string(),
+        });
+        mtimes = MtimeSnapshot::take(&src, &quilt::touched_files(&src));
+        if let Err(e) = quilt::pop_all(&src, &snapshot, log).await {
+            progress(&BuildEvent::Step {
+                name: "kept tree unusable, unpacking fresh".into(),
+                detail: e.to_string(),
+            });
+            incremental = false;
+        }
+    }
+    if !incremental {
+        if work.exists() {
+            std::fs::remove_dir_all(work).map_err(BuildError::io("failed to remove", work))?;
+        }
+        std::fs::create_dir_all(work).map_err(BuildError::io("failed to create", work))?;
+        progress(&BuildEvent::Step {
+            name: "resolve source".into(),
+            detail: format!("{} {}", cfg.glibc.package, cfg.glibc.version),
+        });
+        let downloads = kernel_cache(cfg).downloads();
+        let resolved = source::resolve_pinned(cfg, &cfg.glibc, "glibc", &downloads, log).await?;
+        let source::Resolved::Tarball(tarball) = resolved else {
+            unreachable!("a pinned source is a tarball")
+        };
+        progress(&BuildEvent::Step {
+            name: "unpack".into(),
+            detail: src.display().to_string(),
+        });
+        std::fs::create_dir_all(&src).map_err(BuildError::io("failed to create", &src))?;
+        process::run(&source::untar_cmd(&tarball, &src, 1), Some(log))
+            .await
+            .map_err(BuildError::step("unpack glibc source"))?;
+        if !src.join("configure").is_file() || !src.join("libc-abis").is_file() {
+            return Err(BuildError::BadSource {
+                source_arg: tarball.display().to_string(),
+                reason: "unpacked, but it is not a glibc tree (no configure, libc-abis)".into(),
+            });
+        }
+        WorkState {
+            source: source_id.clone(),
+            config: String::new(),
+        }
+        .write(&state_file)?;
+    }
+    snapshot_series(&patches_dir(cfg), &snapshot)?;
+    progress(&BuildEvent::Step {
+        name: "quilt push -a --fuzz=0".into(),
+        detail: String::new(),
+    });
+    quilt::push_all(&src, &snapshot, log).await?;
+    if incremental {
+        mtimes.restore(&src);
+    }
+
+    let fingerprint = configure_fingerprint(&src);
+    let state = WorkState::read(&state_file);
+    if incremental && state.config == fingerprint && build.join("config.make").is_file() {
+        progress(&BuildEvent::Step {
+            name: "configure: inputs unchanged, keeping the build directory".into(),
+            detail: String::new(),
+        });
+    } else {
+        if build.exists() {
+            std::fs::remove_dir_all(&build).map_err(BuildError::io("failed to remove", &build))?;
+        }
+        std::fs::create_dir_all(&build).map_err(BuildError::io("failed to create", &build))?;
+        progress(&BuildEvent::Step {
+            name: "configure".into(),
+            detail: configure_args().join(" "),
+        });
+        process::run(&configure_cmd(&src, &build), Some(log))
+            .await
+            .map_err(BuildError::step("glibc configure"))?;
+        WorkState {
+            source: source_id,
+            config: fingerprint,
+        }
+        .write(&state_file)?;
+    }
+    let jobs = make::BuildEnv::new(0, opts.jobs).jobs;
+    let step = format!("make -j{jobs}");
+    progress(&BuildEvent::Step {
+        name: step.clone(),
+        detail: if incremental {
+            "incremental".into()
+        } else {
+            "fresh tree".into()
+        },
+    });
+    make::run_following(&make_cmd(&build, jobs), log, &step, progress).await?;
+    Ok(Built {
+        src,
+        build,
+        incremental,
+        jobs,
+    })
+}
+
+/// Installs into the staging entry and adds headers, runtime and tests.
+async fn store(
+    cfg: &Config,
+    cache: &Cache,
+    key: &GlibcKey,
+    built: &Built,
+    started: Instant,
+    log: &Path,
+    progress: Progress<'_>,
+) -> Result<GlibcArtifacts, BuildError> {
+    let staged = cache
+        .staging(STAGE, &key.key)
+        .map_err(BuildError::io("failed to create staging for", cache.root()))?;
+    let sysroot = staged.join("sysroot");
+    let step = "make install".to_string();
+    progress(&BuildEvent::Step {
+        name: step.clone(),
+        detail: sysroot.display().to_string(),
+    });
+    make::run_following(
+        &install_cmd(&built.build, built.jobs, &sysroot),
+        log,
+        &step,
+        progress,
+    )
+    .await?;
+    for (from, to) in KERNEL_HEADERS {
+        copy_tree(Path::new(from), &sysroot.join(to))?;
+    }
+
+    progress(&BuildEvent::Step {
+        name: "runtime (stripped)".into(),
+        detail: String::new(),
+    });
+    let runtime = staged.join("runtime");
+    let libs = copy_runtime(&sysroot.join(SLIBDIR), &runtime.join(SLIBDIR))?;
+    if !runtime.join(SLIBDIR).join("ld-linux-x86-64.so.2").exists() {
+        return Err(BuildError::MissingArtifact {
+            path: sysroot.join(SLIBDIR).join("ld-linux-x86-64.so.2"),
+            log: Some(log.to_path_buf()),
+        });
+    }
+    process::run(&strip_cmd(&libs), Some(log))
+        .await
+        .map_err(BuildError::step("strip runtime"))?;
+    // pthread_cancel and C++ exceptions dlopen the unwinder: without it a cancelled thread
+    // aborts ("libgcc_s.so.1 must be installed"). It comes with the compiler, not glibc.
+    let gcc_s = process::run(&libgcc_s_cmd(), None)
+        .await
+        .map_err(BuildError::step("gcc -print-file-name=libgcc_s.so.1"))?;
+    let gcc_s = PathBuf::from(gcc_s.stdout.trim());
+    std::fs::copy(&gcc_s, runtime.join(SLIBDIR).join("libgcc_s.so.1"))
+        .map_err(BuildError::io("failed to copy", &gcc_s))?;
+
+    let (_, tests) = tests_list(cfg)?;
+    let tests_dir = staged.join("tests");
+    std::fs::create_dir_all(&tests_dir).map_err(BuildError::io("failed to create", &tests_dir))?;
+    if !tests.is_empty() {
+        let step = format!("glibc tests ({})", tests.len());
+        progress(&BuildEvent::Step {
+            name: step.clone(),
+            detail: String::new(),
+        });
+        for cmd in tests_cmd(&built.src, &built.build, built.jobs, &tests) {
+            make::run_following(&cmd, log, &step, progress).await?;
+        }
+        let mut listed = String::new();
+        for t in &tests {
+            let from = built.build.join(&t.subdir).join(&t.name);
+            let to = tests_dir.join(&t.subdir).join(&t.name);
+            if !from.is_file() {
+                return Err(BuildError::MissingArtifact {
+                    path: from,
+                    log: Some(log.to_path_buf()),
+                });
+            }
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(BuildError::io("failed to create", parent))?;
+            }
+            std::fs::copy(&from, &to).map_err(BuildError::io("failed to copy", &from))?;
+            listed.push_str(&format!("{t}\n"));
+        }
+        let bins: Vec<PathBuf> = tests
+            .iter()
+            .map(|t| tests_dir.join(&t.subdir).join(&t.name))
+            .collect();
+        process::run(&strip_cmd(&bins), Some(log))
+            .await
+            .map_err(BuildError::step("strip glibc tests"))?;
+        std::fs::write(tests_dir.join("list"), listed)
+            .map_err(BuildError::io("failed to write", &tests_dir))?;
+    }
+    std::fs::copy(log, staged.join("build.log")).map_err(BuildError::io("failed to copy", log))?;
+
+    let artifacts: BTreeMap<String, String> = ["sysroot", "runtime", "tests", "build.log"]
+        .iter()
+        .map(|n| ((*n).to_string(), (*n).to_string()))
+        .collect();
+    let facts: BTreeMap<String, String> = [
+        ("version", cfg.glibc.version.clone()),
+        ("configure", configure_args().join(" ")),
+        (
+            "build_seconds",
+            format!("{:.1}", started.elapsed().as_secs_f64()),
+        ),
+        ("incremental", built.incremental.to_string()),
+        ("jobs", built.jobs.to_string()),
+        ("tests", tests.len().to_string()),
+        ("log", log.display().to_string()),
+        ("work_tree", built.src.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let info = EntryInfo {
+        stage: STAGE.into(),
+        key: key.key.clone(),
+        created: 0,
+        inputs: key.inputs.clone(),
+        artifacts,
+        facts,
+    };
+    let entry = cache
+        .commit(&staged, info)
+        .map_err(BuildError::io("failed to commit cache entry", &staged))?;
+    artifacts_from_entry(&entry, true, Some(log.to_path_buf()))
+}
+
+/// Copies a directory tree (files, directories, symlinks as links).
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+    std::fs::create_dir_all(to).map_err(BuildError::io("failed to create", to))?;
+    for rel in crate::cache::walk_sorted(from).map_err(BuildError::io("failed to list", from))? {
+        copy_one(&from.join(&rel), &to.join(&rel))?;
+    }
+    Ok(())
+}
+
+fn copy_one(from: &Path, to: &Path) -> Result<(), BuildError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(BuildError::io("failed to create", parent))?;
+    }
+    let meta = std::fs::symlink_metadata(from).map_err(BuildError::io("failed to stat", from))?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(from).map_err(BuildError::io("failed to read", from))?;
+        std::os::unix::fs::symlink(target, to).map_err(BuildError::io("failed to link", to))?;
+    } else {
+        std::fs::copy(from, to).map_err(BuildError::io("failed to copy", from))?;
+    }
+    Ok(())
+}
+
+/// Copies the shared objects of the sysroot's `lib64` (files and their symlinks) and returns
+/// the regular files, to strip.
+fn copy_runtime(from: &Path, to: &Path) -> Result<Vec<PathBuf>, BuildError> {
+    let mut files = Vec::new();
+    std::fs::create_dir_all(to).map_err(BuildError::io("failed to create", to))?;
+    for rel in crate::cache::walk_sorted(from).map_err(BuildError::io("failed to list", from))? {
+        let name = rel.to_string_lossy();
+        if rel.components().count() != 1 || !name.contains(".so") {
+            continue;
+        }
+        copy_one(&from.join(&rel), &to.join(&rel))?;
+        if !std::fs::symlink_metadata(to.join(&rel))
+            .map_err(BuildError::io("failed to stat", to.join(&rel)))?
+            .file_type()
+            .is_symlink()
+        {
+            files.push(to.join(&rel));
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configure_is_out_of_tree_with_xsc_and_hardening() {
+        let cmd = configure_cmd(Path::new("/w/src"), Path::new("/w/build"));
+        let s = cmd.to_string();
+        assert!(
+            s.contains("/w/src/configure --prefix=/usr --enable-xsc"),
+            "{s}"
+        );
+        assert!(
+            s.contains("--enable-stack-protector=strong --enable-bind-now"),
+            "{s}"
+        );
+        assert_eq!(cmd.cwd.as_deref(), Some(Path::new("/w/build")));
+    }
+
+    #[test]
+    fn install_goes_to_destdir() {
+        let s = install_cmd(Path::new("/w/build"), 2, Path::new("/c/sysroot")).to_string();
+        assert!(s.ends_with("make -j2 install DESTDIR=/c/sysroot)"), "{s}");
+    }
+
+    #[test]
+    fn tests_are_built_per_subdirectory_through_its_makefile() {
+        let tests = parse_tests_list(
+            "# why\nio/tst-openat   # openat\nposix/tst-preadwrite64\nio/tst-fcntl\n\n",
+        )
+        .unwrap();
+        assert_eq!(tests.len(), 3);
+        let cmds = tests_cmd(Path::new("/s"), Path::new("/b"), 2, &tests);
+        let shown: Vec<String> = cmds.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "LC_ALL=C make -j2 -C /s/io objdir=/b subdir=io /b/io/tst-openat /b/io/tst-fcntl",
+                "LC_ALL=C make -j2 -C /s/posix objdir=/b subdir=posix /b/posix/tst-preadwrite64",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_tests_list_line_names_its_line() {
+        for bad in ["tst-openat", "../x/y", "io/", "io/a b/c", "io/../../etc"] {
+            let err = parse_tests_list(&format!("io/tst-openat\n{bad}\n")).unwrap_err();
+            assert!(err.starts_with("line 2:"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn strip_keeps_symbols_drops_debug() {
+        let s = strip_cmd(&[PathBuf::from("/r/libc.so.6")]).to_string();
+        assert_eq!(s, "strip --strip-debug /r/libc.so.6");
+    }
+
+    #[test]
+    fn the_key_follows_patches_tests_and_toolchain() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::build::source::tests::test_config(dir.path());
+        let patches = dir.path().join("patches/glibc");
+        std::fs::create_dir_all(&patches).unwrap();
+        std::fs::create_dir_all(&cfg.guest_tests_dir).unwrap();
+        std::fs::write(patches.join("series"), "0001-a.patch\n").unwrap();
+        std::fs::write(patches.join("0001-a.patch"), "one").unwrap();
+        let tc = [("toolchain/gcc", "gcc 12".to_string())];
+        let a = key_from_parts(&cfg, &tc, "h1").unwrap();
+        assert_eq!(a, key_from_parts(&cfg, &tc, "h1").unwrap());
+        std::fs::write(patches.join("0001-a.patch"), "two").unwrap();
+        let b = key_from_parts(&cfg, &tc, "h1").unwrap();
+        assert_ne!(a.key, b.key);
+        std::fs::write(cfg.guest_tests_dir.join(TESTS_LIST), "io/tst-openat\n").unwrap();
+        let c = key_from_parts(&cfg, &tc, "h1").unwrap();
+        assert_ne!(b.key, c.key);
+        assert_ne!(c.key, key_from_parts(&cfg, &tc, "h2").unwrap().key);
+        let gcc13 = [("toolchain/gcc", "gcc 13".to_string())];
+        assert_ne!(c.key, key_from_parts(&cfg, &gcc13, "h1").unwrap().key);
+        // A file in the directory that the series does not list is not an input.
+        std::fs::write(patches.join("notes.txt"), "x").unwrap();
+        assert_eq!(c.key, key_from_parts(&cfg, &tc, "h1").unwrap().key);
+    }
+}
