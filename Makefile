@@ -6,8 +6,8 @@ CARGO ?= cargo
 XSC   := $(CARGO) run --quiet --release --
 CONFIG ?= xsc.toml
 
-.PHONY: deps help all kernel glibc debian alma rocky isos patches status clean distclean \
-        check candidate test smoke doctor bench bench-boot bench-kernel bench-sign patchcheck repro repro-iso bench-iso
+.PHONY: deps help all kernel glibc debian alma rocky isos patches patches-glibc status clean distclean \
+        check candidate test smoke doctor bench bench-boot bench-kernel bench-sign patchcheck repro repro-iso bench-iso bench-glibc
 
 help: ## Show available targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,8 +38,11 @@ rocky: ## Build the Rocky Linux ISO (needs mock + lorax repositories, unreachabl
 
 isos: debian alma rocky ## Build all three ISOs
 
-patches: ## Give a linux-6.1/ work tree with quilt state for editing patches/kernel
+patches: ## Give a linux-6.1/ work tree with quilt state for editing patches/kernel (glibc: make patches-glibc)
 	$(XSC) --config $(CONFIG) patches edit
+
+patches-glibc: ## Give a glibc-2.36/ work tree with quilt state for editing patches/glibc
+	$(XSC) --config $(CONFIG) patches edit --glibc
 
 status: ## Show each stage: built or not, key, when, where
 	$(XSC) --config $(CONFIG) status
@@ -69,6 +72,9 @@ bench-boot: ## Harness boot vs bare qemu boot of the same images (goal <= 1.05)
 bench-kernel: ## build kernel vs bare make; no-op build time
 	bash benches/kernel_build.sh
 
+bench-glibc: ## routed vs trap read/write in the XSC guest; glibc stage cold/cached/incremental
+	bash benches/glibc.sh
+
 bench-sign: ## hash+sign throughput vs sha256sum/b2sum/openssl on 2 GiB
 	bash benches/hash_sign.sh
 
@@ -88,6 +94,6 @@ repro: ## Two clean kernel builds must be bit-identical (slow; outside CI)
 clean: ## Remove run state and logs in this clone (out/, logs/, iso/); the cache is kept
 	rm -rf out logs iso
 
-distclean: clean ## Also remove the linux-6.1/ edit tree and the shared build cache
-	rm -rf linux-6.1 target
+distclean: clean ## Also remove the linux-6.1/ and glibc-2.36/ edit trees and the shared build cache
+	rm -rf linux-6.1 glibc-2.36 target
 	$(XSC) --config $(CONFIG) cache clean || true

@@ -32,10 +32,16 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Cache { what } => cache(&load_cfg()?, what),
         Command::Build {
             what: crate::cli::BuildCommand::Kernel(args),
-        } => Ok(crate::build::run_build_kernel(&load_cfg()?, &args).await?),
+        } => {
+            let cfg = load_cfg()?;
+            until_cancelled(crate::build::run_build_kernel(&cfg, &args), cancel).await
+        }
         Command::Build {
             what: crate::cli::BuildCommand::Glibc(args),
-        } => Ok(crate::build::run_build_glibc(&load_cfg()?, &args).await?),
+        } => {
+            let cfg = load_cfg()?;
+            until_cancelled(crate::build::run_build_glibc(&cfg, &args), cancel).await
+        }
         Command::Build {
             what: crate::cli::BuildCommand::Debian(args),
         } => Ok(crate::build::run_build_debian(&load_cfg()?, &args, cancel).await?),
@@ -54,6 +60,20 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
                     .await?,
             )
         }
+    }
+}
+
+/// Runs a build until it ends or the first SIGINT/SIGTERM: then the build future is dropped,
+/// which kills make's process group (every child has a guard) and releases the stage lock;
+/// `main` turns the signal into exit 130/143. The kept work tree stays reusable: the next
+/// run pops and re-pushes the series and lets make finish what it started.
+async fn until_cancelled(
+    build: impl std::future::Future<Output = Result<ExitCode, crate::build::BuildError>>,
+    mut cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<ExitCode, Error> {
+    tokio::select! {
+        r = build => Ok(r?),
+        _ = cancel.wait_for(|c| *c) => Ok(ExitCode::Interrupted),
     }
 }
 

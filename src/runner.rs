@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::boot::accel::{self, AccelChoice, AccelRequest};
 use crate::boot::machine::{self, MachineOutcome, RunSpec};
 use crate::boot::qemu_args::{Boot, DEFAULT_APPEND, MachineSpec, Ovmf};
+use crate::build::GlibcVariant;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::error::Error;
@@ -217,15 +218,24 @@ async fn build_initramfs(
 ) -> Result<PathBuf, Error> {
     let gt = guest_tests_dir(cfg);
     let init = programs::compile(cache, &gt, Path::new(INIT_SOURCE), None).await?;
-    let glibc = if scenario.uses_xsc_glibc() {
-        Some(crate::stage::xsc_glibc(cfg, opts.no_build).await?)
+    let uses = |libc: Libc| scenario.programs.iter().any(|p| p.libc == libc);
+    let glibc = if uses(Libc::Xsc) {
+        Some(crate::stage::xsc_glibc(cfg, GlibcVariant::Xsc, opts.no_build).await?)
     } else {
         None
     };
-    let sysroot = glibc.as_ref().map(|g| Sysroot {
-        dir: g.sysroot.clone(),
-        key: g.key.clone(),
-    });
+    let disabled = if uses(Libc::XscDisabled) {
+        Some(crate::stage::xsc_glibc(cfg, GlibcVariant::Disabled, opts.no_build).await?)
+    } else {
+        None
+    };
+    let sysroot_of = |g: &Option<crate::build::GlibcArtifacts>| {
+        g.as_ref().map(|g| Sysroot {
+            dir: g.sysroot.clone(),
+            key: g.key.clone(),
+        })
+    };
+    let (sysroot, sysroot_disabled) = (sysroot_of(&glibc), sysroot_of(&disabled));
     let mut progs = Vec::new();
     for p in &scenario.programs {
         let timeout = program_clock(cfg, scenario, p, opts);
@@ -233,6 +243,7 @@ async fn build_initramfs(
             Some(src) => {
                 let libc = match p.libc {
                     Libc::Xsc => sysroot.as_ref(),
+                    Libc::XscDisabled => sysroot_disabled.as_ref(),
                     Libc::Host => None,
                 };
                 let path = programs::compile(cache, &gt, src, libc).await?;

@@ -73,6 +73,9 @@ pub enum Libc {
     /// carries the XSC glibc runtime (`/xsc/glibc/lib64`) and glibc's own tests
     /// (`/xsc/glibc-tests`) in its initramfs.
     Xsc,
+    /// The same series built without `--enable-xsc` (`xsc-disabled`): must behave as
+    /// stock glibc.
+    XscDisabled,
 }
 
 /// One guest program, run in order by the guest's PID 1.
@@ -463,7 +466,8 @@ fn parse(
         let libc = match doc.str(&t, "libc").as_deref() {
             None | Some("host") => Libc::Host,
             Some("xsc") if source.is_some() => Libc::Xsc,
-            Some("xsc") => {
+            Some("xsc-disabled") if source.is_some() => Libc::XscDisabled,
+            Some("xsc" | "xsc-disabled") => {
                 doc.problem(
                     t.key_span("libc"),
                     &t.child("libc"),
@@ -475,7 +479,9 @@ fn parse(
                 doc.problem(
                     t.key_span("libc"),
                     &t.child("libc"),
-                    format!("unknown libc {other:?} (expected \"host\" or \"xsc\")"),
+                    format!(
+                        "unknown libc {other:?} (expected \"host\", \"xsc\" or \"xsc-disabled\")"
+                    ),
                 );
                 Libc::Host
             }

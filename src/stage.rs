@@ -1,11 +1,11 @@
 //! Where the test runner asks the build stages for images: the XSC kernel, the XSC glibc
-//! (for guest programs linked against it) and the Debian ISO. A cache hit costs a key computation; a miss builds (and says
-//! so) unless `--no-build`, which makes it exit 3.
+//! (for guest programs linked against it) and the Debian ISO. A cache hit costs a key
+//! computation; a miss builds (and says so) unless `--no-build`, which makes it exit 3.
 
 use std::path::PathBuf;
 
 use crate::build::{
-    self, DebianBuildOptions, GlibcArtifacts, GlibcBuildOptions, KernelBuildOptions,
+    self, DebianBuildOptions, GlibcArtifacts, GlibcBuildOptions, GlibcVariant, KernelBuildOptions,
 };
 use crate::config::Config;
 use crate::error::Error;
@@ -32,7 +32,7 @@ pub async fn xsc_kernel(
                 profile: Some(profile.to_string()),
                 ..KernelBuildOptions::default()
             };
-            let mut progress = build::stderr_progress();
+            let mut progress = build::stderr_progress("kernel");
             build::build_kernel(cfg, &opts, &mut progress).await?
         }
     };
@@ -57,20 +57,31 @@ pub async fn xsc_kernel(
 /// One glibc build at a time in this process: parallel scenarios share one build.
 static GLIBC_BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The XSC glibc for the current inputs (built through the stage cache unless
+/// The XSC glibc of `variant` for the current inputs (built through the stage cache unless
 /// `--no-build`).
-pub async fn xsc_glibc(cfg: &Config, no_build: bool) -> Result<GlibcArtifacts, Error> {
+pub async fn xsc_glibc(
+    cfg: &Config,
+    variant: GlibcVariant,
+    no_build: bool,
+) -> Result<GlibcArtifacts, Error> {
     let _one = GLIBC_BUILD.lock().await;
-    match build::cached_glibc(cfg).await? {
+    match build::cached_glibc(cfg, variant).await? {
         Some(a) => Ok(a),
         None if no_build => Err(Error::NotBuilt {
-            what: "the XSC glibc".into(),
-            hint: "xsc-release build glibc".into(),
+            what: format!("the XSC glibc (variant {})", variant.name()),
+            hint: format!("xsc-release build glibc --variant {}", variant.name()),
         }),
         None => {
-            eprintln!("building the XSC glibc: not in the cache for the current patches");
-            let mut progress = build::stderr_progress();
-            Ok(build::build_glibc(cfg, &GlibcBuildOptions::default(), &mut progress).await?)
+            eprintln!(
+                "building the XSC glibc (variant {}): not in the cache for the current patches",
+                variant.name()
+            );
+            let opts = GlibcBuildOptions {
+                variant,
+                ..GlibcBuildOptions::default()
+            };
+            let mut progress = build::stderr_progress("glibc");
+            Ok(build::build_glibc(cfg, &opts, &mut progress).await?)
         }
     }
 }

@@ -102,6 +102,10 @@ pub async fn run_build_debian(
 /// `xsc-release build glibc`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
 pub struct BuildGlibcArgs {
+    /// `xsc` (`--enable-xsc`, the default) or `disabled` (the same series without
+    /// `--enable-xsc`, which must behave as stock glibc).
+    #[arg(long, default_value = "xsc", value_parser = ["xsc", "disabled"])]
+    pub variant: String,
     /// Rebuild even when the cache has a glibc for these inputs.
     #[arg(long)]
     pub force: bool,
@@ -112,11 +116,17 @@ pub struct BuildGlibcArgs {
 
 /// Runs `build glibc` and prints where the sysroot, runtime, tests and log are.
 pub async fn run_build_glibc(cfg: &Config, args: &BuildGlibcArgs) -> Result<ExitCode, BuildError> {
+    let variant =
+        super::glibc::GlibcVariant::parse(&args.variant).ok_or_else(|| BuildError::BadSource {
+            source_arg: args.variant.clone(),
+            reason: "unknown variant (xsc or disabled)".into(),
+        })?;
     let opts = super::glibc::GlibcBuildOptions {
+        variant,
         force: args.force,
         jobs: args.jobs,
     };
-    let mut progress = stderr_progress();
+    let mut progress = stderr_progress("glibc");
     let started = std::time::Instant::now();
     let a = super::glibc::build_glibc(cfg, &opts, &mut progress).await?;
     let took = started.elapsed().as_secs_f64();
@@ -127,6 +137,7 @@ pub async fn run_build_glibc(cfg: &Config, args: &BuildGlibcArgs) -> Result<Exit
     };
     println!("glibc: {how}");
     let row = |k: &str, v: String| println!("  {k:<9} {v}");
+    row("variant:", variant.name().to_string());
     row(
         "version:",
         format!("{} {}", cfg.glibc.package, cfg.glibc.version),
@@ -175,6 +186,10 @@ pub struct PatchesEditArgs {
     /// Leave the tree with no patch applied instead of pushing the whole series.
     #[arg(long)]
     pub no_push: bool,
+    /// Edit the glibc series instead: `glibc-2.36/` from the pinned glibc-source, its
+    /// `patches` link pointing at `patches/glibc`.
+    #[arg(long, conflicts_with_all = ["source", "sha256"])]
+    pub glibc: bool,
 }
 
 /// Runs `build kernel` (or `--check-repro`) and prints where the artifacts are.
@@ -183,7 +198,7 @@ pub async fn run_build_kernel(
     args: &BuildKernelArgs,
 ) -> Result<ExitCode, BuildError> {
     let opts = args.options()?;
-    let mut progress = stderr_progress();
+    let mut progress = stderr_progress("kernel");
     if args.check_repro {
         let report = kernel::check_reproducible(cfg, &opts, &mut progress).await?;
         println!(
@@ -247,7 +262,19 @@ pub async fn run_patches_edit(
     cfg: &Config,
     args: &PatchesEditArgs,
 ) -> Result<ExitCode, BuildError> {
-    let tree = edit_tree(cfg);
+    let (tree, series_dir, again) = if args.glibc {
+        (
+            glibc_edit_tree(cfg),
+            "../patches/glibc",
+            "xsc-release patches edit --glibc",
+        )
+    } else {
+        (
+            edit_tree(cfg),
+            "../patches/kernel",
+            "xsc-release patches edit",
+        )
+    };
     let link = tree.join("patches");
     if tree.exists() {
         let applied = std::fs::read_to_string(tree.join(".pc/applied-patches")).unwrap_or_default();
@@ -261,11 +288,8 @@ pub async fn run_patches_edit(
                 .map(|t| format!(", top: {t}"))
                 .unwrap_or_default()
         );
-        println!(
-            "To start over: rm -rf {} && xsc-release patches edit",
-            tree.display()
-        );
-        print!("{}", edit_hints(&tree));
+        println!("To start over: rm -rf {} && {again}", tree.display());
+        print!("{}", edit_hints(&tree, args.glibc));
         return Ok(ExitCode::Success);
     }
     tools::check_tools(&[("quilt", "quilt"), ("tar", "tar"), ("xz", "xz-utils")])?;
@@ -277,12 +301,26 @@ pub async fn run_patches_edit(
         tree.display(),
         log.display()
     );
-    let resolved = source::resolve(cfg, &spec, &cache.downloads(), &log).await?;
-    if let Err(e) = source::unpack(&resolved, &tree, &log).await {
+    let unpacked = if args.glibc {
+        let resolved =
+            source::resolve_pinned(cfg, &cfg.glibc, "glibc", &cache.downloads(), &log).await?;
+        let source::Resolved::Tarball(tarball) = resolved else {
+            unreachable!("a pinned source is a tarball")
+        };
+        std::fs::create_dir_all(&tree).map_err(BuildError::io("failed to create", &tree))?;
+        crate::process::run(&source::untar_cmd(&tarball, &tree, 1), Some(&log))
+            .await
+            .map(|_| ())
+            .map_err(BuildError::step("unpack glibc source"))
+    } else {
+        let resolved = source::resolve(cfg, &spec, &cache.downloads(), &log).await?;
+        source::unpack(&resolved, &tree, &log).await
+    };
+    if let Err(e) = unpacked {
         let _ = std::fs::remove_dir_all(&tree);
         return Err(e);
     }
-    std::os::unix::fs::symlink(Path::new("../patches/kernel"), &link)
+    std::os::unix::fs::symlink(Path::new(series_dir), &link)
         .map_err(BuildError::io("failed to create", &link))?;
     if !args.no_push {
         // Relative QUILT_PATCHES: quilt records it in .pc/.quilt_patches, so later quilt
@@ -297,7 +335,7 @@ pub async fn run_patches_edit(
         tree.display(),
         if args.no_push { 0 } else { n }
     );
-    print!("{}", edit_hints(&tree));
+    print!("{}", edit_hints(&tree, args.glibc));
     Ok(ExitCode::Success)
 }
 
@@ -307,7 +345,28 @@ pub fn edit_tree(cfg: &Config) -> PathBuf {
     kernel::repo_root(cfg).join(format!("linux-{series}"))
 }
 
-fn edit_hints(tree: &Path) -> String {
+/// `glibc-<version>/` at the repository root (git-ignored), for `patches edit --glibc`.
+pub fn glibc_edit_tree(cfg: &Config) -> PathBuf {
+    let version = cfg
+        .glibc
+        .tarball
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".tar.xz").to_string())
+        .filter(|n| n.starts_with("glibc-"))
+        .unwrap_or_else(|| "glibc-2.36".into());
+    kernel::repo_root(cfg).join(version)
+}
+
+fn edit_hints(tree: &Path, glibc: bool) -> String {
+    if glibc {
+        return format!(
+            "  cd {}\n  quilt new 0099-new-change.patch   # after `quilt push -a`; also add it to the series\n  \
+             quilt add sysdeps/unix/sysv/linux/x86_64/file.c && $EDITOR sysdeps/unix/sysv/linux/x86_64/file.c\n  \
+             quilt refresh -p ab --no-timestamps --no-index   # lands in patches/glibc/\n  \
+             (configure.ac changed? regenerate configure with autoconf2.69; see patches/glibc/README.md)\n",
+            tree.display()
+        );
+    }
     format!(
         "  cd {}\n  quilt new 0009-xsc-new-feature.patch   # after `quilt push -a`; also add it to the series\n  \
          quilt add drivers/xsc/file.c && $EDITOR drivers/xsc/file.c\n  \
@@ -431,13 +490,18 @@ pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
         |_| true,
     );
     rows.push(iso);
-    let mut glibc = StageStatus::new(super::glibc::STAGE, "xsc");
-    glibc.fill(
-        &cache,
-        super::glibc::glibc_key(cfg).await.map(|k| k.key),
-        |_| true,
-    );
-    rows.push(glibc);
+    for variant in [
+        super::glibc::GlibcVariant::Xsc,
+        super::glibc::GlibcVariant::Disabled,
+    ] {
+        let mut row = StageStatus::new(super::glibc::STAGE, variant.name());
+        row.fill(
+            &cache,
+            super::glibc::glibc_key(cfg, variant).await.map(|k| k.key),
+            |e| e.info.facts.get("variant").map(String::as_str) == Some(variant.name()),
+        );
+        rows.push(row);
+    }
     rows
 }
 
@@ -520,8 +584,22 @@ mod tests {
             PatchesCommand::Edit(PatchesEditArgs {
                 source: None,
                 sha256: None,
-                no_push: true
+                no_push: true,
+                glibc: false,
             })
+        );
+        let Cmd::Patches(p) = Cli::try_parse_from(["x", "patches", "edit", "--glibc"])
+            .unwrap()
+            .cmd
+        else {
+            panic!()
+        };
+        assert!(matches!(
+            p.command,
+            PatchesCommand::Edit(PatchesEditArgs { glibc: true, .. })
+        ));
+        assert!(
+            Cli::try_parse_from(["x", "patches", "edit", "--glibc", "--source", "/t"]).is_err()
         );
     }
 
@@ -561,5 +639,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = super::super::source::tests::test_config(dir.path());
         assert_eq!(edit_tree(&cfg), dir.path().join("linux-6.1"));
+        // The test config pins /g.tar.xz: not a glibc-<version> name, so the default.
+        assert_eq!(glibc_edit_tree(&cfg), dir.path().join("glibc-2.36"));
     }
 }

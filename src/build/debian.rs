@@ -200,7 +200,12 @@ pub async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
         .str("packages", &iso::EXTRA_PACKAGES.join(","))
         .str("variant", "minbase")
         .str("kernel", &kkey.key)
-        .str("glibc", &super::glibc::glibc_key(cfg).await?.key)
+        .str(
+            "glibc",
+            &super::glibc::glibc_key(cfg, super::glibc::GlibcVariant::Xsc)
+                .await?
+                .key,
+        )
         .str("sde", &sde.to_string());
     for (label, digest) in archive_identity(&mirror, &security, &cfg.debian_suite).await? {
         k.str(&label, &digest);
@@ -350,7 +355,7 @@ pub async fn build_debian(
     }
     // One build per machine: the work tree, its chroot mounts and the .deb cache are shared
     // by every process (a CI run's tests build the same ISO side by side).
-    let mut note = super::progress::stderr_progress();
+    let mut note = super::progress::stderr_progress("debian");
     let _lock = super::kernel::WorkLock::acquire(
         &cache.root().join("work").join("debian-iso.lock"),
         &mut note,
@@ -539,17 +544,17 @@ async fn build_in(
                 profile: Some(KERNEL_PROFILE.into()),
                 ..KernelBuildOptions::default()
             };
-            kernel::build_kernel(cfg, &o, &mut stderr_progress()).await?
+            kernel::build_kernel(cfg, &o, &mut stderr_progress("kernel")).await?
         }
     };
-    let glibc_art = match super::glibc::cached_glibc(cfg).await? {
+    let glibc_art = match super::glibc::cached_glibc(cfg, super::glibc::GlibcVariant::Xsc).await? {
         Some(a) => a,
         None => {
             eprintln!("debian: building the XSC glibc first");
             super::glibc::build_glibc(
                 cfg,
                 &super::glibc::GlibcBuildOptions::default(),
-                &mut stderr_progress(),
+                &mut stderr_progress("glibc"),
             )
             .await?
         }

@@ -73,9 +73,39 @@ pub const KERNEL_HEADERS: &[(&str, &str)] = &[
     ("/usr/include/x86_64-linux-gnu/asm", "usr/include/asm"),
 ];
 
+/// Which configuration of the series to build.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GlibcVariant {
+    /// `--enable-xsc`: the library the release gate and the ISO use.
+    #[default]
+    Xsc,
+    /// The same series configured *without* `--enable-xsc`: must behave as stock 2.36 and
+    /// never open `/dev/xsc` (checked by the xsc-glibc gate).
+    Disabled,
+}
+
+impl GlibcVariant {
+    /// Its name in the cache, in `status` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            GlibcVariant::Xsc => "xsc",
+            GlibcVariant::Disabled => "disabled",
+        }
+    }
+
+    /// From a command-line or scenario word.
+    pub fn parse(word: &str) -> Option<GlibcVariant> {
+        [GlibcVariant::Xsc, GlibcVariant::Disabled]
+            .into_iter()
+            .find(|v| v.name() == word)
+    }
+}
+
 /// What to build.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GlibcBuildOptions {
+    /// With or without `--enable-xsc`.
+    pub variant: GlibcVariant,
     /// Build even when the cache has the key.
     pub force: bool,
     /// `make -j`; `None` = number of CPUs.
@@ -142,23 +172,23 @@ pub fn patches_dir(cfg: &Config) -> PathBuf {
 /// The configure arguments. `--prefix=/usr` like a distribution libc (the runtime is
 /// installed side by side elsewhere, see docs/glibc-build.md); stack protector and BIND_NOW
 /// as Debian builds its libc; the package version names the origin in `ld.so --version`.
-pub fn configure_args() -> Vec<String> {
-    [
-        "--prefix=/usr",
-        "--enable-xsc",
-        "--enable-stack-protector=strong",
-        "--enable-bind-now",
-        "--with-pkgversion=xsc-release XSC glibc",
-    ]
-    .iter()
-    .map(|s| (*s).to_string())
-    .collect()
+pub fn configure_args(variant: GlibcVariant) -> Vec<String> {
+    let xsc = match variant {
+        GlibcVariant::Xsc => &["--enable-xsc", "--with-pkgversion=xsc-release XSC glibc"][..],
+        GlibcVariant::Disabled => &["--with-pkgversion=xsc-release glibc (XSC disabled)"][..],
+    };
+    ["--prefix=/usr"]
+        .iter()
+        .chain(xsc)
+        .chain(&["--enable-stack-protector=strong", "--enable-bind-now"])
+        .map(|s| (*s).to_string())
+        .collect()
 }
 
 /// `<src>/configure <args>` run in the (empty) build directory: glibc refuses in-tree builds.
-pub fn configure_cmd(src: &Path, build: &Path) -> Cmd {
+pub fn configure_cmd(src: &Path, build: &Path, variant: GlibcVariant) -> Cmd {
     let mut argv = vec![src.join("configure").display().to_string()];
-    argv.extend(configure_args());
+    argv.extend(configure_args(variant));
     Cmd::new(argv)
         .cwd(build)
         .env("LC_ALL", "C")
@@ -299,6 +329,7 @@ pub fn tests_list(cfg: &Config) -> Result<(String, Vec<GlibcTest>), BuildError> 
 /// the kernel headers glibc compiles against.
 pub fn key_from_parts(
     cfg: &Config,
+    variant: GlibcVariant,
     toolchain: &[(&str, String)],
     kernel_headers: &str,
 ) -> Result<GlibcKey, BuildError> {
@@ -306,7 +337,8 @@ pub fn key_from_parts(
     let mut key = KeyBuilder::new();
     key.str("recipe", GLIBC_RECIPE)
         .str("source", &format!("sha256:{}", cfg.glibc.sha256))
-        .str("configure", &configure_args().join(" "));
+        .str("variant", variant.name())
+        .str("configure", &configure_args(variant).join(" "));
     let series = read_input("patch series", &patches.join("series"))?;
     key.str("series", &sha256_bytes(series.as_bytes()));
     for name in quilt::series_patches(&series) {
@@ -318,8 +350,10 @@ pub fn key_from_parts(
         })?;
         key.str(&format!("patch/{name}"), &digest);
     }
-    let (list, _) = tests_list(cfg)?;
-    key.str("tests", &sha256_bytes(list.as_bytes()));
+    if variant == GlibcVariant::Xsc {
+        let (list, _) = tests_list(cfg)?;
+        key.str("tests", &sha256_bytes(list.as_bytes()));
+    }
     for (label, line) in toolchain {
         key.str(label, line);
     }
@@ -332,18 +366,21 @@ pub fn key_from_parts(
 
 /// The key of the current inputs (runs `gcc/ld/make --version` and asks dpkg for the
 /// kernel headers' version).
-pub async fn glibc_key(cfg: &Config) -> Result<GlibcKey, BuildError> {
+pub async fn glibc_key(cfg: &Config, variant: GlibcVariant) -> Result<GlibcKey, BuildError> {
     let toolchain = tools::toolchain_identity().await?;
     let headers = process::run(&source::dpkg_version_cmd("linux-libc-dev"), None)
         .await
         .map(|c| format!("linux-libc-dev {}", c.stdout.trim()))
         .unwrap_or_else(|_| "linux-libc-dev unknown".into());
-    key_from_parts(cfg, &toolchain, &headers)
+    key_from_parts(cfg, variant, &toolchain, &headers)
 }
 
 /// The cached glibc for the current inputs, without building (`--no-build`).
-pub async fn cached_glibc(cfg: &Config) -> Result<Option<GlibcArtifacts>, BuildError> {
-    let key = glibc_key(cfg).await?;
+pub async fn cached_glibc(
+    cfg: &Config,
+    variant: GlibcVariant,
+) -> Result<Option<GlibcArtifacts>, BuildError> {
+    let key = glibc_key(cfg, variant).await?;
     match kernel_cache(cfg).lookup(STAGE, &key.key) {
         Some(entry) => Ok(Some(artifacts_from_entry(&entry, false, None)?)),
         None => Ok(None),
@@ -385,7 +422,7 @@ pub async fn build_glibc(
 ) -> Result<GlibcArtifacts, BuildError> {
     tools::check_tools(GLIBC_TOOLS)?;
     let cache = kernel_cache(cfg);
-    let key = glibc_key(cfg).await?;
+    let key = glibc_key(cfg, opts.variant).await?;
     let hit = |progress: Progress<'_>| -> Option<Result<GlibcArtifacts, BuildError>> {
         let entry = cache.lookup(STAGE, &key.key)?;
         progress(&BuildEvent::CacheHit {
@@ -408,7 +445,7 @@ pub async fn build_glibc(
     let log = new_stage_log(cfg, STAGE)?;
     progress(&BuildEvent::Log { path: log.clone() });
     let started = Instant::now();
-    let work = cache.work_dir(STAGE, "xsc");
+    let work = cache.work_dir(STAGE, opts.variant.name());
     let built = build_in(cfg, opts, &work, &log, progress).await?;
     store(cfg, &cache, &key, &built, started, &log, progress).await
 }
@@ -420,14 +457,15 @@ struct Built {
     build: PathBuf,
     incremental: bool,
     jobs: usize,
+    variant: GlibcVariant,
 }
 
 /// What decides the configure step: its arguments and the files of the source tree it
 /// reads that the series changes. Unchanged → the kept build directory is reused as is.
-fn configure_fingerprint(src: &Path) -> String {
+fn configure_fingerprint(src: &Path, variant: GlibcVariant) -> String {
     let mut key = KeyBuilder::new();
     key.str("recipe", GLIBC_RECIPE)
-        .str("args", &configure_args().join(" "));
+        .str("args", &configure_args(variant).join(" "));
     for rel in ["configure", "configure.ac", "config.h.in", "config.make.in"] {
         key.str(rel, &sha256_file(&src.join(rel)).unwrap_or_default());
     }
@@ -507,7 +545,7 @@ async fn build_in(
         mtimes.restore(&src);
     }
 
-    let fingerprint = configure_fingerprint(&src);
+    let fingerprint = configure_fingerprint(&src, opts.variant);
     let state = WorkState::read(&state_file);
     if incremental && state.config == fingerprint && build.join("config.make").is_file() {
         progress(&BuildEvent::Step {
@@ -521,9 +559,9 @@ async fn build_in(
         std::fs::create_dir_all(&build).map_err(BuildError::io("failed to create", &build))?;
         progress(&BuildEvent::Step {
             name: "configure".into(),
-            detail: configure_args().join(" "),
+            detail: configure_args(opts.variant).join(" "),
         });
-        process::run(&configure_cmd(&src, &build), Some(log))
+        process::run(&configure_cmd(&src, &build, opts.variant), Some(log))
             .await
             .map_err(BuildError::step("glibc configure"))?;
         WorkState {
@@ -548,6 +586,7 @@ async fn build_in(
         build,
         incremental,
         jobs,
+        variant: opts.variant,
     })
 }
 
@@ -605,7 +644,11 @@ async fn store(
     std::fs::copy(&gcc_s, runtime.join(SLIBDIR).join("libgcc_s.so.1"))
         .map_err(BuildError::io("failed to copy", &gcc_s))?;
 
-    let (_, tests) = tests_list(cfg)?;
+    // glibc's own tests run against the XSC configuration only.
+    let tests = match built.variant {
+        GlibcVariant::Xsc => tests_list(cfg)?.1,
+        GlibcVariant::Disabled => Vec::new(),
+    };
     let tests_dir = staged.join("tests");
     std::fs::create_dir_all(&tests_dir).map_err(BuildError::io("failed to create", &tests_dir))?;
     if !tests.is_empty() {
@@ -652,7 +695,8 @@ async fn store(
         .collect();
     let facts: BTreeMap<String, String> = [
         ("version", cfg.glibc.version.clone()),
-        ("configure", configure_args().join(" ")),
+        ("variant", built.variant.name().to_string()),
+        ("configure", configure_args(built.variant).join(" ")),
         (
             "build_seconds",
             format!("{:.1}", started.elapsed().as_secs_f64()),
@@ -731,7 +775,11 @@ mod tests {
 
     #[test]
     fn configure_is_out_of_tree_with_xsc_and_hardening() {
-        let cmd = configure_cmd(Path::new("/w/src"), Path::new("/w/build"));
+        let cmd = configure_cmd(
+            Path::new("/w/src"),
+            Path::new("/w/build"),
+            GlibcVariant::Xsc,
+        );
         let s = cmd.to_string();
         assert!(
             s.contains("/w/src/configure --prefix=/usr --enable-xsc"),
@@ -742,6 +790,14 @@ mod tests {
             "{s}"
         );
         assert_eq!(cmd.cwd.as_deref(), Some(Path::new("/w/build")));
+        let off = configure_args(GlibcVariant::Disabled).join(" ");
+        assert!(!off.contains("--enable-xsc"), "{off}");
+        assert!(off.contains("--enable-bind-now"), "{off}");
+        assert_eq!(
+            GlibcVariant::parse("disabled"),
+            Some(GlibcVariant::Disabled)
+        );
+        assert_eq!(GlibcVariant::parse("plain"), None);
     }
 
     #[test]
@@ -792,19 +848,22 @@ mod tests {
         std::fs::write(patches.join("series"), "0001-a.patch\n").unwrap();
         std::fs::write(patches.join("0001-a.patch"), "one").unwrap();
         let tc = [("toolchain/gcc", "gcc 12".to_string())];
-        let a = key_from_parts(&cfg, &tc, "h1").unwrap();
-        assert_eq!(a, key_from_parts(&cfg, &tc, "h1").unwrap());
+        let x = GlibcVariant::Xsc;
+        let a = key_from_parts(&cfg, x, &tc, "h1").unwrap();
+        assert_eq!(a, key_from_parts(&cfg, x, &tc, "h1").unwrap());
+        let off = key_from_parts(&cfg, GlibcVariant::Disabled, &tc, "h1").unwrap();
+        assert_ne!(a.key, off.key);
         std::fs::write(patches.join("0001-a.patch"), "two").unwrap();
-        let b = key_from_parts(&cfg, &tc, "h1").unwrap();
+        let b = key_from_parts(&cfg, x, &tc, "h1").unwrap();
         assert_ne!(a.key, b.key);
         std::fs::write(cfg.guest_tests_dir.join(TESTS_LIST), "io/tst-openat\n").unwrap();
-        let c = key_from_parts(&cfg, &tc, "h1").unwrap();
+        let c = key_from_parts(&cfg, x, &tc, "h1").unwrap();
         assert_ne!(b.key, c.key);
-        assert_ne!(c.key, key_from_parts(&cfg, &tc, "h2").unwrap().key);
+        assert_ne!(c.key, key_from_parts(&cfg, x, &tc, "h2").unwrap().key);
         let gcc13 = [("toolchain/gcc", "gcc 13".to_string())];
-        assert_ne!(c.key, key_from_parts(&cfg, &gcc13, "h1").unwrap().key);
+        assert_ne!(c.key, key_from_parts(&cfg, x, &gcc13, "h1").unwrap().key);
         // A file in the directory that the series does not list is not an input.
         std::fs::write(patches.join("notes.txt"), "x").unwrap();
-        assert_eq!(c.key, key_from_parts(&cfg, &tc, "h1").unwrap().key);
+        assert_eq!(c.key, key_from_parts(&cfg, x, &tc, "h1").unwrap().key);
     }
 }

@@ -38,8 +38,8 @@ pub use fragment::{
     Requested, has_modules, parse_dot_config, parse_fragment, read_fragments, verify,
 };
 pub use glibc::{
-    GLIBC_TOOLS, GlibcArtifacts, GlibcBuildOptions, GlibcTest, build_glibc, cached_glibc,
-    glibc_key, parse_tests_list,
+    GLIBC_TOOLS, GlibcArtifacts, GlibcBuildOptions, GlibcTest, GlibcVariant, build_glibc,
+    cached_glibc, glibc_key, parse_tests_list,
 };
 pub use iso::{VOLUME_LABEL, grub_embedded_cfg, isolinux_cfg};
 pub use kconfig::{ConfigBase, KernelProfile, PROFILES};

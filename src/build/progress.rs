@@ -40,7 +40,7 @@ pub enum BuildEvent {
 
 /// A progress sink that writes compact lines to stderr: on a terminal one line rewritten
 /// in place, otherwise steps plus a make line at most every 30 s (CI logs stay short).
-pub fn stderr_progress() -> impl FnMut(&BuildEvent) + Send {
+pub fn stderr_progress(stage: &'static str) -> impl FnMut(&BuildEvent) + Send {
     let tty = std::io::stderr().is_terminal();
     let mut last_print: Option<Instant> = None;
     let mut open_line = false;
@@ -66,10 +66,10 @@ pub fn stderr_progress() -> impl FnMut(&BuildEvent) + Send {
                 }
                 line
             }
-            BuildEvent::Step { name, detail } if detail.is_empty() => format!("kernel: {name}"),
-            BuildEvent::Step { name, detail } => format!("kernel: {name} ({detail})"),
-            BuildEvent::CacheHit { dir } => format!("kernel: cache hit: {}", dir.display()),
-            BuildEvent::Log { path } => format!("kernel: full log: {}", path.display()),
+            BuildEvent::Step { name, detail } if detail.is_empty() => format!("{stage}: {name}"),
+            BuildEvent::Step { name, detail } => format!("{stage}: {name} ({detail})"),
+            BuildEvent::CacheHit { dir } => format!("{stage}: cache hit: {}", dir.display()),
+            BuildEvent::Log { path } => format!("{stage}: full log: {}", path.display()),
         };
         if open_line {
             let _ = write!(err, "\r\x1b[2K");

@@ -2,6 +2,7 @@
 //! real gcc. One test binary (autotests = false) so it links once.
 
 mod cli;
+mod glibc;
 mod iso;
 mod release;
 mod support;
