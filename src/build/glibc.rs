@@ -46,6 +46,10 @@ pub const STAGE: &str = "glibc";
 /// The list of glibc's own tests the stage builds, relative to `guest-tests/`.
 pub const TESTS_LIST: &str = "glibc-tests.list";
 
+/// The preload library the guest runner uses to read each test's ring counters, relative
+/// to `guest-tests/`; built into `tests/xsc_counters.so`.
+pub const COUNTERS_SOURCE: &str = "xsc_counters.c";
+
 /// Where the runtime lives inside the sysroot (`slibdir` for `--prefix=/usr` on x86_64).
 pub const SLIBDIR: &str = "lib64";
 
@@ -254,12 +258,28 @@ pub fn strip_cmd(files: &[PathBuf]) -> Cmd {
     Cmd::new(argv)
 }
 
+/// `gcc -shared -fPIC … -o <out> <source>`: the counters preload. Built with the host
+/// compiler and headers: it references only GLIBC_2.2.5/2.34 symbols, which the XSC
+/// glibc (the same 2.36 ABI) provides.
+pub fn preload_cmd(source: &Path, out: &Path) -> Cmd {
+    let mut argv: Vec<std::ffi::OsString> = [
+        "gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    argv.push(out.into());
+    argv.push(source.into());
+    Cmd::new(argv).env("LC_ALL", "C")
+}
+
 /// `gcc -print-file-name=libgcc_s.so.1`: the unwinder of the compiler that built glibc.
 pub fn libgcc_s_cmd() -> Cmd {
     Cmd::new(["gcc", "-print-file-name=libgcc_s.so.1"])
 }
 
-/// Parses `guest-tests/glibc-tests.list`: one `subdir/test` per line, `#` comments.
+/// Parses `guest-tests/glibc-tests.list`: one `SUBDIR/TEST [runner words…]` per line, `#`
+/// comments.
 pub fn parse_tests_list(text: &str) -> Result<Vec<GlibcTest>, String> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -267,14 +287,9 @@ pub fn parse_tests_list(text: &str) -> Result<Vec<GlibcTest>, String> {
         if line.is_empty() {
             continue;
         }
-        let mut words = line.split_whitespace();
-        let word = words.next().unwrap_or_default();
-        if let Some(extra) = words.next() {
-            return Err(format!(
-                "line {}: unexpected {extra:?} after {word:?} (one SUBDIR/TEST per line; # starts a comment)",
-                i + 1
-            ));
-        }
+        // The first word names the test; the rest (`+FILE`, `@FLAG`, arguments) is for the
+        // guest runner (guest-tests/glibc_tests.c).
+        let word = line.split_whitespace().next().unwrap_or_default();
         let ok_char = |c: char| c.is_ascii_alphanumeric() || "-_+.".contains(c);
         match word.split_once('/') {
             Some((subdir, name))
@@ -353,6 +368,17 @@ pub fn key_from_parts(
     if variant == GlibcVariant::Xsc {
         let (list, _) = tests_list(cfg)?;
         key.str("tests", &sha256_bytes(list.as_bytes()));
+        let counters = cfg.guest_tests_dir.join(COUNTERS_SOURCE);
+        if counters.is_file() {
+            key.str(
+                "tests/counters",
+                &sha256_file(&counters).map_err(|source| BuildError::Input {
+                    what: "counters preload",
+                    path: counters.clone(),
+                    source,
+                })?,
+            );
+        }
     }
     for (label, line) in toolchain {
         key.str(label, line);
@@ -645,9 +671,9 @@ async fn store(
         .map_err(BuildError::io("failed to copy", &gcc_s))?;
 
     // glibc's own tests run against the XSC configuration only.
-    let tests = match built.variant {
-        GlibcVariant::Xsc => tests_list(cfg)?.1,
-        GlibcVariant::Disabled => Vec::new(),
+    let (list_text, tests) = match built.variant {
+        GlibcVariant::Xsc => tests_list(cfg)?,
+        GlibcVariant::Disabled => (String::new(), Vec::new()),
     };
     let tests_dir = staged.join("tests");
     std::fs::create_dir_all(&tests_dir).map_err(BuildError::io("failed to create", &tests_dir))?;
@@ -660,7 +686,6 @@ async fn store(
         for cmd in tests_cmd(&built.src, &built.build, built.jobs, &tests) {
             make::run_following(&cmd, log, &step, progress).await?;
         }
-        let mut listed = String::new();
         for t in &tests {
             let from = built.build.join(&t.subdir).join(&t.name);
             let to = tests_dir.join(&t.subdir).join(&t.name);
@@ -675,7 +700,6 @@ async fn store(
                     .map_err(BuildError::io("failed to create", parent))?;
             }
             std::fs::copy(&from, &to).map_err(BuildError::io("failed to copy", &from))?;
-            listed.push_str(&format!("{t}\n"));
         }
         let bins: Vec<PathBuf> = tests
             .iter()
@@ -684,8 +708,18 @@ async fn store(
         process::run(&strip_cmd(&bins), Some(log))
             .await
             .map_err(BuildError::step("strip glibc tests"))?;
-        std::fs::write(tests_dir.join("list"), listed)
+        // Verbatim: the words after each test are the guest runner's (+FILE, @FLAG, args).
+        std::fs::write(tests_dir.join("list"), &list_text)
             .map_err(BuildError::io("failed to write", &tests_dir))?;
+        let counters = cfg.guest_tests_dir.join(COUNTERS_SOURCE);
+        if counters.is_file() {
+            process::run(
+                &preload_cmd(&counters, &tests_dir.join("xsc_counters.so")),
+                Some(log),
+            )
+            .await
+            .map_err(BuildError::step("gcc -shared xsc_counters.c"))?;
+        }
     }
     std::fs::copy(log, staged.join("build.log")).map_err(BuildError::io("failed to copy", log))?;
 
@@ -809,7 +843,7 @@ mod tests {
     #[test]
     fn tests_are_built_per_subdirectory_through_its_makefile() {
         let tests = parse_tests_list(
-            "# why\nio/tst-openat   # openat\nposix/tst-preadwrite64\nio/tst-fcntl\n\n",
+            "# why\nio/tst-openat   # openat\nposix/tst-preadwrite64 +Makefile @routed-only\nio/tst-fcntl\n\n",
         )
         .unwrap();
         assert_eq!(tests.len(), 3);
@@ -826,7 +860,14 @@ mod tests {
 
     #[test]
     fn a_bad_tests_list_line_names_its_line() {
-        for bad in ["tst-openat", "../x/y", "io/", "io/a b/c", "io/../../etc"] {
+        for bad in [
+            "tst-openat",
+            "../x/y",
+            "io/",
+            "io/a/b",
+            "io/../../etc",
+            "+Makefile",
+        ] {
             let err = parse_tests_list(&format!("io/tst-openat\n{bad}\n")).unwrap_err();
             assert!(err.starts_with("line 2:"), "{bad}: {err}");
         }

@@ -161,3 +161,12 @@ pub fn state_dir_from_stdout(line: &str) -> Option<PathBuf> {
         .nth(1)
         .map(|p| PathBuf::from(p.trim()))
 }
+
+/// The first `name` on the test process's PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
