@@ -46,6 +46,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -764,13 +765,11 @@ static void script_net(int inet)
 		bind(dead, (struct sockaddr *)&ib, sizeof(ib));
 		al = sizeof(ib);
 		getsockname(dead, (struct sockaddr *)&ib, &al);
-		close(dead);	/* routed too: counted below in both modes */
-		s_calls++;
+		R("tcp-close-dead", close(dead), syscall(SYS_close, dead));
 		c = socket(AF_INET, SOCK_STREAM, 0);
 		R("tcp-connect-refused", connect(c, (struct sockaddr *)&ib, sizeof(ib)),
 		  syscall(SYS_connect, c, &ib, sizeof(ib)));
-		close(c);
-		s_calls++;
+		R("tcp-close-refused", close(c), syscall(SYS_close, c));
 		c = socket(AF_INET, SOCK_STREAM, 0);
 		R("tcp-connect", connect(c, (struct sockaddr *)&ia, sizeof(ia)), syscall(SYS_connect, c, &ia, sizeof(ia)));
 		a = RF("tcp-accept4", accept4(ls, NULL, NULL, 0), syscall(SYS_accept4, ls, NULL, NULL, 0));
@@ -1412,7 +1411,7 @@ static int t_script_time(void) { return diff_script("time"); }
 
 /* ---- signals */
 
-static volatile sig_atomic_t g_sigs, g_hwrite_ok;
+static volatile sig_atomic_t g_sigs, g_hwrite_ok, g_herrno;
 static int g_hfd = -1;
 
 static void h_count(int sig)
@@ -1429,6 +1428,8 @@ static void h_write(int sig)
 	g_sigs++;
 	if (write(g_hfd, "h", 1) == 1)
 		g_hwrite_ok++;
+	else
+		g_herrno = errno;
 	errno = e;
 }
 
@@ -1473,6 +1474,45 @@ static int t_sigalrm_read_eintr(void)
 	REXPECT(&c, 1, 1);
 	CHK(write(p[1], "z", 1) == 1 && read(p[0], buf, 4) == 1 && buf[0] == 'z');
 	REXPECT(&c, 2, 0);
+	return PASS;
+}
+
+
+static int t_sigalrm_recv_accept_eintr(void)
+{
+	struct sockaddr_un ua = { .sun_family = AF_UNIX };
+	char buf[4];
+	struct rc c;
+	int sv[2], ls;
+	long r;
+
+	mktmp(ua.sun_path, sizeof(ua.sun_path), "ra");
+	CHK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHK(ls >= 0 && bind(ls, (struct sockaddr *)&ua, sizeof(ua)) == 0 && listen(ls, 2) == 0);
+	set_handler(SIGALRM, h_count, 0);
+	itimer_ms(150, 150);
+	errno = 0;
+	r = syscall(SYS_recvfrom, sv[0], buf, 4, 0, NULL, NULL);
+	CHECK(r == -1 && errno == EINTR, "syscall(recvfrom) -> %ld %s", r, en(errno));
+	errno = 0;
+	r = syscall(SYS_accept4, ls, NULL, NULL, 0);
+	CHECK(r == -1 && errno == EINTR, "syscall(accept4) -> %ld %s", r, en(errno));
+	itimer_ms(0, 0);
+	RBEGIN(&c);
+	itimer_ms(150, 150);
+	errno = 0;
+	r = recv(sv[0], buf, 4, 0);
+	CHECK(r == -1 && errno == EINTR, "routed recv -> %ld %s", r, en(errno));
+	errno = 0;
+	r = accept4(ls, NULL, NULL, 0);
+	CHECK(r == -1 && errno == EINTR, "routed accept4 -> %ld %s", r, en(errno));
+	errno = 0;
+	r = recvfrom(sv[0], buf, 4, 0, NULL, NULL);
+	CHECK(r == -1 && errno == EINTR, "routed recvfrom -> %ld %s", r, en(errno));
+	itimer_ms(0, 0);
+	REXPECT(&c, 3, 3);
+	unlink(ua.sun_path);
 	return PASS;
 }
 
@@ -1555,16 +1595,24 @@ static int t_signal_storm(void)
 	static char hb[65536];
 	char buf[16], pat[8];
 	struct rc c;
-	int p[2], h[2], n = 3000;
+	int p[2], h[2], n;
 	long hn, got = 0, r;
+	double t0;
 
 	CHK(pipe(p) == 0 && pipe2(h, O_NONBLOCK) == 0);
 	g_hfd = h[1];
 	g_sigs = g_hwrite_ok = 0;
 	set_handler(SIGALRM, h_write, 0);
 	RBEGIN(&c);
-	itimer_ms(1, 1);
-	for (int i = 0; i < n; i++) {
+	t0 = now_ms();
+	{
+		struct itimerval it = { { 0, 200 }, { 0, 200 } };	/* every 200 us */
+
+		setitimer(ITIMER_REAL, &it, NULL);
+	}
+	for (n = 0; n < 3000 || (now_ms() - t0 < 1500 && g_sigs < 500); n++) {
+		int i = n;
+
 		memset(pat, 'a' + i % 26, 8);
 		CHECK(write(p[1], pat, 8) == 8, "write %d: %s", i, en(errno));
 		CHECK(read(p[0], buf, 8) == 8 && !memcmp(buf, pat, 8), "read %d: %s", i, en(errno));
@@ -1602,6 +1650,12 @@ static int t_nanosleep_eintr_rem(void)
 	errno = 0;
 	r = nanosleep(&ts, &rem);
 	CHECK(r == -1 && errno == EINTR, "nanosleep -> %ld %s", r, en(errno));
+	CHECK(rem.tv_sec <= 1 && (rem.tv_sec > 0 || rem.tv_nsec > 0), "rem %ld.%09ld", (long)rem.tv_sec, rem.tv_nsec);
+	REXPECT(&c, 1, 1);
+	rem = (struct timespec){ 0, 0 };
+	itimer_ms(200, 0);
+	r = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &rem);
+	CHECK(r == EINTR, "clock_nanosleep -> %ld (want EINTR returned)", r);
 	CHECK(rem.tv_sec <= 1 && (rem.tv_sec > 0 || rem.tv_nsec > 0), "rem %ld.%09ld", (long)rem.tv_sec, rem.tv_nsec);
 	REXPECT(&c, 1, 1);
 	return PASS;
@@ -1708,7 +1762,10 @@ static void *par_fn(void *arg)
 	struct thr *t = arg;
 	char w[32], r[32];
 
-	if (my_ring(&t->ring)) {
+	int bad = my_ring(&t->ring);
+
+	__atomic_store_n(&t->nrings_before, 1, __ATOMIC_RELEASE);	/* ready */
+	if (bad) {
 		t->err = 1;
 		pthread_barrier_wait(t->bar);
 		pthread_barrier_wait(t->bar);
@@ -1750,10 +1807,8 @@ static int t_threads_parallel(void)
 	/* ring discovery one thread at a time (my_ring needs quiet neighbours) */
 	for (int i = 0; i < NT; i++) {
 		CHK(pthread_create(&th[i], NULL, par_fn, &t[i]) == 0);
-		while (!t[i].ring && !t[i].err && !g_stock)
+		while (!__atomic_load_n(&t[i].nrings_before, __ATOMIC_ACQUIRE))
 			raw_sleep_ms(5);
-		if (g_stock)
-			raw_sleep_ms(50);
 	}
 	pthread_barrier_wait(&bar);
 	CHECK(list_rings(fds, 16) == (g_stock ? 0 : NT + 1), "%d rings for %d threads", list_rings(fds, 16), NT + 1);
@@ -1859,6 +1914,92 @@ static int t_cancel_pending_at_read(void)
 	CHECK(ret == PTHREAD_CANCELED && t.err == 0, "read with a pending cancel: ret %p err %d (2 = read ran)", ret,
 	      t.err);
 	CHECK(r_read(p[0], &b, 1) == 1 && b == 'D', "the cancelled read consumed the data");
+	return PASS;
+}
+
+
+static void cleanup_write(void *arg)
+{
+	struct thr *t = arg;
+
+	t->iters = write(t->pipe_w, "C", 1);	/* routed call from a cancellation cleanup handler */
+}
+
+static void *cleanup_reader(void *arg)
+{
+	struct thr *t = arg;
+	char b;
+
+	if (my_ring(&t->ring))
+		t->err = 1;
+	__atomic_store_n(&t->nrings_before, 1, __ATOMIC_RELEASE);
+	pthread_cleanup_push(cleanup_write, t);
+	if (read(t->pipe_r, &b, 1) >= 0)
+		t->err = 2;
+	pthread_cleanup_pop(0);
+	t->err = 3;
+	return NULL;
+}
+
+static int t_cancel_cleanup_handler_write(void)
+{
+	struct thr t = { 0 };
+	struct timespec dl;
+	struct rc c;
+	pthread_t th;
+	void *ret = NULL;
+	int p[2], q[2];
+	char b;
+
+	CHK(pipe(p) == 0 && pipe(q) == 0);
+	t.pipe_r = p[0];
+	t.pipe_w = q[1];
+	t.iters = -7;
+	RBEGIN(&c);
+	CHK(pthread_create(&th, NULL, cleanup_reader, &t) == 0);
+	while (!__atomic_load_n(&t.nrings_before, __ATOMIC_ACQUIRE))
+		raw_sleep_ms(5);
+	CHECK(!t.err, "thread has no ring");
+	raw_sleep_ms(300);
+	CHK(pthread_cancel(th) == 0);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 10;
+	CHECK(pthread_timedjoin_np(th, &ret, &dl) == 0, "not joined within 10 s");
+	CHECK(ret == PTHREAD_CANCELED, "not cancelled (err %d)", t.err);
+	CHECK(t.iters == 1, "write() in the cleanup handler returned %d", t.iters);
+	CHECK(r_read(q[0], &b, 1) == 1 && b == 'C', "cleanup handler's data missing");
+	CHECK(wait_rings(g_stock ? 0 : 1), "%d rings after the cancelled thread exited", n_rings());
+	CHK(write(p[1], "a", 1) == 1 && read(p[0], &b, 1) == 1 && b == 'a');
+	REXPECT(&c, 2, 0);
+	return PASS;
+}
+
+static void *detached_fn(void *arg)
+{
+	struct thr *t = arg;
+
+	if (my_ring(&t->ring))
+		t->err = 1;
+	__atomic_store_n(&t->nrings_before, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int t_detached_thread_exit_closes(void)
+{
+	struct thr t = { 0 };
+	pthread_attr_t a;
+	pthread_t th;
+	struct rc c;
+
+	RBEGIN(&c);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	CHK(pthread_create(&th, &a, detached_fn, &t) == 0);
+	while (!__atomic_load_n(&t.nrings_before, __ATOMIC_ACQUIRE))
+		raw_sleep_ms(5);
+	CHECK(!t.err, "detached thread: no own ring");
+	CHECK(wait_rings(g_stock ? 0 : 1), "%d rings after the detached thread exited", n_rings());
+	REXPECT(&c, 0, 0);
 	return PASS;
 }
 
@@ -1980,6 +2121,45 @@ static int t_vfork_child(void)
 	}
 	CHK(prime() == 0);
 	REXPECT(&c, 1, 0);
+	return PASS;
+}
+
+
+static int t_posix_spawn_child(void)
+{
+	char *envs[8], *a1[] = { "xsc_glibc_test", "--helper", "noring", NULL },
+	     *a2[] = { "xsc_glibc_test", "--helper", "freshring", NULL };
+	struct rc c;
+	pid_t pid;
+	int st;
+
+	RBEGIN(&c);
+	CHK(posix_spawn(&pid, SELF, NULL, NULL, a1, mkenv(NULL, envs, 8)) == 0);
+	st = wait_status(pid);
+	CHECK(st == 0, "spawned helper (tunable off): exit %d (1: inherited ring fd)", st);
+	CHK(posix_spawn(&pid, SELF, NULL, NULL, a2, mkenv(T_ON, envs, 8)) == 0);
+	st = wait_status(pid);
+	CHECK(st == 0, "spawned helper (tunable on): exit %d (1: inherited, 4: no fresh ring)", st);
+	REXPECT(&c, 0, 0);
+	return PASS;
+}
+
+static int t_entries_1_works(void)
+{
+	char buf[8];
+	struct rc c;
+	int p[2];
+
+	CHK(pipe(p) == 0);
+	RBEGIN(&c);
+	if (!g_stock)
+		CHECK(c.s.sq == 1 && c.s.cq == 2, "entries=1: sq %llu cq %llu", c.s.sq, c.s.cq);
+	for (int i = 0; i < 1000; i++) {
+		buf[0] = (char)i;
+		CHECK(write(p[1], buf, 3) == 3 && read(p[0], buf + 4, 4) == 3 && buf[4] == (char)i, "iteration %d: %s",
+		      i, en(errno));
+	}
+	REXPECT(&c, 2000, 0);
 	return PASS;
 }
 
@@ -2288,6 +2468,33 @@ static int t_guard_fork_child(void)
 	return PASS;
 }
 
+
+/* documented: a routed call nested in a routed call (signal handler) takes the trap
+ * path, which the guard refuses with EPERM */
+static int t_guard_nested_call_refused(void)
+{
+	char b;
+	int p[2], h[2];
+	long r;
+
+	CHK(pipe(p) == 0 && pipe(h) == 0);
+	g_hfd = h[1];
+	set_handler(SIGALRM, h_write, 0);
+	CHK(prime() == 0);
+	itimer_ms(150, 0);
+	errno = 0;
+	r = read(p[0], &b, 1);
+	CHECK(r == -1 && errno == EINTR && g_sigs == 1, "routed read under guard -> %ld %s (sigs %d)", r, en(errno),
+	      (int)g_sigs);
+	if (g_stock)
+		CHECK(g_hwrite_ok == 1, "--expect-stock: handler write failed: %s", en(g_herrno));
+	else
+		CHECK(g_hwrite_ok == 0 && g_herrno == EPERM, "nested write under guard: ok %d errno %s (spec: EPERM)",
+		      (int)g_hwrite_ok, en(g_herrno));
+	CHECK(write(g_null, "x", 1) == 1, "libc write after the nested refusal: %s", en(errno));
+	return PASS;
+}
+
 /* ================================================================ tables */
 
 struct tcase {
@@ -2313,6 +2520,7 @@ static const struct tcase tun_cases[] = {
 	C(entries_16, "glibc.xsc.enable=1:glibc.xsc.entries=16"),
 	C(entries_rounded, "glibc.xsc.entries=5:glibc.xsc.enable=1"),
 	C(entries_invalid_default, "glibc.xsc.enable=1:glibc.xsc.entries=5000"),
+	C(entries_1_works, "glibc.xsc.enable=1:glibc.xsc.entries=1"),
 	C(at_secure_ignored, NULL),
 };
 static const struct tcase file_cases[] = {
@@ -2330,16 +2538,17 @@ static const struct tcase time_cases[] = {
 };
 static const struct tcase sig_cases[] = {
 	C(sigalrm_read_eintr, T_ON), C(sa_restart_documented, T_ON), C(handler_write_reentrancy, T_ON),
-	C(signal_storm, T_ON), C(nanosleep_eintr_rem, T_ON),
+	C(signal_storm, T_ON), C(nanosleep_eintr_rem, T_ON), C(sigalrm_recv_accept_eintr, T_ON),
 };
 static const struct tcase thr_cases[] = {
 	C(thread_own_ring, T_ON), C(thread_exit_closes, T_ON), C(thread_syscall_only_no_ring, T_ON),
 	C(threads_parallel, T_ON), C(cancel_blocked_read, T_ON), C(cancel_pending_at_read, T_ON),
+	C(cancel_cleanup_handler_write, T_ON), C(detached_thread_exit_closes, T_ON),
 };
 static const struct tcase life_cases[] = {
 	C(fork_child_own_ring, T_ON), C(fork_multithreaded, T_ON), C(vfork_child, T_ON), C(exec_cloexec, T_ON),
 	C(exec_new_ring, T_ON), C(close_own_ring_fd, T_ON), C(raw_close_ring_fd, T_ON),
-	C(ring_fd_number_reused, T_ON),
+	C(ring_fd_number_reused, T_ON), C(posix_spawn_child, T_ON),
 };
 static const struct tcase fb_cases[] = {
 	C(seccomp_before_setup, T_ON), C(seccomp_after_setup, T_ON), C(no_device_fallback, T_ON),
@@ -2347,7 +2556,7 @@ static const struct tcase fb_cases[] = {
 };
 static const struct tcase guard_cases[] = {
 	C(guard_errno, T_GUARD), C(guard_sigsys, T_SIGSYS), C(guard_per_thread, T_GUARD),
-	C(guard_fork_child, T_GUARD),
+	C(guard_fork_child, T_GUARD), C(guard_nested_call_refused, T_GUARD),
 };
 
 static const struct tgroup groups[] = {
