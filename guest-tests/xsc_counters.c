@@ -18,9 +18,8 @@
  * At process exit (ELF destructor, and an interposed _exit()/_Exit()) it
  * appends ONE line per process to PATH (O_APPEND, one write):
  *     xsc-counters pid=P ppid=Q how=exit|_exit inherited=I rings=R submitted=S completed=C errors=E
- * where the sums cover every ring the process was seen to hold: R rings it
- * set up itself, I ring fds it inherited through fork (counted only with
- * what they gained after the fork).
+ * where the sums cover the R rings the process set up itself; I is the
+ * number of ring fds it inherited through fork (never counted, see below).
  *
  * Rings are per thread and a thread's ring is closed by libc when the
  * thread exits, so samples are also taken at the end of every thread made
@@ -31,12 +30,13 @@
  * and the old maximum is banked.  That can only under-count (a ring
  * closed and replaced under the same fd number between two samples, or a
  * thread libc creates internally, e.g. the aio helpers), never count a
- * ring twice within a process.  A fork child starts with empty
- * bookkeeping; ring fds it inherits (fd table copy: the parent's other
- * threads' rings stay open in the child, unusable there because ENTER from
- * another mm is refused) count only with their growth after the fork,
- * which is the parent's doing if its threads keep using them (the only
- * way a submission can be counted twice across processes).
+ * ring twice.  A fork child starts with empty bookkeeping; ring fds it
+ * inherits (fd table copy: the parent's other threads' rings stay open in
+ * the child, unusable there because ENTER from another mm is refused) are
+ * listed as inherited and never counted, since anything they gain is the
+ * parent's threads still using them.  (An inherited fd number closed and
+ * reused for a new ring is recognised only when the new ring's counter
+ * is below the inherited one's: under-count again, never double.)
  *
  * The library itself never makes a call that libc could route: all of its
  * I/O is done with syscall(2), which the XSC series never routes, so the
@@ -59,7 +59,6 @@
 
 struct fdstat {
 	unsigned long long sub, comp, err;		/* last seen */
-	unsigned long long bsub, bcomp, berr;		/* baseline of an inherited ring */
 	int seen, inherited;
 };
 
@@ -139,13 +138,14 @@ static void sample_locked(void)
 				/* the fd number now names another ring */
 				struct fdstat *f = &fds[fd];
 
-				bank_sub += f->sub - f->bsub;
-				bank_comp += f->comp - f->bcomp;
-				bank_err += f->err - f->berr;
-				if (f->inherited)
+				if (f->inherited) {
 					bank_inherited++;
-				else
+				} else {
+					bank_sub += f->sub;
+					bank_comp += f->comp;
+					bank_err += f->err;
 					bank_rings++;
+				}
 				memset(f, 0, sizeof(*f));
 			}
 			fds[fd].seen = 1;
@@ -191,13 +191,14 @@ static void report(const char *how)
 	for (i = 0; i < MAX_FDS; i++) {
 		if (!fds[i].seen)
 			continue;
-		sub += fds[i].sub - fds[i].bsub;
-		comp += fds[i].comp - fds[i].bcomp;
-		err += fds[i].err - fds[i].berr;
-		if (fds[i].inherited)
+		if (fds[i].inherited) {
 			inherited++;
-		else
-			rings++;
+			continue;
+		}
+		sub += fds[i].sub;
+		comp += fds[i].comp;
+		err += fds[i].err;
+		rings++;
 	}
 	pthread_mutex_unlock(&lock);
 	n = snprintf(line, sizeof(line),
@@ -222,18 +223,16 @@ static void atfork_child(void)
 	bank_rings = bank_inherited = 0;
 	reported = 0;
 	pthread_mutex_init(&lock, NULL);
-	/* ring fds still open here were inherited (the parent's other threads'
-	 * rings; the forking thread's one too if libc closes it later): only
-	 * what they gain from now on counts */
+	/* ring fds still open here were inherited: the parent's other threads'
+	 * rings (libc closes only the forking thread's one, before the atfork
+	 * handlers run).  The child cannot use them (ENTER from another mm is
+	 * refused), whatever they gain is the parent's doing: never counted.
+	 * A later drop of the counter means the fd number was reused for a
+	 * ring of the child's own. */
 	sample_locked();
-	for (i = 0; i < MAX_FDS; i++) {
-		if (!fds[i].seen)
-			continue;
-		fds[i].inherited = 1;
-		fds[i].bsub = fds[i].sub;
-		fds[i].bcomp = fds[i].comp;
-		fds[i].berr = fds[i].err;
-	}
+	for (i = 0; i < MAX_FDS; i++)
+		if (fds[i].seen)
+			fds[i].inherited = 1;
 }
 
 static void atfork_prepare(void)
