@@ -4,11 +4,13 @@
  * (glibc 2.36 + XSC series, tunable glibc.xsc.enable=1; contract:
  * ROUTING-SPEC.md; kernel ABI: patches/kernel/README.md).
  *
- * Build (XSC glibc, the normal gate):
- *   gcc --sysroot=SYSROOT -static -O2 -Wall -Wextra -Werror -pthread \
- *       -I guest-tests -o xsc_glibc_test xsc_glibc_test.c
+ * Build (XSC glibc, the normal gate; SYSROOT holds usr/include with the kernel
+ * UAPI headers copied in and usr/lib64/{crt1.o,crti.o,crtn.o,libc.a}; -B/-L are
+ * needed, --sysroot alone makes Debian's gcc link the host crt1.o/libc.a):
+ *   gcc --sysroot=SYSROOT -BSYSROOT/usr/lib64/ -LSYSROOT/usr/lib64 \
+ *       -static -O2 -Wall -Wextra -Werror -pthread -o xsc_glibc_test xsc_glibc_test.c
  * Build (stock glibc, for --expect-stock):
- *   gcc -static -O2 -Wall -Wextra -Werror -pthread -I guest-tests -o xsc_glibc_test_stock xsc_glibc_test.c
+ *   gcc -static -O2 -Wall -Wextra -Werror -pthread -o xsc_glibc_test_stock xsc_glibc_test.c
  *
  * Modes:
  *   xsc_glibc_test                 normal gate.  Every case runs in a fresh
