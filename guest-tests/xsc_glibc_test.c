@@ -2387,6 +2387,71 @@ static int t_entries_1_works(void)
 	return PASS;
 }
 
+
+/* daemon idiom: close(0); open("/dev/null") must give fd 0 (lowest free fd), also when that
+ * open is the thread's first routed call and sets the ring up */
+static void *open_in_thread(void *arg)
+{
+	int *r = arg;
+
+	r[0] = open("/dev/null", O_RDONLY);	/* first routed call of this thread */
+	return NULL;
+}
+
+static int t_stdio_reopen_lowest_fd(void)
+{
+	struct rc c;
+	pthread_t th;
+	int fd, hole, r[1] = { -1 };
+
+	CHECK(n_rings() == 0, "ring before the first routed call");
+	CHK(r_close(0) == 0);
+	fd = open("/dev/null", O_RDONLY);
+	CHECK(fd == 0, "close(0); open() = %d, expected 0 (the lazily opened ring took the slot?)", fd);
+	CHK(r_close(1) == 0);
+	fd = open("/dev/null", O_WRONLY);
+	CHECK(fd == 1, "close(1); open() = %d, expected 1", fd);
+	RBEGIN(&c);
+	/* informational: a hole above 2 at a new thread's first routed call */
+	hole = syscall(SYS_dup, g_null);
+	CHK(hole > 2 && r_close(hole) == 0);
+	CHK(pthread_create(&th, NULL, open_in_thread, r) == 0 && pthread_join(th, NULL) == 0);
+	CHECK(r[0] >= 0, "open in thread: %s", en(errno));
+	diag("hole at fd %d, a new thread's first open() returned %d%s", hole, r[0],
+	     r[0] == hole ? "" : " (its ring took the lowest free fd)");
+	REXPECT(&c, 0, 0);
+	return PASS;
+}
+
+static int t_underscore_fork_child(void)
+{
+	struct rc c;
+	pid_t pid;
+	int p[2], st;
+	char b;
+
+	CHK(pipe(p) == 0);
+	RBEGIN(&c);
+	pid = _Fork();	/* async-signal-safe fork without atfork handlers */
+	CHK(pid >= 0);
+	if (pid == 0) {
+		int fd;
+
+		if (n_rings() != 0)
+			_exit(10);
+		if (write(p[1], "u", 1) != 1)
+			_exit(11);
+		if (!g_stock && (my_ring(&fd) || !fd_is_ring(fd)))
+			_exit(12);
+		_exit(0);
+	}
+	st = wait_status(pid);
+	CHECK(st == 0, "_Fork child: %d (10 inherited ring fd, 11 write failed, 12 no own ring; signal = crash)", st);
+	CHK(read(p[0], &b, 1) == 1 && b == 'u');
+	REXPECT(&c, 1, 0);
+	return PASS;
+}
+
 static int exec_case(const char *tun, const char *helper)
 {
 	char *envs[8], *argv[] = { "xsc_glibc_test", "--helper", (char *)helper, NULL };
@@ -2776,7 +2841,8 @@ static const struct tcase thr_cases[] = {
 static const struct tcase life_cases[] = {
 	C(fork_child_own_ring, T_ON), C(fork_multithreaded, T_ON), C(vfork_child, T_ON), C(exec_cloexec, T_ON),
 	C(exec_new_ring, T_ON), C(close_own_ring_fd, T_ON), C(raw_close_ring_fd, T_ON),
-	C(ring_fd_number_reused, T_ON), C(posix_spawn_child, T_ON),
+	C(ring_fd_number_reused, T_ON), C(posix_spawn_child, T_ON), C(stdio_reopen_lowest_fd, T_ON),
+	C(underscore_fork_child, T_ON),
 };
 static const struct tcase fb_cases[] = {
 	C(seccomp_before_setup, T_ON), C(seccomp_after_setup, T_ON), C(no_device_fallback, T_ON),
