@@ -1635,6 +1635,56 @@ static int t_routing_resumes_after_siglongjmp(void)
 	return PASS;
 }
 
+static volatile pid_t g_hfork = -2;
+
+static void h_fork(int sig)
+{
+	(void)sig;
+	g_sigs++;
+	g_hfork = _Fork();	/* async-signal-safe; the child returns from the handler too */
+}
+
+/* _Fork in a signal handler that interrupted a routed read: parent and child both see the
+ * read fail with EINTR (as on the trap path), and both keep working afterwards */
+static int t_fork_in_handler_during_routed_read(void)
+{
+	char b[8];
+	struct rc c;
+	int p[2], q[2], st;
+	long r;
+
+	CHK(pipe(p) == 0 && pipe(q) == 0);
+	set_handler(SIGALRM, h_fork, 0);
+	g_sigs = 0;
+	RBEGIN(&c);
+	itimer_ms(150, 0);
+	errno = 0;
+	r = read(p[0], b, 1);
+	if (g_hfork == 0) {	/* child */
+		int fd;
+
+		if (!(r == -1 && errno == EINTR))
+			_exit(10);
+		if (n_rings() != 0)
+			_exit(11);
+		if (write(q[1], "kid", 3) != 3)
+			_exit(12);
+		if (!g_stock && (my_ring(&fd) || !fd_is_ring(fd)))
+			_exit(13);
+		_exit(0);
+	}
+	CHECK(g_hfork > 0, "_Fork in the handler: %d", (int)g_hfork);
+	CHECK(r == -1 && errno == EINTR, "parent: routed read -> %ld %s", r, en(errno));
+	st = wait_status(g_hfork);
+	CHECK(st == 0, "child: %d (10 read not EINTR, 11 ring fd inherited, 12 write failed, 13 no own ring, "
+	      "negative = killed by signal)", st);
+	CHK(read(q[0], b, 8) == 3 && !memcmp(b, "kid", 3));
+	REXPECT(&c, 2, 1);	/* interrupted read (EINTR) + the read of q */
+	CHK(write(p[1], "p", 1) == 1 && read(p[0], b, 1) == 1 && b[0] == 'p');
+	REXPECT(&c, 2, 0);
+	return PASS;
+}
+
 static void *late_writer(void *arg)
 {
 	int fd = *(int *)arg;
@@ -2831,6 +2881,7 @@ static const struct tcase sig_cases[] = {
 	C(sigalrm_read_eintr, T_ON), C(sa_restart_documented, T_ON), C(handler_write_reentrancy, T_ON),
 	C(signal_storm, T_ON), C(nanosleep_eintr_rem, T_ON), C(sigalrm_recv_accept_eintr, T_ON),
 	C(siglongjmp_out_of_routed_read, T_ON), C(routing_resumes_after_siglongjmp, T_ON),
+	C(fork_in_handler_during_routed_read, T_ON),
 };
 static const struct tcase thr_cases[] = {
 	C(thread_own_ring, T_ON), C(thread_exit_closes, T_ON), C(thread_syscall_only_no_ring, T_ON),
