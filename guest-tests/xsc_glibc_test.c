@@ -2697,6 +2697,61 @@ static int t_emfile_fallback_for_good(void)
 	return PASS;
 }
 
+
+/* address of the (single) /dev/xsc mapping from /proc/self/maps, raw syscalls only */
+static void *ring_mapping(void)
+{
+	static char txt[65536];
+	long n, len = 0;
+	char *l;
+	int f = r_open("/proc/self/maps", O_RDONLY, 0);
+
+	if (f < 0)
+		return NULL;
+	while ((n = r_read(f, txt + len, sizeof(txt) - 1 - len)) > 0)
+		len += n;
+	r_close(f);
+	txt[len] = 0;
+	for (l = txt; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		char *e = strchr(l, '\n');
+
+		if (e)
+			*e = 0;
+		if (strstr(l, "/dev/xsc"))
+			return (void *)strtoul(l, NULL, 16);
+		if (e)
+			*e = '\n';
+	}
+	return NULL;
+}
+
+/* the shared ring is scribbled on (bad CQ head): ENTER fails with EINVAL, the call must still
+ * run exactly once through the trap path, the ring is given up (fallback) */
+static int t_tampered_ring_falls_back(void)
+{
+	struct xsc_ring_hdr *h;
+	struct rc c;
+	char b[8];
+	int p[2];
+
+	CHK(pipe(p) == 0);
+	RBEGIN(&c);
+	if (g_stock) {
+		CHECK(ring_mapping() == NULL, "--expect-stock: /dev/xsc mapped");
+		return PASS;
+	}
+	h = ring_mapping();
+	CHECK(h != NULL, "no /dev/xsc mapping in /proc/self/maps");
+	__atomic_store_n(&h->cq_head, h->cq_tail + 1000, __ATOMIC_RELEASE);
+	CHECK(write(p[1], "tam", 3) == 3, "write after tampering: %s", en(errno));
+	CHECK(read(p[0], b, 8) == 3 && !memcmp(b, "tam", 3), "read after tampering: %s (data written twice or "
+	      "lost?)", en(errno));
+	CHECK(r_write(p[1], "", 0) == 0 && syscall(SYS_read, p[0], b, 0) == 0, "pipe");
+	CHECK(n_rings() == 0, "%d rings after ENTER failed with EINVAL (teardown expected)", n_rings());
+	CHECK(io_works() == PASS && n_rings() == 0, "fallback for good");
+	return PASS;
+}
+
 /* ---- guard */
 
 static int t_guard_errno(void)
@@ -2897,7 +2952,7 @@ static const struct tcase life_cases[] = {
 };
 static const struct tcase fb_cases[] = {
 	C(seccomp_before_setup, T_ON), C(seccomp_after_setup, T_ON), C(no_device_fallback, T_ON),
-	C(wrong_device_fallback, T_ON), C(emfile_fallback_for_good, T_ON),
+	C(wrong_device_fallback, T_ON), C(emfile_fallback_for_good, T_ON), C(tampered_ring_falls_back, T_ON),
 };
 static const struct tcase guard_cases[] = {
 	C(guard_errno, T_GUARD), C(guard_sigsys, T_SIGSYS), C(guard_per_thread, T_GUARD),
