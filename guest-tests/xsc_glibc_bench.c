@@ -5,8 +5,8 @@
  * (syscall(), never routed), in the same process.  KTAP v1, one case per
  * measurement, diagnostics "# ratio routed/trap = X.XX".
  *
- * Build: gcc --sysroot=XSC_SYSROOT -static -O2 -Wall -Wextra -Werror -pthread \
- *            -I guest-tests -o xsc_glibc_bench xsc_glibc_bench.c
+ * Build: gcc --sysroot=SYSROOT -BSYSROOT/usr/lib64/ -LSYSROOT/usr/lib64 \
+ *            -static -O2 -Wall -Wextra -Werror -pthread -o xsc_glibc_bench xsc_glibc_bench.c
  * Usage: xsc_glibc_bench [ITERATIONS]   (default 20000)
  *
  * Started without the tunable (the guest's PID 1 clears the environment),

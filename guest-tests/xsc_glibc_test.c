@@ -4,11 +4,13 @@
  * (glibc 2.36 + XSC series, tunable glibc.xsc.enable=1; contract:
  * ROUTING-SPEC.md; kernel ABI: patches/kernel/README.md).
  *
- * Build (XSC glibc, the normal gate):
- *   gcc --sysroot=SYSROOT -static -O2 -Wall -Wextra -Werror -pthread \
- *       -I guest-tests -o xsc_glibc_test xsc_glibc_test.c
+ * Build (XSC glibc, the normal gate; SYSROOT holds usr/include with the kernel
+ * UAPI headers copied in and usr/lib64/{crt1.o,crti.o,crtn.o,libc.a}; -B/-L are
+ * needed, --sysroot alone makes Debian's gcc link the host crt1.o/libc.a):
+ *   gcc --sysroot=SYSROOT -BSYSROOT/usr/lib64/ -LSYSROOT/usr/lib64 \
+ *       -static -O2 -Wall -Wextra -Werror -pthread -o xsc_glibc_test xsc_glibc_test.c
  * Build (stock glibc, for --expect-stock):
- *   gcc -static -O2 -Wall -Wextra -Werror -pthread -I guest-tests -o xsc_glibc_test_stock xsc_glibc_test.c
+ *   gcc -static -O2 -Wall -Wextra -Werror -pthread -o xsc_glibc_test_stock xsc_glibc_test.c
  *
  * Modes:
  *   xsc_glibc_test                 normal gate.  Every case runs in a fresh
@@ -46,6 +48,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <spawn.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -911,6 +914,8 @@ static int diff_script(const char *name)
 
 /* ================================================================ cases */
 
+static int install_seccomp(void);
+
 /* ---- tunables */
 
 static int t_no_tunable_no_ring(void)
@@ -1190,6 +1195,40 @@ static int t_errno_paths(void)
 	EXPECT_ERR(open("/nonexistent/file", O_RDONLY), ENOENT);
 	EXPECT_ERR(open("/tmp", O_WRONLY), EISDIR);
 	REXPECT(&c, 2, 2);
+	return PASS;
+}
+
+
+/* a successful routed call leaves errno alone, like INLINE_SYSCALL (also the first call,
+ * which sets the ring up, and a call whose ring setup failed) */
+static int t_errno_untouched_on_success(void)
+{
+	char buf[4];
+	struct rc c;
+	int p[2];
+
+	CHK(pipe(p) == 0);
+	errno = 1234;
+	CHECK(write(p[1], "e", 1) == 1 && errno == 1234, "first routed call (ring setup): errno %d", errno);
+	RBEGIN(&c);
+	errno = 4321;
+	CHECK(read(p[0], buf, 4) == 1 && errno == 4321, "routed read: errno %d", errno);
+	errno = 77;
+	CHECK(usleep(100) == 0 && close(dup(p[0])) == 0 && errno == 77, "usleep/close: errno %d", errno);
+	REXPECT(&c, 3, 0);
+	if (fork() == 0) {	/* child: no ring yet, seccomp makes its setup fail */
+		errno = 55;
+		if (install_seccomp() != 0)
+			_exit(3);
+		errno = 55;
+		_exit(write(p[1], "f", 1) == 1 && errno == 55 && n_rings() == 0 ? 0 : 4);
+	}
+	{
+		int st;
+
+		CHECK(wait(&st) > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "fallback child: status 0x%x (4: errno "
+		      "changed or ring open)", st);
+	}
 	return PASS;
 }
 
@@ -1513,6 +1552,136 @@ static int t_sigalrm_recv_accept_eintr(void)
 	itimer_ms(0, 0);
 	REXPECT(&c, 3, 3);
 	unlink(ua.sun_path);
+	return PASS;
+}
+
+
+static sigjmp_buf g_jb;
+
+static void h_jump(int sig)
+{
+	(void)sig;
+	g_sigs++;
+	siglongjmp(g_jb, 1);
+}
+
+/* an alarm timeout that siglongjmps out of a handler interrupting a routed read (read is
+ * async-signal-safe, so this is allowed): later calls must still give correct results */
+static int t_siglongjmp_out_of_routed_read(void)
+{
+	char buf[16], pat[8];
+	struct rc c;
+	struct rst s;
+	int p[2];
+
+	CHK(pipe(p) == 0);
+	set_handler(SIGALRM, h_jump, 0);
+	g_sigs = 0;
+	RBEGIN(&c);
+	for (int round = 0; round < 3; round++) {
+		if (sigsetjmp(g_jb, 1) == 0) {
+			itimer_ms(100, 0);
+			long r = read(p[0], buf, 1);
+
+			CHECK(0, "round %d: blocking read returned %ld (%s) instead of the jump", round, r, en(errno));
+		}
+		itimer_ms(0, 0);
+	}
+	CHECK(g_sigs == 3, "%d jumps", (int)g_sigs);
+	for (int i = 0; i < 200; i++) {
+		memset(pat, 'A' + i % 26, 8);
+		pat[0] = (char)i;
+		CHECK(write(p[1], pat, 8) == 8, "write %d after the jumps: %s", i, en(errno));
+		memset(buf, 0, sizeof(buf));
+		CHECK(read(p[0], buf, sizeof(buf)) == 8 && !memcmp(buf, pat, 8), "read %d after the jumps: wrong "
+		      "data or result (%s)", i, en(errno));
+	}
+	EXPECT_ERR(read(999, buf, 1), EBADF);
+	EXPECT_ERR(open("/nonexistent/x", O_RDONLY), ENOENT);
+	if (!g_stock) {
+		CHK(ring_stats(c.fd, &s) == 0);
+		diag("after 3 jumps: ring sub %+lld comp %+lld err %+lld for 3 interrupted + 402 calls (%s)",
+		     s.sub - c.s.sub, s.comp - c.s.comp, s.err - c.s.err,
+		     s.sub - c.s.sub == 405 ? "all routed" : "some calls took the trap path");
+		CHECK(s.sub == s.comp, "submitted %llu != completed %llu", s.sub, s.comp);
+	}
+	return PASS;
+}
+
+/* after such a jump the thread is no longer inside a routed call: its later calls are
+ * routed again (spec: every SYSCALL_CANCEL call of a routed number goes through the ring;
+ * only calls made while already inside a routed call take the trap path) */
+static int t_routing_resumes_after_siglongjmp(void)
+{
+	char b;
+	struct rc c;
+	int p[2];
+
+	CHK(pipe(p) == 0);
+	set_handler(SIGALRM, h_jump, 0);
+	g_sigs = 0;
+	RBEGIN(&c);
+	if (sigsetjmp(g_jb, 1) == 0) {
+		itimer_ms(100, 0);
+		long r = read(p[0], &b, 1);
+
+		CHECK(0, "blocking read returned %ld (%s) instead of the jump", r, en(errno));
+	}
+	itimer_ms(0, 0);
+	CHECK(g_sigs == 1, "no jump");
+	REXPECT(&c, 1, 1);	/* the interrupted read: CQE -EINTR */
+	CHK(write(p[1], "r", 1) == 1 && read(p[0], &b, 1) == 1 && b == 'r');
+	REXPECT(&c, 2, 0);	/* fails if the thread silently stays on the trap path */
+	return PASS;
+}
+
+static volatile pid_t g_hfork = -2;
+
+static void h_fork(int sig)
+{
+	(void)sig;
+	g_sigs++;
+	g_hfork = _Fork();	/* async-signal-safe; the child returns from the handler too */
+}
+
+/* _Fork in a signal handler that interrupted a routed read: parent and child both see the
+ * read fail with EINTR (as on the trap path), and both keep working afterwards */
+static int t_fork_in_handler_during_routed_read(void)
+{
+	char b[8];
+	struct rc c;
+	int p[2], q[2], st;
+	long r;
+
+	CHK(pipe(p) == 0 && pipe(q) == 0);
+	set_handler(SIGALRM, h_fork, 0);
+	g_sigs = 0;
+	RBEGIN(&c);
+	itimer_ms(150, 0);
+	errno = 0;
+	r = read(p[0], b, 1);
+	if (g_hfork == 0) {	/* child */
+		int fd;
+
+		if (!(r == -1 && errno == EINTR))
+			_exit(10);
+		if (n_rings() != 0)
+			_exit(11);
+		if (write(q[1], "kid", 3) != 3)
+			_exit(12);
+		if (!g_stock && (my_ring(&fd) || !fd_is_ring(fd)))
+			_exit(13);
+		_exit(0);
+	}
+	CHECK(g_hfork > 0, "_Fork in the handler: %d", (int)g_hfork);
+	CHECK(r == -1 && errno == EINTR, "parent: routed read -> %ld %s", r, en(errno));
+	st = wait_status(g_hfork);
+	CHECK(st == 0, "child: %d (10 read not EINTR, 11 ring fd inherited, 12 write failed, 13 no own ring, "
+	      "negative = killed by signal)", st);
+	CHK(read(q[0], b, 8) == 3 && !memcmp(b, "kid", 3));
+	REXPECT(&c, 2, 1);	/* interrupted read (EINTR) + the read of q */
+	CHK(write(p[1], "p", 1) == 1 && read(p[0], b, 1) == 1 && b[0] == 'p');
+	REXPECT(&c, 2, 0);
 	return PASS;
 }
 
@@ -1918,6 +2087,111 @@ static int t_cancel_pending_at_read(void)
 }
 
 
+
+static void *blocked_op_fn(void *arg)
+{
+	struct thr *t = arg;
+	char b;
+
+	if (my_ring(&t->ring))
+		t->err = 1;
+	__atomic_store_n(&t->nrings_before, 1, __ATOMIC_RELEASE);
+	switch (t->id) {
+	case 0:
+		sleep(100);
+		break;
+	case 1:
+		recv(t->pipe_r, &b, 1, 0);
+		break;
+	case 2:
+		accept4(t->pipe_r, NULL, NULL, 0);
+		break;
+	default:
+		clock_nanosleep(CLOCK_MONOTONIC, 0, &(struct timespec){ 100, 0 }, NULL);
+		break;
+	}
+	t->err = 3;	/* returned: not cancelled */
+	return NULL;
+}
+
+/* pthread_cancel of threads blocked in routed sleep / recv / accept4 / clock_nanosleep */
+static int t_cancel_blocked_sleep_recv_accept(void)
+{
+	struct sockaddr_un ua = { .sun_family = AF_UNIX };
+	struct thr t[4];
+	pthread_t th[4];
+	struct timespec dl;
+	int sv[2], ls;
+	struct rc c;
+
+	mktmp(ua.sun_path, sizeof(ua.sun_path), "cb");
+	CHK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHK(ls >= 0 && bind(ls, (struct sockaddr *)&ua, sizeof(ua)) == 0 && listen(ls, 2) == 0);
+	RBEGIN(&c);
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct thr){ .id = i, .pipe_r = i == 1 ? sv[0] : ls };
+		CHK(pthread_create(&th[i], NULL, blocked_op_fn, &t[i]) == 0);
+		while (!__atomic_load_n(&t[i].nrings_before, __ATOMIC_ACQUIRE))
+			raw_sleep_ms(5);
+		CHECK(!t[i].err, "thread %d: no own ring", i);
+	}
+	raw_sleep_ms(300);
+	for (int i = 0; i < 4; i++)
+		CHK(pthread_cancel(th[i]) == 0);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 10;
+	for (int i = 0; i < 4; i++) {
+		void *ret = NULL;
+
+		CHECK(pthread_timedjoin_np(th[i], &ret, &dl) == 0, "thread %d (op %d) not joined within 10 s", i, i);
+		CHECK(ret == PTHREAD_CANCELED, "thread %d not cancelled (err %d)", i, t[i].err);
+	}
+	CHECK(wait_rings(g_stock ? 0 : 1), "%d rings after the cancelled threads exited", n_rings());
+	REXPECT(&c, 0, 0);
+	unlink(ua.sun_path);
+	return PASS;
+}
+
+static void *short_fn(void *arg)
+{
+	char b[8];
+	int *p = arg;
+
+	for (int i = 0; i < 10; i++)
+		if (write(p[1], "0123", 4) != 4 || read(p[0], b, 8) != 4)
+			return (void *)1;
+	return NULL;
+}
+
+/* 16 concurrent threads, 10 rounds: each gets and releases its ring, no fd leaks */
+static int t_many_threads_no_leak(void)
+{
+	enum { NT = 16 };
+	pthread_t th[NT];
+	int p[NT][2], n0;
+	struct rc c;
+
+	RBEGIN(&c);
+	for (int i = 0; i < NT; i++)
+		CHK(pipe(p[i]) == 0);
+	n0 = count_fds();
+	for (int round = 0; round < 10; round++) {
+		for (int i = 0; i < NT; i++)
+			CHK(pthread_create(&th[i], NULL, short_fn, p[i]) == 0);
+		for (int i = 0; i < NT; i++) {
+			void *ret = (void *)2;
+
+			CHK(pthread_join(th[i], &ret) == 0);
+			CHECK(ret == NULL, "round %d thread %d: I/O failed", round, i);
+		}
+	}
+	CHECK(wait_rings(g_stock ? 0 : 1), "%d rings after 160 threads", n_rings());
+	CHECK(count_fds() == n0, "fds %d -> %d", n0, count_fds());
+	REXPECT(&c, 0, 0);
+	return PASS;
+}
+
 static void cleanup_write(void *arg)
 {
 	struct thr *t = arg;
@@ -2163,6 +2437,71 @@ static int t_entries_1_works(void)
 	return PASS;
 }
 
+
+/* daemon idiom: close(0); open("/dev/null") must give fd 0 (lowest free fd), also when that
+ * open is the thread's first routed call and sets the ring up */
+static void *open_in_thread(void *arg)
+{
+	int *r = arg;
+
+	r[0] = open("/dev/null", O_RDONLY);	/* first routed call of this thread */
+	return NULL;
+}
+
+static int t_stdio_reopen_lowest_fd(void)
+{
+	struct rc c;
+	pthread_t th;
+	int fd, hole, r[1] = { -1 };
+
+	CHECK(n_rings() == 0, "ring before the first routed call");
+	CHK(r_close(0) == 0);
+	fd = open("/dev/null", O_RDONLY);
+	CHECK(fd == 0, "close(0); open() = %d, expected 0 (the lazily opened ring took the slot?)", fd);
+	CHK(r_close(1) == 0);
+	fd = open("/dev/null", O_WRONLY);
+	CHECK(fd == 1, "close(1); open() = %d, expected 1", fd);
+	RBEGIN(&c);
+	/* informational: a hole above 2 at a new thread's first routed call */
+	hole = syscall(SYS_dup, g_null);
+	CHK(hole > 2 && r_close(hole) == 0);
+	CHK(pthread_create(&th, NULL, open_in_thread, r) == 0 && pthread_join(th, NULL) == 0);
+	CHECK(r[0] >= 0, "open in thread: %s", en(errno));
+	diag("hole at fd %d, a new thread's first open() returned %d%s", hole, r[0],
+	     r[0] == hole ? "" : " (its ring took the lowest free fd)");
+	REXPECT(&c, 0, 0);
+	return PASS;
+}
+
+static int t_underscore_fork_child(void)
+{
+	struct rc c;
+	pid_t pid;
+	int p[2], st;
+	char b;
+
+	CHK(pipe(p) == 0);
+	RBEGIN(&c);
+	pid = _Fork();	/* async-signal-safe fork without atfork handlers */
+	CHK(pid >= 0);
+	if (pid == 0) {
+		int fd;
+
+		if (n_rings() != 0)
+			_exit(10);
+		if (write(p[1], "u", 1) != 1)
+			_exit(11);
+		if (!g_stock && (my_ring(&fd) || !fd_is_ring(fd)))
+			_exit(12);
+		_exit(0);
+	}
+	st = wait_status(pid);
+	CHECK(st == 0, "_Fork child: %d (10 inherited ring fd, 11 write failed, 12 no own ring; signal = crash)", st);
+	CHK(read(p[0], &b, 1) == 1 && b == 'u');
+	REXPECT(&c, 1, 0);
+	return PASS;
+}
+
 static int exec_case(const char *tun, const char *helper)
 {
 	char *envs[8], *argv[] = { "xsc_glibc_test", "--helper", (char *)helper, NULL };
@@ -2358,6 +2697,61 @@ static int t_emfile_fallback_for_good(void)
 	return PASS;
 }
 
+
+/* address of the (single) /dev/xsc mapping from /proc/self/maps, raw syscalls only */
+static void *ring_mapping(void)
+{
+	static char txt[65536];
+	long n, len = 0;
+	char *l;
+	int f = r_open("/proc/self/maps", O_RDONLY, 0);
+
+	if (f < 0)
+		return NULL;
+	while ((n = r_read(f, txt + len, sizeof(txt) - 1 - len)) > 0)
+		len += n;
+	r_close(f);
+	txt[len] = 0;
+	for (l = txt; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		char *e = strchr(l, '\n');
+
+		if (e)
+			*e = 0;
+		if (strstr(l, "/dev/xsc"))
+			return (void *)strtoul(l, NULL, 16);
+		if (e)
+			*e = '\n';
+	}
+	return NULL;
+}
+
+/* the shared ring is scribbled on (bad CQ head): ENTER fails with EINVAL, the call must still
+ * run exactly once through the trap path, the ring is given up (fallback) */
+static int t_tampered_ring_falls_back(void)
+{
+	struct xsc_ring_hdr *h;
+	struct rc c;
+	char b[8];
+	int p[2];
+
+	CHK(pipe(p) == 0);
+	RBEGIN(&c);
+	if (g_stock) {
+		CHECK(ring_mapping() == NULL, "--expect-stock: /dev/xsc mapped");
+		return PASS;
+	}
+	h = ring_mapping();
+	CHECK(h != NULL, "no /dev/xsc mapping in /proc/self/maps");
+	__atomic_store_n(&h->cq_head, h->cq_tail + 1000, __ATOMIC_RELEASE);
+	CHECK(write(p[1], "tam", 3) == 3, "write after tampering: %s", en(errno));
+	CHECK(read(p[0], b, 8) == 3 && !memcmp(b, "tam", 3), "read after tampering: %s (data written twice or "
+	      "lost?)", en(errno));
+	CHECK(r_write(p[1], "", 0) == 0 && syscall(SYS_read, p[0], b, 0) == 0, "pipe");
+	CHECK(n_rings() == 0, "%d rings after ENTER failed with EINVAL (teardown expected)", n_rings());
+	CHECK(io_works() == PASS && n_rings() == 0, "fallback for good");
+	return PASS;
+}
+
 /* ---- guard */
 
 static int t_guard_errno(void)
@@ -2440,6 +2834,7 @@ static int t_guard_per_thread(void)
 	CHECK(r[0] && r[1] && r[3], "thread: pre-guard getpid %d, first call %d, libc write %d", r[0], r[1], r[3]);
 	CHECK(g_stock ? !r[2] : r[2], "thread direct getpid refused after its first routed call: %d", r[2]);
 	CHECK(syscall(SYS_getpid) > 0, "main thread guarded by another thread's ring: %s", en(errno));
+	CHECK(wait_rings(0), "the guarded thread's ring fd not closed at its exit (%d open)", n_rings());
 	return PASS;
 }
 
@@ -2525,7 +2920,8 @@ static const struct tcase tun_cases[] = {
 };
 static const struct tcase file_cases[] = {
 	C(open_close, T_ON), C(read_write, T_ON), C(pread_pwrite, T_ON), C(readv_writev, T_ON),
-	C(fsync_fdatasync, T_ON), C(errno_ebadf, T_ON), C(errno_paths, T_ON), C(large_io, T_ON),
+	C(fsync_fdatasync, T_ON), C(errno_ebadf, T_ON), C(errno_paths, T_ON), C(errno_untouched_on_success, T_ON),
+	C(large_io, T_ON),
 	C(unrouted_untouched, T_ON), C(script_files, NULL),
 };
 static const struct tcase net_cases[] = {
@@ -2539,20 +2935,24 @@ static const struct tcase time_cases[] = {
 static const struct tcase sig_cases[] = {
 	C(sigalrm_read_eintr, T_ON), C(sa_restart_documented, T_ON), C(handler_write_reentrancy, T_ON),
 	C(signal_storm, T_ON), C(nanosleep_eintr_rem, T_ON), C(sigalrm_recv_accept_eintr, T_ON),
+	C(siglongjmp_out_of_routed_read, T_ON), C(routing_resumes_after_siglongjmp, T_ON),
+	C(fork_in_handler_during_routed_read, T_ON),
 };
 static const struct tcase thr_cases[] = {
 	C(thread_own_ring, T_ON), C(thread_exit_closes, T_ON), C(thread_syscall_only_no_ring, T_ON),
 	C(threads_parallel, T_ON), C(cancel_blocked_read, T_ON), C(cancel_pending_at_read, T_ON),
 	C(cancel_cleanup_handler_write, T_ON), C(detached_thread_exit_closes, T_ON),
+	C(cancel_blocked_sleep_recv_accept, T_ON), C(many_threads_no_leak, T_ON),
 };
 static const struct tcase life_cases[] = {
 	C(fork_child_own_ring, T_ON), C(fork_multithreaded, T_ON), C(vfork_child, T_ON), C(exec_cloexec, T_ON),
 	C(exec_new_ring, T_ON), C(close_own_ring_fd, T_ON), C(raw_close_ring_fd, T_ON),
-	C(ring_fd_number_reused, T_ON), C(posix_spawn_child, T_ON),
+	C(ring_fd_number_reused, T_ON), C(posix_spawn_child, T_ON), C(stdio_reopen_lowest_fd, T_ON),
+	C(underscore_fork_child, T_ON),
 };
 static const struct tcase fb_cases[] = {
 	C(seccomp_before_setup, T_ON), C(seccomp_after_setup, T_ON), C(no_device_fallback, T_ON),
-	C(wrong_device_fallback, T_ON), C(emfile_fallback_for_good, T_ON),
+	C(wrong_device_fallback, T_ON), C(emfile_fallback_for_good, T_ON), C(tampered_ring_falls_back, T_ON),
 };
 static const struct tcase guard_cases[] = {
 	C(guard_errno, T_GUARD), C(guard_sigsys, T_SIGSYS), C(guard_per_thread, T_GUARD),
