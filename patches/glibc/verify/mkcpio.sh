@@ -27,5 +27,16 @@ demo_dynamic${T}300${T}/xsc/bin/xsc-glibc-demo-dyn
 tst_xsc_static${T}300${T}/xsc/bin/tst-xsc
 tst_xsc_dynamic${T}300${T}/xsc/bin/envexec${T}GLIBC_TUNABLES=glibc.xsc.enable=1${T}/xsc/sysroot/lib64/ld-linux-x86-64.so.2${T}--library-path${T}/xsc/sysroot/lib64${T}/xsc/bin/tst-xsc-dyn
 PLAN
+# A few glibc tests from the build tree, each with routing off and on
+# (dynamic, through the sysroot's ld.so).  TIMEOUTFACTOR: TCG is slow.
+mkdir -p $R/xsc/glibc-tests
+echo "tst-cancel4 opens ./Makefile" > $R/xsc/glibc-tests/Makefile
+for t in nptl/tst-cancel4 nptl/tst-cancel2 nptl/tst-cancel-self posix/tst-preadwrite64 io/tst-openat socket/tst-accept4 time/tst-clock_nanosleep posix/tst-nanosleep posix/tst-fork io/test-lfs; do
+  n=$(echo $t | tr '/-' '__'); cp $B/$t $R/xsc/glibc-tests/$n; strip --strip-debug $R/xsc/glibc-tests/$n
+  for mode in off on; do
+    tun=""; [ $mode = on ] && tun="${T}GLIBC_TUNABLES=glibc.xsc.enable=1"
+    echo "glibc_${n}_${mode}${T}600${T}/xsc/bin/envexec${T}--cd=/xsc/glibc-tests${T}--lo-up${T}TIMEOUTFACTOR=10${tun}${T}/xsc/sysroot/lib64/ld-linux-x86-64.so.2${T}--library-path${T}/xsc/sysroot/lib64${T}/xsc/glibc-tests/$n" >> $R/xsc/plan
+  done
+done
 cd $R && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 > $G/glibc-xsc.cpio
 ls -la $G/glibc-xsc.cpio
