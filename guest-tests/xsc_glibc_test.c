@@ -2,7 +2,7 @@
 /*
  * xsc_glibc_test: in-guest KTAP v1 suite for the XSC glibc routing
  * (glibc 2.36 + XSC series, tunable glibc.xsc.enable=1; contract:
- * ROUTING-SPEC.md; kernel ABI: patches/kernel/README.md).
+ * patches/glibc/README.md; kernel ABI: patches/kernel/README.md).
  *
  * Build (XSC glibc, the normal gate; SYSROOT holds usr/include with the kernel
  * UAPI headers copied in and usr/lib64/{crt1.o,crti.o,crtn.o,libc.a}; -B/-L are
@@ -1695,7 +1695,7 @@ static void *late_writer(void *arg)
 }
 
 /* SA_RESTART: the trap path restarts; ABI v1 reports ERESTARTSYS as EINTR, so a routed
- * blocking read returns EINTR (documented difference in ROUTING-SPEC.md) */
+ * blocking read returns EINTR (documented difference, patches/glibc/README.md) */
 static int t_sa_restart_documented(void)
 {
 	char buf[4];

@@ -201,22 +201,21 @@ pub fn configure_cmd(src: &Path, build: &Path, variant: GlibcVariant) -> Cmd {
 
 /// `make -j<N>` in the build directory.
 pub fn make_cmd(build: &Path, jobs: usize) -> Cmd {
-    Cmd::new(["make".to_string(), format!("-j{jobs}")])
-        .cwd(build)
-        .env("LC_ALL", "C")
+    clean_make_env(Cmd::new(["make".to_string(), format!("-j{jobs}")]).cwd(build))
         .deadline(Duration::from_secs(4 * 3600))
 }
 
 /// `make install DESTDIR=<dest>`: the whole installed tree under `dest`.
 pub fn install_cmd(build: &Path, jobs: usize, dest: &Path) -> Cmd {
-    Cmd::new([
-        "make".to_string(),
-        format!("-j{jobs}"),
-        "install".to_string(),
-        format!("DESTDIR={}", dest.display()),
-    ])
-    .cwd(build)
-    .env("LC_ALL", "C")
+    clean_make_env(
+        Cmd::new([
+            "make".to_string(),
+            format!("-j{jobs}"),
+            "install".to_string(),
+            format!("DESTDIR={}", dest.display()),
+        ])
+        .cwd(build),
+    )
     .deadline(Duration::from_secs(3600))
 }
 
@@ -230,24 +229,35 @@ pub fn tests_cmd(src: &Path, build: &Path, jobs: usize, tests: &[GlibcTest]) -> 
     by_dir
         .into_iter()
         .map(|(subdir, tests)| {
+            // As glibc's own recursion calls a subdirectory: -r, objdir, subdir and `..`.
             let mut argv = vec![
                 "make".to_string(),
+                "-r".to_string(),
                 format!("-j{jobs}"),
                 "-C".to_string(),
                 src.join(subdir).display().to_string(),
                 format!("objdir={}", build.display()),
                 format!("subdir={subdir}"),
+                "..=../".to_string(),
             ];
             argv.extend(
                 tests
                     .iter()
                     .map(|t| build.join(&t.subdir).join(&t.name).display().to_string()),
             );
-            Cmd::new(argv)
-                .env("LC_ALL", "C")
-                .deadline(Duration::from_secs(3600))
+            clean_make_env(Cmd::new(argv)).deadline(Duration::from_secs(3600))
         })
         .collect()
+}
+
+/// glibc's makefiles must not see an outer make's MAKEFLAGS/MAKELEVEL (`make candidate`
+/// and `make check` run this binary from make): a foreign jobserver or level changes how
+/// glibc recurses. Plus the C locale, for the same log text on every host.
+fn clean_make_env(cmd: Cmd) -> Cmd {
+    cmd.env("LC_ALL", "C")
+        .env("MAKEFLAGS", "")
+        .env("MFLAGS", "")
+        .env("MAKELEVEL", "")
 }
 
 /// `strip --strip-debug <files>`: the guest and the ISO need code, not DWARF (libc.so.6
@@ -837,7 +847,10 @@ mod tests {
     #[test]
     fn install_goes_to_destdir() {
         let s = install_cmd(Path::new("/w/build"), 2, Path::new("/c/sysroot")).to_string();
-        assert!(s.ends_with("make -j2 install DESTDIR=/c/sysroot)"), "{s}");
+        assert!(
+            s.ends_with("MAKELEVEL='' make -j2 install DESTDIR=/c/sysroot)"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -852,8 +865,8 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "LC_ALL=C make -j2 -C /s/io objdir=/b subdir=io /b/io/tst-openat /b/io/tst-fcntl",
-                "LC_ALL=C make -j2 -C /s/posix objdir=/b subdir=posix /b/posix/tst-preadwrite64",
+                "LC_ALL=C MAKEFLAGS='' MFLAGS='' MAKELEVEL='' make -r -j2 -C /s/io objdir=/b subdir=io ..=../ /b/io/tst-openat /b/io/tst-fcntl",
+                "LC_ALL=C MAKEFLAGS='' MFLAGS='' MAKELEVEL='' make -r -j2 -C /s/posix objdir=/b subdir=posix ..=../ /b/posix/tst-preadwrite64",
             ]
         );
     }
