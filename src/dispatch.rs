@@ -63,18 +63,23 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
     }
 }
 
-/// Runs a build until it ends or the first SIGINT/SIGTERM: then the build future is dropped,
-/// which kills make's process group (every child has a guard) and releases the stage lock;
-/// `main` turns the signal into exit 130/143. The kept work tree stays reusable: the next
-/// run pops and re-pushes the series and lets make finish what it started.
+/// Runs a build until it ends or the first SIGINT/SIGTERM. Then make's process group gets
+/// SIGTERM, so make deletes the half-written target (the kept work tree must never hold a
+/// truncated object newer than its source); the build's step fails, or is dropped after
+/// a grace period, which kills what is left and releases the stage lock. `main` turns the
+/// signal into exit 130/143. The next run reuses the kept tree and lets make finish.
 async fn until_cancelled(
     build: impl std::future::Future<Output = Result<ExitCode, crate::build::BuildError>>,
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<ExitCode, Error> {
+    tokio::pin!(build);
     tokio::select! {
-        r = build => Ok(r?),
-        _ = cancel.wait_for(|c| *c) => Ok(ExitCode::Interrupted),
+        r = &mut build => return Ok(r?),
+        _ = cancel.wait_for(|c| *c) => {}
     }
+    crate::process::terminate_all_groups();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), &mut build).await;
+    Ok(ExitCode::Interrupted)
 }
 
 /// Resolves names or paths to scenario files; no names = every `scenarios/*.toml`.

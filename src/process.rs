@@ -469,6 +469,17 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 /// Kills every live process group this process started (signal handler path).
 pub fn kill_all_groups() {
+    signal_all_groups(libc::SIGKILL);
+}
+
+/// SIGTERM to every live child group: the polite first step of stopping a build, so that
+/// make deletes the target it was writing (a SIGKILLed compiler leaves a truncated object
+/// newer than its source, which a kept work tree would trust on the next run).
+pub fn terminate_all_groups() {
+    signal_all_groups(libc::SIGTERM);
+}
+
+fn signal_all_groups(signal: i32) {
     let groups: Vec<i32> = LIVE_GROUPS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -476,7 +487,7 @@ pub fn kill_all_groups() {
         .copied()
         .collect();
     for pgid in groups {
-        kill_group(pgid, libc::SIGKILL);
+        kill_group(pgid, signal);
     }
 }
 

@@ -199,3 +199,66 @@ fn a_missing_gawk_is_named_with_the_apt_line_before_configure() {
     assert!(err.contains("apt-get install -y gawk"), "{err}");
     assert!(!err.contains("configure"), "{err}");
 }
+
+/// Ctrl-C during the glibc stage's make: exit 130 at once, no make or compiler left
+/// running, the stage lock released, the cached entry untouched (the next run is a hit).
+#[test]
+fn sigint_during_the_glibc_make_stops_it_cleanly() {
+    // Make sure there is an entry first (a no-op when another test built it).
+    assert_eq!(build_glibc().status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let err_path = dir.path().join("stderr");
+    let mut cmd = xsc();
+    cmd.args(["build", "glibc", "--force"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let child = cmd.spawn().unwrap();
+    // Another test may hold the machine's build lock for a while.
+    assert!(
+        crate::support::wait_for_text(&err_path, "glibc: make -j", GLIBC),
+        "{}",
+        std::fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // Ours: we hold the stage lock, so every make in the kept tree belongs to this build.
+    let pgrep = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", "work/glibc/xsc/build"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let ours = pgrep();
+    assert!(!ours.is_empty(), "no make running in the kept tree");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = crate::support::wait(child, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        std::fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    // Alive = present and not a zombie waiting for init to reap it.
+    let alive = |pid: &String| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ours.iter().any(alive) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let left: Vec<&String> = ours.iter().filter(|p| alive(p)).collect();
+    assert!(left.is_empty(), "make left behind: {left:?}");
+    let again = build_glibc();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("glibc: cache hit"));
+}
