@@ -20,7 +20,7 @@ echo "== routed vs trap path (XSC guest, TCG) =="
   tail -30 "$work/bench.out"; exit 1; }
 state=$(sed -n 's/.*state in //p' "$work/bench.out" | head -1)
 log=$(find "$state" -name serial.log | head -1)
-grep -E '# (ratio|routed|trap)' "$log" | sed 's/^ *//'
+grep -a -E '# [a-z_0-9]+: [0-9]+ iterations|# ratio routed/trap' "$log" | sed 's/^ *# //'
 
 [ "${SKIP_BUILD:-0}" = 1 ] && exit 0
 
