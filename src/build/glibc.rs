@@ -26,14 +26,15 @@ use std::time::{Duration, Instant};
 
 use super::error::BuildError;
 use super::kernel::{
-    Progress, WorkLock, WorkState, kernel_cache, new_stage_log, repo_root, snapshot_series,
+    Progress, WorkLock, WorkState, kernel_cache, key_series, need_artifact, new_stage_log,
+    repo_root, seal, snapshot_series,
 };
 use super::make;
 use super::progress::BuildEvent;
 use super::quilt::{self, MtimeSnapshot};
 use super::source;
 use super::tools;
-use crate::cache::{Cache, Entry, EntryInfo, KeyBuilder, sha256_bytes, sha256_file};
+use crate::cache::{Cache, Entry, KeyBuilder, sha256_bytes, sha256_file};
 use crate::config::Config;
 use crate::process::{self, Cmd};
 
@@ -364,17 +365,7 @@ pub fn key_from_parts(
         .str("source", &format!("sha256:{}", cfg.glibc.sha256))
         .str("variant", variant.name())
         .str("configure", &configure_args(variant).join(" "));
-    let series = read_input("patch series", &patches.join("series"))?;
-    key.str("series", &sha256_bytes(series.as_bytes()));
-    for name in quilt::series_patches(&series) {
-        let path = patches.join(&name);
-        let digest = sha256_file(&path).map_err(|source| BuildError::Input {
-            what: "patch",
-            path,
-            source,
-        })?;
-        key.str(&format!("patch/{name}"), &digest);
-    }
+    key_series(&mut key, &patches)?;
     if variant == GlibcVariant::Xsc {
         let (list, _) = tests_list(cfg)?;
         key.str("tests", &sha256_bytes(list.as_bytes()));
@@ -429,15 +420,7 @@ pub fn artifacts_from_entry(
     built_now: bool,
     log: Option<PathBuf>,
 ) -> Result<GlibcArtifacts, BuildError> {
-    let need = |name: &str| {
-        entry
-            .artifact(name)
-            .filter(|p| p.exists())
-            .ok_or_else(|| BuildError::MissingArtifact {
-                path: entry.dir.join(name),
-                log: None,
-            })
-    };
+    let need = |name: &str| need_artifact(entry, name);
     Ok(GlibcArtifacts {
         sysroot: need("sysroot")?,
         runtime: need("runtime")?,
@@ -737,7 +720,7 @@ async fn store(
         .iter()
         .map(|n| ((*n).to_string(), (*n).to_string()))
         .collect();
-    let facts: BTreeMap<String, String> = [
+    let facts = [
         ("version", cfg.glibc.version.clone()),
         ("variant", built.variant.name().to_string()),
         ("configure", configure_args(built.variant).join(" ")),
@@ -750,21 +733,16 @@ async fn store(
         ("tests", tests.len().to_string()),
         ("log", log.display().to_string()),
         ("work_tree", built.src.display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let info = EntryInfo {
-        stage: STAGE.into(),
-        key: key.key.clone(),
-        created: 0,
-        inputs: key.inputs.clone(),
+    ];
+    let entry = seal(
+        cache,
+        STAGE,
+        &key.key,
+        &key.inputs,
+        &staged,
         artifacts,
         facts,
-    };
-    let entry = cache
-        .commit(&staged, info)
-        .map_err(BuildError::io("failed to commit cache entry", &staged))?;
+    )?;
     artifacts_from_entry(&entry, true, Some(log.to_path_buf()))
 }
 

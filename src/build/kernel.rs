@@ -123,18 +123,7 @@ pub fn key_from_parts(
         .str("source", source_identity)
         .str("profile", &profile.name);
     key.str("base", &kconfig::base_identity(cfg, &profile.base)?);
-    let series = patches.join("series");
-    let text = read_input("patch series", &series)?;
-    key.str("series", &crate::cache::sha256_bytes(text.as_bytes()));
-    for name in quilt::series_patches(&text) {
-        let path = patches.join(&name);
-        let digest = sha256_file(&path).map_err(|source| BuildError::Input {
-            what: "patch",
-            path,
-            source,
-        })?;
-        key.str(&format!("patch/{name}"), &digest);
-    }
+    key_series(&mut key, &patches)?;
     for (name, path) in profile
         .fragments
         .iter()
@@ -164,6 +153,57 @@ pub async fn kernel_key(
 ) -> Result<KernelKey, BuildError> {
     let toolchain = tools::toolchain_identity().await?;
     key_from_parts(cfg, profile, &source.identity(cfg)?, &toolchain)
+}
+
+/// Adds a quilt series and every patch it lists to `key`; files in the directory that the
+/// series does not list are not inputs. Shared by the kernel and glibc stages.
+pub(crate) fn key_series(key: &mut KeyBuilder, patches: &Path) -> Result<(), BuildError> {
+    let text = read_input("patch series", &patches.join("series"))?;
+    key.str("series", &crate::cache::sha256_bytes(text.as_bytes()));
+    for name in quilt::series_patches(&text) {
+        let path = patches.join(&name);
+        let digest = sha256_file(&path).map_err(|source| BuildError::Input {
+            what: "patch",
+            path,
+            source,
+        })?;
+        key.str(&format!("patch/{name}"), &digest);
+    }
+    Ok(())
+}
+
+/// Commits a staged entry with its labelled inputs, artifacts and facts.
+pub(crate) fn seal(
+    cache: &Cache,
+    stage: &str,
+    key: &str,
+    inputs: &[(String, String)],
+    staged: &Path,
+    artifacts: BTreeMap<String, String>,
+    facts: impl IntoIterator<Item = (&'static str, String)>,
+) -> Result<Entry, BuildError> {
+    let info = EntryInfo {
+        stage: stage.into(),
+        key: key.to_string(),
+        created: 0,
+        inputs: inputs.to_vec(),
+        artifacts,
+        facts: facts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    };
+    cache
+        .commit(staged, info)
+        .map_err(BuildError::io("failed to commit cache entry", staged))
+}
+
+/// The artifact `name` of a cache entry, which must exist.
+pub(crate) fn need_artifact(entry: &Entry, name: &str) -> Result<PathBuf, BuildError> {
+    entry
+        .artifact(name)
+        .filter(|p| p.exists())
+        .ok_or_else(|| BuildError::MissingArtifact {
+            path: entry.dir.join(name),
+            log: None,
+        })
 }
 
 fn read_input(what: &'static str, path: &Path) -> Result<String, BuildError> {
@@ -196,15 +236,7 @@ pub fn artifacts_from_entry(
     built_now: bool,
     log: Option<PathBuf>,
 ) -> Result<KernelArtifacts, BuildError> {
-    let need = |name: &str| {
-        entry
-            .artifact(name)
-            .filter(|p| p.exists())
-            .ok_or_else(|| BuildError::MissingArtifact {
-                path: entry.dir.join(name),
-                log: None,
-            })
-    };
+    let need = |name: &str| need_artifact(entry, name);
     Ok(KernelArtifacts {
         bzimage: need("bzImage")?,
         config: need("config")?,
@@ -535,7 +567,7 @@ async fn store(
 
     let bz_sha = sha256_file(&staged.join("bzImage"))
         .map_err(BuildError::io("failed to read", staged.join("bzImage")))?;
-    let facts: BTreeMap<String, String> = [
+    let facts = [
         ("kernelrelease", built.kernelrelease.clone()),
         ("profile", profile.name.clone()),
         ("purpose", profile.purpose.to_string()),
@@ -553,21 +585,16 @@ async fn store(
         ("bzimage_sha256", bz_sha),
         ("log", log.display().to_string()),
         ("work_tree", built.tree.display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let info = EntryInfo {
-        stage: STAGE.into(),
-        key: key.key.clone(),
-        created: 0,
-        inputs: key.inputs.clone(),
+    ];
+    let entry = seal(
+        cache,
+        STAGE,
+        &key.key,
+        &key.inputs,
+        &staged,
         artifacts,
         facts,
-    };
-    let entry = cache
-        .commit(&staged, info)
-        .map_err(BuildError::io("failed to commit cache entry", &staged))?;
+    )?;
     artifacts_from_entry(&entry, true, Some(log.to_path_buf()))
 }
 
