@@ -514,19 +514,19 @@ fn when(epoch: u64) -> String {
 pub fn format_status(rows: &[StageStatus]) -> String {
     let mut out = String::new();
     for r in rows {
-        out.push_str(&format!("{:<11} {:<7} {}", r.stage, r.variant, r.state));
+        out.push_str(&format!("{:<11} {:<8} {}", r.stage, r.variant, r.state));
         if let Some(k) = &r.key {
             out.push_str(&format!("  key {k}"));
         }
         out.push('\n');
         if let Some(b) = &r.built {
-            out.push_str(&format!("{:20}built:     {b}\n", ""));
+            out.push_str(&format!("{:21}built:     {b}\n", ""));
         }
         if let Some(a) = &r.artifacts {
-            out.push_str(&format!("{:20}artifacts: {}\n", "", a.display()));
+            out.push_str(&format!("{:21}artifacts: {}\n", "", a.display()));
         }
         if let Some(l) = &r.log {
-            out.push_str(&format!("{:20}log:       {}\n", "", l.display()));
+            out.push_str(&format!("{:21}log:       {}\n", "", l.display()));
         }
     }
     out
@@ -627,11 +627,11 @@ mod tests {
         ];
         let text = format_status(&rows);
         assert!(
-            text.starts_with("kernel      qemu    built  key 0123456789ab\n"),
+            text.starts_with("kernel      qemu     built  key 0123456789ab\n"),
             "{text}"
         );
         assert!(text.contains("artifacts: /c/stages/kernel/0123\n"));
-        assert!(text.contains("glibc       xsc     not built yet\n"));
+        assert!(text.contains("glibc       xsc      not built yet\n"));
     }
 
     #[test]

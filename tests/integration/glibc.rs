@@ -65,7 +65,7 @@ fn the_glibc_stage_builds_once_and_carries_the_series() {
     cmd.arg("status");
     let status = run(cmd, Duration::from_secs(120));
     assert!(
-        String::from_utf8_lossy(&status.stdout).contains("glibc       xsc     built"),
+        String::from_utf8_lossy(&status.stdout).contains("glibc       xsc      built"),
         "{}",
         text(&status)
     );
