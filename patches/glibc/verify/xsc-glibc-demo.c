@@ -44,7 +44,7 @@ static void diag(const char *fmt, ...)
 static int ring_fds(int *fds, int max)
 {
 	int n = 0;
-	for (int fd = 0; fd < 256; fd++) {
+	for (int fd = 0; fd < 1024; fd++) {	/* rings sit at >= 3/4 of min (RLIMIT_NOFILE, 1024) */
 		char p[64], t[64];
 		snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
 		ssize_t l = syscall(SYS_readlink, p, t, sizeof t - 1);
