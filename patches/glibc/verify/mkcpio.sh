@@ -1,11 +1,11 @@
 #!/bin/sh
 # Build the guest initramfs for the glibc XSC checks.
 set -e
-S=${SYSROOT:-/work/scratch/glibc-xsc/sysroot}; B=${GLIBC_BUILD:-/work/scratch/glibc-xsc/build}; G=${OUT:-/work/scratch/glibc-xsc/guest}; SRC=$(cd "$(dirname "$0")" && pwd)
+S=${SYSROOT:?set SYSROOT to an installed XSC glibc sysroot}; B=${GLIBC_BUILD:?set GLIBC_BUILD to its build directory}; G=${OUT:-$PWD/guest}; SRC=$(cd "$(dirname "$0")" && pwd)
 CC="gcc --sysroot=$S -B$S/usr/lib64/ -L$S/usr/lib64"
 DYN="-Wl,--dynamic-linker=/xsc/sysroot/lib64/ld-linux-x86-64.so.2 -Wl,-rpath=/xsc/sysroot/lib64"
 mkdir -p $G; cp "$SRC"/xsc-glibc-demo.c "$SRC"/envexec.c $G/ 2>/dev/null || true; cd $G
-gcc -static -O2 -Wall -Wextra -Werror -pthread -o init /work/main/guest-tests/init/xsc-init.c
+gcc -static -O2 -Wall -Wextra -Werror -pthread -o init "$SRC/../../../guest-tests/init/xsc-init.c"
 gcc -static -O2 -Wall -o envexec envexec.c
 $CC -static -O2 -Wall -Wextra -pthread -o xsc-glibc-demo xsc-glibc-demo.c
 $CC -O2 -Wall -Wextra -pthread $DYN -o xsc-glibc-demo-dyn xsc-glibc-demo.c
