@@ -93,6 +93,20 @@ fn the_debian_iso_builds_boots_bios_and_uefi_and_reaches_a_login_prompt() {
             ring.iter().all(|(_, _, k)| k == "pass"),
             "{suite}: {ring:?}"
         );
+        let glibc: Vec<_> = all
+            .iter()
+            .filter(|(s, c, _)| s == suite && c.starts_with("xsc_glibc_test."))
+            .collect();
+        assert!(glibc.len() >= 60, "{suite}: {all:?}");
+        assert!(
+            glibc.iter().all(|(_, _, k)| k == "pass"),
+            "{suite}: {glibc:?}"
+        );
+        assert!(
+            all.iter()
+                .any(|(s, c, k)| s == suite && c == "xsc_run_debian_binary" && k == "pass"),
+            "{suite}: a Debian binary through xsc-run: {all:?}"
+        );
         assert_eq!(
             property(&report, suite, "iso.sha256").as_deref(),
             Some(sha.as_str())
