@@ -38,38 +38,69 @@ static double now_ns(void)
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-/* xsc-submitted of the process's only /dev/xsc fd, raw syscalls only; -1 if none */
-static long long submitted(void)
+/* xsc-submitted of one /dev/xsc fd, raw syscalls only (libc's open/read would be routed
+ * and move the very counter being read); -1 if it is not a ring. */
+static long long ring_submitted(int fd)
 {
 	char path[64], lnk[64], txt[1024];
+	long n;
+	int f;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = syscall(SYS_readlinkat, AT_FDCWD, path, lnk, sizeof(lnk) - 1);
+	if (n < 0)
+		return -1;
+	lnk[n] = 0;
+	if (strcmp(lnk, "/dev/xsc"))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	if (f < 0)
+		return -1;
+	n = syscall(SYS_read, f, txt, sizeof(txt) - 1);
+	syscall(SYS_close, f);
+	if (n <= 0)
+		return -1;
+	txt[n] = 0;
+	char *p = strstr(txt, "xsc-submitted:");
+	return p ? strtoll(p + 14, NULL, 10) : -1;
+}
+
+/* xsc-submitted of the process's /dev/xsc fd; -1 if none. Walks /proc/self/fd with raw
+ * getdents64: the library places its ring fd high (3/4 of the fd limit), so no fixed
+ * bound on fd numbers would do. */
+static long long submitted(void)
+{
+	char buf[4096];
 	long long v = -1;
+	int dir = syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 
-	for (int fd = 0; fd < 256; fd++) {
-		long n;
-		int f;
+	if (dir < 0)
+		return -1;
+	for (;;) {
+		long n = syscall(SYS_getdents64, dir, buf, sizeof(buf));
 
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		n = syscall(SYS_readlinkat, AT_FDCWD, path, lnk, sizeof(lnk) - 1);
-		if (n < 0)
-			continue;
-		lnk[n] = 0;
-		if (strcmp(lnk, "/dev/xsc"))
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-		f = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-		if (f < 0)
-			continue;
-		n = syscall(SYS_read, f, txt, sizeof(txt) - 1);
-		syscall(SYS_close, f);
-		if (n > 0) {
-			char *p;
+		if (n <= 0)
+			break;
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 {
+				unsigned long long d_ino;
+				long long d_off;
+				unsigned short d_reclen;
+				unsigned char d_type;
+				char d_name[];
+			} *d = (void *)(buf + off);
+			long long s;
 
-			txt[n] = 0;
-			p = strstr(txt, "xsc-submitted:");
-			if (p)
-				v = strtoll(p + 14, NULL, 10);
+			off += d->d_reclen;
+			if (d->d_name[0] < '0' || d->d_name[0] > '9')
+				continue;
+			s = ring_submitted(atoi(d->d_name));
+			if (s >= 0)
+				v = s;
 		}
 	}
+	syscall(SYS_close, dir);
 	return v;
 }
 
