@@ -14,8 +14,10 @@ fn shipped_scenarios_are_valid() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let mut cmd = xsc();
     cmd.args(["scenarios", "check"]);
-    for f in std::fs::read_dir(repo().join("scenarios/faults")).unwrap() {
-        cmd.arg(f.unwrap().path());
+    for dir in ["scenarios/faults", "scenarios/bench"] {
+        for f in std::fs::read_dir(repo().join(dir)).unwrap() {
+            cmd.arg(f.unwrap().path());
+        }
     }
     let out = run(cmd, QUICK);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
