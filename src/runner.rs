@@ -13,18 +13,17 @@ use tokio::sync::{Semaphore, watch};
 use crate::boot::accel::{self, AccelChoice, AccelRequest};
 use crate::boot::machine::{self, MachineOutcome, RunSpec};
 use crate::boot::qemu_args::{Boot, DEFAULT_APPEND, MachineSpec, Ovmf};
-use crate::build::GlibcVariant;
+use crate::build::{GlibcArtifacts, GlibcVariant};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
-use crate::guest::programs::{self, ExtraTree, GuestProgram, INIT_SOURCE, Sysroot};
+use crate::guest::programs::{self, ExtraTree, GuestProgram, INIT_SOURCE};
 use crate::observe::verdict::{
     CaseResult, CaseStatus, FailureKind, RunEnd, ScenarioResult, crash_cases,
 };
-use crate::scenario::{Firmware, ImageSource, Libc, Media, RunUntil, Scenario};
+use crate::scenario::{Firmware, ImageSource, Media, RunUntil, Scenario};
 
-/// Host-side margin on top of the guest's own per-program clocks.
 /// Where the XSC glibc runtime (`lib64/ld-linux-x86-64.so.2`, `lib64/libc.so.6`, …) is in
 /// the guest of a scenario with `libc = "xsc"` programs.
 pub const GUEST_GLIBC_DIR: &str = "/xsc/glibc";
@@ -32,6 +31,7 @@ pub const GUEST_GLIBC_DIR: &str = "/xsc/glibc";
 /// Where glibc's own tests (`<subdir>/<test>`, `list`) are in that guest.
 pub const GUEST_GLIBC_TESTS_DIR: &str = "/xsc/glibc-tests";
 
+/// Host-side margin on top of the guest's own per-program clocks.
 const BACKSTOP_MARGIN: Duration = Duration::from_secs(60);
 
 /// Settings for a whole `test` run.
@@ -218,35 +218,27 @@ async fn build_initramfs(
 ) -> Result<PathBuf, Error> {
     let gt = guest_tests_dir(cfg);
     let init = programs::compile(cache, &gt, Path::new(INIT_SOURCE), None).await?;
-    let uses = |libc: Libc| scenario.programs.iter().any(|p| p.libc == libc);
-    let glibc = if uses(Libc::Xsc) {
-        Some(crate::stage::xsc_glibc(cfg, GlibcVariant::Xsc, opts.no_build).await?)
-    } else {
-        None
-    };
-    let disabled = if uses(Libc::XscDisabled) {
-        Some(crate::stage::xsc_glibc(cfg, GlibcVariant::Disabled, opts.no_build).await?)
-    } else {
-        None
-    };
-    let sysroot_of = |g: &Option<crate::build::GlibcArtifacts>| {
-        g.as_ref().map(|g| Sysroot {
-            dir: g.sysroot.clone(),
-            key: g.key.clone(),
-        })
-    };
-    let (sysroot, sysroot_disabled) = (sysroot_of(&glibc), sysroot_of(&disabled));
+    // Each glibc variant the programs link against, fetched (or built) once.
+    let mut glibcs: Vec<(GlibcVariant, GlibcArtifacts)> = Vec::new();
+    for variant in scenario.programs.iter().filter_map(|p| p.libc.variant()) {
+        if !glibcs.iter().any(|(v, _)| *v == variant) {
+            let a = crate::stage::xsc_glibc(cfg, variant, opts.no_build).await?;
+            glibcs.push((variant, a));
+        }
+    }
+    let glibc_of =
+        |variant: GlibcVariant| glibcs.iter().find(|(v, _)| *v == variant).map(|(_, a)| a);
     let mut progs = Vec::new();
     for p in &scenario.programs {
         let timeout = program_clock(cfg, scenario, p, opts);
         match &p.source {
             Some(src) => {
-                let libc = match p.libc {
-                    Libc::Xsc => sysroot.as_ref(),
-                    Libc::XscDisabled => sysroot_disabled.as_ref(),
-                    Libc::Host => None,
-                };
-                let path = programs::compile(cache, &gt, src, libc).await?;
+                let sysroot = p
+                    .libc
+                    .variant()
+                    .and_then(glibc_of)
+                    .map(GlibcArtifacts::program_sysroot);
+                let path = programs::compile(cache, &gt, src, sysroot.as_ref()).await?;
                 progs.push(GuestProgram::Binary {
                     name: p.name.clone(),
                     path,
@@ -277,8 +269,8 @@ async fn build_initramfs(
     }
     // The XSC glibc's runtime and glibc's own tests, for dynamically linked programs that
     // run with it (`ld.so --library-path`) — see guest-tests/README.md for the layout.
-    let trees: Vec<ExtraTree> = glibc
-        .iter()
+    let trees: Vec<ExtraTree> = glibc_of(GlibcVariant::Xsc)
+        .into_iter()
         .flat_map(|g| {
             [
                 ExtraTree {

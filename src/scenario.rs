@@ -165,12 +165,18 @@ pub struct Scenario {
 /// The ready marker the guest init prints.
 pub const DEFAULT_READY: &str = "xsc-init: ready";
 
-impl Scenario {
-    /// True when a program links against the XSC glibc (the glibc stage is an input).
-    pub fn uses_xsc_glibc(&self) -> bool {
-        self.programs.iter().any(|p| p.libc == Libc::Xsc)
+impl Libc {
+    /// The glibc stage variant this library is built by; `None` for the host's.
+    pub fn variant(self) -> Option<crate::build::GlibcVariant> {
+        match self {
+            Libc::Host => None,
+            Libc::Xsc => Some(crate::build::GlibcVariant::Xsc),
+            Libc::XscDisabled => Some(crate::build::GlibcVariant::Disabled),
+        }
     }
+}
 
+impl Scenario {
     /// True when `candidate` requires this scenario.
     pub fn is_gate(&self) -> bool {
         self.tags.iter().any(|t| t == "release-gate")
@@ -759,7 +765,15 @@ mod tests {
         .unwrap();
         assert_eq!(s.programs[0].libc, Libc::Xsc);
         assert_eq!(s.programs[1].libc, Libc::Host);
-        assert!(s.uses_xsc_glibc());
+        assert_eq!(
+            s.programs[0].libc.variant(),
+            Some(crate::build::GlibcVariant::Xsc)
+        );
+        assert_eq!(s.programs[1].libc.variant(), None);
+        assert_eq!(
+            Libc::XscDisabled.variant(),
+            Some(crate::build::GlibcVariant::Disabled)
+        );
         let err = parse_str(
             "[image]\nkind = \"xsc-kernel\"\n\
              [[program]]\nname = \"c\"\ncommand = [\"true\"]\nlibc = \"xsc\"\n\

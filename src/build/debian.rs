@@ -559,10 +559,7 @@ async fn build_in(
             .await?
         }
     };
-    let sysroot = programs::Sysroot {
-        dir: glibc_art.sysroot.clone(),
-        key: glibc_art.key.clone(),
-    };
+    let sysroot = glibc_art.program_sysroot();
     let gcache = cache_of(cfg);
     let gt = &cfg.guest_tests_dir;
     let compile = |rel: &'static str, libc: Libc| {
@@ -668,7 +665,7 @@ async fn build_in(
         }
     }
     // The XSC glibc side by side, and a Debian (stock-linked) binary run through it.
-    super::glibc::copy_tree(&glibc_art.runtime, &root.join(XSC_GLIBC_PREFIX))?;
+    super::glibc::copy_dir(&glibc_art.runtime, &root.join(XSC_GLIBC_PREFIX), log).await?;
     let rdir = recipe_dir(cfg);
     copy_mode(
         &rdir.join("xsc-run.sh"),

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use super::error::BuildError;
 use super::kernel::{
     Progress, WorkLock, WorkState, kernel_cache, key_series, need_artifact, new_stage_log,
-    repo_root, seal, snapshot_series,
+    read_input, repo_root, seal, snapshot_series,
 };
 use super::make;
 use super::progress::BuildEvent;
@@ -139,6 +139,14 @@ pub struct GlibcArtifacts {
 }
 
 impl GlibcArtifacts {
+    /// The sysroot as guest programs link against it (keyed by this entry).
+    pub fn program_sysroot(&self) -> crate::guest::programs::Sysroot {
+        crate::guest::programs::Sysroot {
+            dir: self.sysroot.clone(),
+            key: self.key.clone(),
+        }
+    }
+
     /// The loader inside [`GlibcArtifacts::runtime`].
     pub fn loader(&self) -> PathBuf {
         self.runtime.join(SLIBDIR).join("ld-linux-x86-64.so.2")
@@ -325,14 +333,6 @@ pub fn parse_tests_list(text: &str) -> Result<Vec<GlibcTest>, String> {
         }
     }
     Ok(out)
-}
-
-fn read_input(what: &'static str, path: &Path) -> Result<String, BuildError> {
-    std::fs::read_to_string(path).map_err(|source| BuildError::Input {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// The tests list of the repository, parsed (missing file = no tests).
@@ -636,7 +636,7 @@ async fn store(
     )
     .await?;
     for (from, to) in KERNEL_HEADERS {
-        copy_tree(Path::new(from), &sysroot.join(to))?;
+        copy_dir(Path::new(from), &sysroot.join(to), log).await?;
     }
 
     progress(&BuildEvent::Step {
@@ -644,7 +644,9 @@ async fn store(
         detail: String::new(),
     });
     let runtime = staged.join("runtime");
-    let libs = copy_runtime(&sysroot.join(SLIBDIR), &runtime.join(SLIBDIR))?;
+    // slibdir holds only the shared objects (no symlinks since 2.34).
+    copy_dir(&sysroot.join(SLIBDIR), &runtime.join(SLIBDIR), log).await?;
+    let libs = regular_files(&runtime.join(SLIBDIR))?;
     if !runtime.join(SLIBDIR).join("ld-linux-x86-64.so.2").exists() {
         return Err(BuildError::MissingArtifact {
             path: sysroot.join(SLIBDIR).join("ld-linux-x86-64.so.2"),
@@ -679,6 +681,7 @@ async fn store(
         for cmd in tests_cmd(&built.src, &built.build, built.jobs, &tests) {
             make::run_following(&cmd, log, &step, progress).await?;
         }
+        let mut bins = Vec::new();
         for t in &tests {
             let from = built.build.join(&t.subdir).join(&t.name);
             let to = tests_dir.join(&t.subdir).join(&t.name);
@@ -693,11 +696,8 @@ async fn store(
                     .map_err(BuildError::io("failed to create", parent))?;
             }
             std::fs::copy(&from, &to).map_err(BuildError::io("failed to copy", &from))?;
+            bins.push(to);
         }
-        let bins: Vec<PathBuf> = tests
-            .iter()
-            .map(|t| tests_dir.join(&t.subdir).join(&t.name))
-            .collect();
         process::run(&strip_cmd(&bins), Some(log))
             .await
             .map_err(BuildError::step("strip glibc tests"))?;
@@ -746,46 +746,25 @@ async fn store(
     artifacts_from_entry(&entry, true, Some(log.to_path_buf()))
 }
 
-/// Copies a directory tree (files, directories, symlinks as links).
-pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+/// Copies the directory `from` into `to` (created) with `cp -a`, as the kernel stage copies
+/// a source tree.
+pub(crate) async fn copy_dir(from: &Path, to: &Path, log: &Path) -> Result<(), BuildError> {
     std::fs::create_dir_all(to).map_err(BuildError::io("failed to create", to))?;
-    for rel in crate::cache::walk_sorted(from).map_err(BuildError::io("failed to list", from))? {
-        copy_one(&from.join(&rel), &to.join(&rel))?;
-    }
-    Ok(())
+    process::run(&source::copy_tree_cmd(from, to), Some(log))
+        .await
+        .map(|_| ())
+        .map_err(BuildError::step(format!("copy {}", from.display())))
 }
 
-fn copy_one(from: &Path, to: &Path) -> Result<(), BuildError> {
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).map_err(BuildError::io("failed to create", parent))?;
-    }
-    let meta = std::fs::symlink_metadata(from).map_err(BuildError::io("failed to stat", from))?;
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(from).map_err(BuildError::io("failed to read", from))?;
-        std::os::unix::fs::symlink(target, to).map_err(BuildError::io("failed to link", to))?;
-    } else {
-        std::fs::copy(from, to).map_err(BuildError::io("failed to copy", from))?;
-    }
-    Ok(())
-}
-
-/// Copies the shared objects of the sysroot's `lib64` (files and their symlinks) and returns
-/// the regular files, to strip.
-fn copy_runtime(from: &Path, to: &Path) -> Result<Vec<PathBuf>, BuildError> {
+/// The regular files directly in `dir` (the shared objects to strip; symlinks skipped).
+fn regular_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
     let mut files = Vec::new();
-    std::fs::create_dir_all(to).map_err(BuildError::io("failed to create", to))?;
-    for rel in crate::cache::walk_sorted(from).map_err(BuildError::io("failed to list", from))? {
-        let name = rel.to_string_lossy();
-        if rel.components().count() != 1 || !name.contains(".so") {
-            continue;
-        }
-        copy_one(&from.join(&rel), &to.join(&rel))?;
-        if !std::fs::symlink_metadata(to.join(&rel))
-            .map_err(BuildError::io("failed to stat", to.join(&rel)))?
-            .file_type()
-            .is_symlink()
-        {
-            files.push(to.join(&rel));
+    for rel in crate::cache::walk_sorted(dir).map_err(BuildError::io("failed to list", dir))? {
+        let path = dir.join(&rel);
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(BuildError::io("failed to stat", &path))?;
+        if meta.is_file() {
+            files.push(path);
         }
     }
     Ok(files)

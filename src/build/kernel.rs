@@ -206,7 +206,7 @@ pub(crate) fn need_artifact(entry: &Entry, name: &str) -> Result<PathBuf, BuildE
         })
 }
 
-fn read_input(what: &'static str, path: &Path) -> Result<String, BuildError> {
+pub(crate) fn read_input(what: &'static str, path: &Path) -> Result<String, BuildError> {
     std::fs::read_to_string(path).map_err(|source| BuildError::Input {
         what,
         path: path.to_path_buf(),
