@@ -43,7 +43,11 @@ pub enum Command {
         what: ScenariosCommand,
     },
     /// List host tools, KVM usability, and the apt-get line for what is missing.
-    Doctor,
+    Doctor {
+        /// Probe KVM by booting this kernel (default: the stock kernel in the cache).
+        #[arg(long, value_name = "KERNEL")]
+        kernel: Option<std::path::PathBuf>,
+    },
     /// Build, run the release gates, and publish a signed candidate (the main job).
     Candidate(crate::candidate::CandidateArgs),
     /// Make a minisign key pair (password from XSC_SIGNING_PASSWORD_FILE or a prompt).

@@ -28,7 +28,7 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
             what: ReportCommand::Ktap { logs, junit },
         } => crate::offline::report_ktap(&logs, junit.as_deref()),
         Command::Scenarios { what } => scenarios(&load_cfg()?, what),
-        Command::Doctor => Ok(crate::doctor::run(&load_cfg()?).await),
+        Command::Doctor { kernel } => Ok(crate::doctor::run(&load_cfg()?, kernel.as_deref()).await),
         Command::Cache { what } => cache(&load_cfg()?, what),
         Command::Build {
             what: crate::cli::BuildCommand::Kernel(args),

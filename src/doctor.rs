@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::boot::accel::{self, AccelRequest};
+use crate::boot::accel;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::exit_code::ExitCode;
@@ -51,8 +51,9 @@ fn present(tool: &str) -> bool {
     }
 }
 
-/// Prints the report; exit 4 when something is missing.
-pub async fn run(cfg: &Config) -> ExitCode {
+/// Prints the report; exit 4 when something is missing. `kernel` is booted for the KVM
+/// probe (default: the stock kernel in the cache).
+pub async fn run(cfg: &Config, kernel: Option<&Path>) -> ExitCode {
     let mut missing = Vec::new();
     let stage_tools = crate::build::KERNEL_TOOLS
         .iter()
@@ -81,22 +82,29 @@ pub async fn run(cfg: &Config) -> ExitCode {
         }
     }
     let cache = Cache::new(&cfg.cache_dir);
-    let probe_kernel = cache
-        .latest("stock-kernel")
-        .and_then(|e| e.artifact("vmlinuz"));
-    match probe_kernel {
-        Some(k) => {
-            let c = accel::resolve(
-                AccelRequest::Auto,
-                Path::new("qemu-system-x86_64"),
-                &k,
-                &cache.host_dir(),
-            )
-            .await;
-            println!("accel   {} — {}", c.accel, c.reason);
+    let probe_kernel = kernel.map(Path::to_path_buf).or_else(|| {
+        cache
+            .latest("stock-kernel")
+            .and_then(|e| e.artifact("vmlinuz"))
+    });
+    let host = accel::KvmHost::new(Path::new("qemu-system-x86_64"));
+    // doctor reports what holds now, so it never reads the cached probe verdict.
+    let mode = match &probe_kernel {
+        Some(k) => Some(accel::probe_now(&host, k, &cache.host_dir()).await),
+        None => accel::device_mode(&host.device),
+    };
+    match mode {
+        Some(mode) => {
+            println!("kvm     {} — {}", mode.name(), mode.finding());
+            if !mode.advice().is_empty() {
+                println!("        what to do: {}", mode.advice());
+            }
+            let choice = accel::AccelChoice::from_probe(mode);
+            println!("accel   `--accel auto` uses {}", choice.accel);
         }
         None => println!(
-            "accel   unknown — no kernel in the cache to probe KVM with yet (run `xsc-release test smoke` once)"
+            "kvm     unknown — {} opens; no kernel to boot the probe with yet (run `xsc-release test smoke` once, or `doctor --kernel K`)",
+            host.device.display()
         ),
     }
     println!("cache   {}", cache.root().display());

@@ -394,18 +394,20 @@ async fn run_one(
         .or_else(|| AccelRequest::parse(&cfg.test.accel))
         .unwrap_or(AccelRequest::Auto);
     let qemu = PathBuf::from("qemu-system-x86_64");
+    let kvm = accel::KvmHost::new(&qemu);
     let host_dir = cache.host_dir();
     let choice = match (request, &image.probe_kernel) {
         (AccelRequest::Auto, Some(k)) => accel_choice
-            .get_or_init(|| accel::resolve(request, &qemu, k, &host_dir))
+            .get_or_init(|| accel::resolve(request, &kvm, k, &host_dir))
             .await
             .clone(),
         // Without a kernel to probe with, auto cannot prove KVM works: TCG is the safe side.
         (AccelRequest::Auto, None) => AccelChoice {
             accel: "tcg".into(),
             reason: "auto: no kernel to probe KVM with; using tcg".into(),
+            probe: None,
         },
-        (r, _) => accel::resolve(r, &qemu, Path::new(""), &host_dir).await,
+        (r, _) => accel::resolve(r, &kvm, Path::new(""), &host_dir).await,
     };
     let a = choice.accel();
     let boot_timeout = opts
@@ -472,6 +474,7 @@ async fn run_one(
         ),
         ("accel".to_string(), choice.accel.clone()),
         ("accel.reason".to_string(), choice.reason.clone()),
+        ("accel.probe".to_string(), choice.probe_name().to_string()),
         (
             "scenario.file".to_string(),
             scenario.file.display().to_string(),

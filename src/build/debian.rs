@@ -971,14 +971,13 @@ mod tests {
         let log = d.path().join("log");
         let (tx, mut rx) = watch::channel(false);
         let sleep = Cmd::new(["sleep", "30"]);
-        let started = Instant::now();
         let stopper = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
             tx.send(true).unwrap();
         });
         let r = step("sleep", &sleep, &log, &mut rx).await;
+        // Had the cancel not stopped it, `sleep 30` would have ended and the step succeeded.
         assert!(matches!(r, Err(BuildError::Interrupted)), "{r:?}");
-        assert!(started.elapsed() < Duration::from_secs(10));
         stopper.await.unwrap();
         // A receiver whose sender is gone never cancels: the step runs to its end.
         let mut orphan = watch::channel(false).1;

@@ -1,6 +1,7 @@
 //! Integration tests: the real `xsc-release` binary against real QEMU (TCG), real apt,
 //! real gcc. One test binary (autotests = false) so it links once.
 
+mod accel;
 mod cli;
 mod glibc;
 mod iso;

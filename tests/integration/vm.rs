@@ -1,7 +1,8 @@
 //! Real QEMU under TCG: each test boots the stock Debian 6.1 kernel (fetched into the cache
 //! by the harness) with the harness's own initramfs, and checks the verdict, the exit code
-//! and the JUnit file (schema-validated). Guests hang under KVM on the CI host, so every
-//! run here says `--accel tcg`, except the one that proves `auto` falls back by itself.
+//! and the JUnit file (schema-validated). KVM is broken differently from host to host, so
+//! every run here says `--accel tcg`, except the one that runs `auto` against this host's
+//! real KVM and asserts only what holds everywhere.
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -224,53 +225,39 @@ fn sigterm_stops_qemu_and_exits_143() {
     interrupt("-TERM", 143);
 }
 
-/// The ad-hoc loop with `--accel auto` on a fresh host cache: the KVM probe runs for real.
-/// On this CI host /dev/kvm opens but guests stall, so auto must pick TCG and say why; on
-/// a host where KVM works the probe must have seen the kernel's first line.
+/// The ad-hoc loop with `--accel auto` on a fresh host cache: the KVM probe runs for real
+/// against this host's KVM, whatever it does (missing, not openable, QEMU aborting on init,
+/// stalling guests, or working). Only what holds on every host is asserted: TCG with a
+/// reason that names the KVM probe, or KVM with the first kernel line seen. Each mode is
+/// forced and checked on its own in tests/integration/accel.rs.
 #[test]
 fn adhoc_kernel_with_auto_accel_probes_kvm_and_records_why() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    let shared = xsc_release::config::default_cache_dir();
-    std::fs::create_dir_all(shared.join("stages")).unwrap();
-    std::os::unix::fs::symlink(shared.join("stages"), cache.join("stages")).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (kernel, _) = rt
-        .block_on(xsc_release::stock_kernel::ensure(
-            &xsc_release::cache::Cache::new(&shared),
-        ))
-        .unwrap();
+    let kernel = crate::accel::stock_kernel_in(&cache);
     let xml = dir.path().join("junit.xml");
     let mut cmd = xsc();
     cmd.env("XSC_CACHE_DIR", &cache)
         .arg("test")
         .arg("--kernel")
-        .arg(&kernel.vmlinuz)
+        .arg(&kernel)
         .args(["--accel", "auto", "--junit"])
         .arg(&xml);
     let out = run(cmd, VM);
     let report = junit(&xml);
     let accel = property(&report, "adhoc", "accel").unwrap();
     let reason = property(&report, "adhoc", "accel.reason").unwrap();
-    assert!(reason.starts_with("auto:"), "{reason}");
+    let probe = property(&report, "adhoc", "accel.probe").unwrap();
+    assert!(reason.starts_with("auto: KVM probe"), "{reason}");
     if accel == "tcg" {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        assert!(
-            reason.contains("/dev/kvm"),
-            "the reason names KVM: {reason}"
-        );
+        assert!(reason.ends_with("; using tcg"), "{reason}");
+        assert_ne!(probe, "works");
     } else {
+        assert_eq!(accel, "kvm");
+        assert_eq!(probe, "works");
         assert!(reason.contains("first kernel line"), "{reason}");
     }
-    assert!(
-        std::fs::read_dir(cache.join("host")).unwrap().any(|e| e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with("kvm-probe-"))
-            || !Path::new("/dev/kvm").exists()
-    );
 }
 
 /// An initramfs that prints no KTAP at all and powers off is a failure, never a pass.
