@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::exit_code::ExitCode;
-use crate::toml_strict::Problems;
+use crate::input::toml_strict::Problems;
 
 /// A command could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +20,7 @@ pub enum Error {
     Guest(#[from] crate::guest::programs::GuestBuildError),
     /// The stock kernel could not be fetched.
     #[error(transparent)]
-    StockKernel(#[from] crate::stock_kernel::StockKernelError),
+    StockKernel(#[from] crate::stages::stock_kernel::StockKernelError),
     /// An image a scenario needs is not built and `--no-build` forbids building it.
     #[error("{what} is not built and --no-build was given (build it with `{hint}`)")]
     NotBuilt {
@@ -31,7 +31,7 @@ pub enum Error {
     },
     /// A build stage failed.
     #[error(transparent)]
-    Build(#[from] crate::build::BuildError),
+    Build(#[from] crate::stages::BuildError),
     /// The release half refused or failed.
     #[error(transparent)]
     Release(#[from] crate::release::ReleaseError),

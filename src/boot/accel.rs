@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::boot::qemu_args::{Accel, kvm_probe_args};
-use crate::process::{self, Cmd, Output};
+use crate::sys::process::{self, Cmd, Output};
 
 /// How long the probe waits for the kernel's first line. A working KVM prints it in well
 /// under a second; TCG would take ~2 s, so 8 s is generous without slowing every run.
@@ -320,7 +320,7 @@ fn probe_cache_file(host: &KvmHost, host_dir: &Path) -> Option<PathBuf> {
         meta.len(),
         meta.modified().ok()
     );
-    let digest = crate::cache::sha256_bytes(ident.as_bytes());
+    let digest = crate::sys::cache::sha256_bytes(ident.as_bytes());
     Some(host_dir.join(format!(
         "kvm-probe-{}-{}.json",
         boot_id.trim(),

@@ -20,7 +20,7 @@ use crate::boot::qmp::{Qmp, QmpEvent};
 use crate::observe::crash::{CrashPatterns, CrashScanner};
 use crate::observe::ktap::{KtapOutcome, KtapParser};
 use crate::observe::verdict::{Crash, FailureKind, RunEnd};
-use crate::process::{self, Cmd, Output};
+use crate::sys::process::{self, Cmd, Output};
 
 /// Lines of console kept for reports.
 const TAIL_LINES: usize = 200;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cache::{Cache, EntryInfo, KeyBuilder};
 use crate::guest::initramfs::{Archive, Member, PlanEntry, plan_text};
-use crate::process::{self, Cmd, ProcessError};
+use crate::sys::cache::{Cache, EntryInfo, KeyBuilder};
+use crate::sys::process::{self, Cmd, ProcessError};
 
 /// Compiler flags for every guest program: static so the initramfs needs no libc.
 pub const CFLAGS: &[&str] = &["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread"];
@@ -121,7 +121,7 @@ pub async fn compile(
         key.str("libc", &format!("xsc-glibc {}", root.key));
     }
     key.file("source", &source).map_err(io(&source))?;
-    for header in crate::cache::walk_sorted(guest_tests).map_err(io(guest_tests))? {
+    for header in crate::sys::cache::walk_sorted(guest_tests).map_err(io(guest_tests))? {
         if header.extension().is_some_and(|e| e == "h") {
             key.file(
                 &format!("header/{}", header.display()),
@@ -291,7 +291,7 @@ pub async fn initramfs(
     let bytes = archive.to_newc(mtime);
     let key = KeyBuilder::new()
         .str("recipe", "initramfs-v1")
-        .str("content", &crate::cache::sha256_bytes(&bytes))
+        .str("content", &crate::sys::cache::sha256_bytes(&bytes))
         .finish();
     if let Some(entry) = cache.lookup("initramfs", &key) {
         if let Some(p) = entry.artifact("initramfs.cpio") {
@@ -320,7 +320,7 @@ pub async fn initramfs(
 fn add_tree(archive: &mut Archive, tree: &ExtraTree) -> Result<(), GuestBuildError> {
     use std::os::unix::fs::PermissionsExt;
     let base = tree.guest.trim_end_matches('/');
-    for rel in crate::cache::walk_sorted(&tree.host).map_err(io(&tree.host))? {
+    for rel in crate::sys::cache::walk_sorted(&tree.host).map_err(io(&tree.host))? {
         let host = tree.host.join(&rel);
         let meta = std::fs::symlink_metadata(&host).map_err(io(&host))?;
         let guest = format!("{base}/{}", rel.display());

@@ -9,7 +9,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::exit_code::ExitCode;
-use crate::process::ProcessError;
+use crate::sys::process::ProcessError;
 
 use super::keys::KeyId;
 

@@ -4,23 +4,21 @@
 //!
 //! This module only re-exports; each file owns one concern.
 
-mod checksums;
-mod commands;
-mod error;
-mod keys;
-mod lock;
-mod manifest;
-mod promote;
-mod provenance;
-mod publish;
-mod sign;
-mod verify;
+pub mod checksums;
+pub mod error;
+pub mod keys;
+pub mod lock;
+pub mod manifest;
+pub mod promote;
+pub mod provenance;
+pub mod publish;
+pub mod sign;
+pub mod verify;
 
 #[cfg(test)]
-mod tests;
+pub mod tests;
 
 pub use checksums::{Digests, SumEntry, hash_file, hash_stream, parse_sums, render_sums};
-pub use commands::{KeygenArgs, PromoteArgs, VerifyArgs, keygen, promote, trusted_keys, verify};
 pub use error::{ReleaseError, is_disk_full};
 pub use keys::{
     GeneratedKey, KeyId, KeyStatus, Keyring, KeyringEntry, PASSWORD_FILE_ENV, PasswordSource,

@@ -17,7 +17,7 @@ use super::lock::PublishLock;
 use super::manifest::{CandidateRef, Manifest, ReleaseInputs, SignedBy, names};
 use super::publish::{Published, Release, publish};
 use super::verify::{VerifyReport, verify_release};
-use crate::process::{Cmd, run};
+use crate::sys::process::{Cmd, run};
 
 /// A candidate id: `<version>-g<commit12>-<UTC time>`, unique per build and sortable.
 pub fn candidate_id(inputs: &ReleaseInputs, timestamp: u64) -> String {

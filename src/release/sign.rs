@@ -181,12 +181,12 @@ pub(crate) mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::process::{Cmd, run};
     use crate::release::checksums::{Digests, hash_file};
     use crate::release::keys::tests::given;
     use crate::release::keys::{
         self, PasswordSource, Protection, load_public_key, load_secret_key,
     };
+    use crate::sys::process::{Cmd, run};
 
     pub(crate) fn sign_file(key: &ReleaseKey, path: &Path) -> String {
         let d = hash_file(path).unwrap();

@@ -20,7 +20,7 @@ use super::publish::{FAULT, Published, Release, publish};
 use super::sign::{TrustedComment, minisig};
 use super::verify::{FailureKind, verify_release};
 use crate::exit_code::ExitCode;
-use crate::process::{Cmd, run};
+use crate::sys::process::{Cmd, run};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 const KERNEL: &str = "xsc-kernel-bzImage";
@@ -320,9 +320,9 @@ fn verify_argument_errors_exit_2() {
     assert_eq!(err.exit_code(), ExitCode::BadInput, "{err}");
     let err = verify_release(fx.tmp.path(), &TrustedKeys::default()).unwrap_err();
     assert!(matches!(err, ReleaseError::NoTrustedKey), "{err}");
-    let err = super::commands::trusted_keys(Some(&fx.path("missing.pub")), None).unwrap_err();
+    let err = crate::app::release::trusted_keys(Some(&fx.path("missing.pub")), None).unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::BadInput, "{err}");
-    let err = super::commands::trusted_keys(None, None).unwrap_err();
+    let err = crate::app::release::trusted_keys(None, None).unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::BadInput, "{err}");
 }
 

@@ -16,13 +16,13 @@ const VM: Duration = Duration::from_secs(300);
 /// kernel's path.
 pub fn stock_kernel_in(cache: &Path) -> PathBuf {
     std::fs::create_dir_all(cache).unwrap();
-    let shared = xsc_release::config::default_cache_dir();
+    let shared = xsc_release::input::config::default_cache_dir();
     std::fs::create_dir_all(shared.join("stages")).unwrap();
     std::os::unix::fs::symlink(shared.join("stages"), cache.join("stages")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (kernel, _) = rt
-        .block_on(xsc_release::stock_kernel::ensure(
-            &xsc_release::cache::Cache::new(&shared),
+        .block_on(xsc_release::stages::stock_kernel::ensure(
+            &xsc_release::sys::cache::Cache::new(&shared),
         ))
         .unwrap();
     kernel.vmlinuz

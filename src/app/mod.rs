@@ -1,23 +1,30 @@
 //! Runs a parsed command line and decides the exit code. Results (verdicts) go to stdout
 //! and JUnit; errors come back to `main`, which prints them once.
 
+pub mod build;
+pub mod candidate;
+pub mod cli;
+pub mod doctor;
+pub mod release;
+pub mod report;
+
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use crate::boot::accel::AccelRequest;
-use crate::cache::Cache;
-use crate::cli::{
+use crate::app::cli::{
     AccelArg, CacheCommand, Cli, Command, FirmwareArg, ReportCommand, ScenariosCommand, TestArgs,
 };
-use crate::config::Config;
+use crate::boot::accel::AccelRequest;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
+use crate::input::config::Config;
+use crate::input::scenario::{self, Firmware, ImageSource, Program, Scenario};
 use crate::observe::verdict::ScenarioResult;
 use crate::report::{junit, summary};
-use crate::runner::{self, RunOptions};
-use crate::scenario::{self, Firmware, ImageSource, Program, Scenario};
+use crate::run::{self, RunOptions};
+use crate::sys::cache::Cache;
 
 /// Runs `cli`; `cancel` flips when SIGINT/SIGTERM arrives.
 pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Error> {
@@ -26,37 +33,39 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Test(args) => test(&load_cfg()?, *args, cancel).await,
         Command::Report {
             what: ReportCommand::Ktap { logs, junit },
-        } => crate::offline::report_ktap(&logs, junit.as_deref()),
+        } => crate::app::report::report_ktap(&logs, junit.as_deref()),
         Command::Scenarios { what } => scenarios(&load_cfg()?, what),
-        Command::Doctor { kernel } => Ok(crate::doctor::run(&load_cfg()?, kernel.as_deref()).await),
+        Command::Doctor { kernel } => {
+            Ok(crate::app::doctor::run(&load_cfg()?, kernel.as_deref()).await)
+        }
         Command::Cache { what } => cache(&load_cfg()?, what),
         Command::Build {
-            what: crate::cli::BuildCommand::Kernel(args),
+            what: crate::app::cli::BuildCommand::Kernel(args),
         } => {
             let cfg = load_cfg()?;
-            until_cancelled(crate::build::run_build_kernel(&cfg, &args), cancel).await
+            until_cancelled(crate::app::build::run_build_kernel(&cfg, &args), cancel).await
         }
         Command::Build {
-            what: crate::cli::BuildCommand::Glibc(args),
+            what: crate::app::cli::BuildCommand::Glibc(args),
         } => {
             let cfg = load_cfg()?;
-            until_cancelled(crate::build::run_build_glibc(&cfg, &args), cancel).await
+            until_cancelled(crate::app::build::run_build_glibc(&cfg, &args), cancel).await
         }
         Command::Build {
-            what: crate::cli::BuildCommand::Debian(args),
-        } => Ok(crate::build::run_build_debian(&load_cfg()?, &args, cancel).await?),
-        Command::Patches(crate::build::PatchesArgs {
-            command: crate::build::PatchesCommand::Edit(args),
-        }) => Ok(crate::build::run_patches_edit(&load_cfg()?, &args).await?),
-        Command::Status => Ok(crate::build::run_status(&load_cfg()?).await?),
-        Command::Candidate(args) => crate::candidate::run(&load_cfg()?, args, cancel).await,
-        Command::Keygen(args) => Ok(crate::release::keygen(args).await?),
-        Command::Verify(args) => Ok(crate::release::verify(args).await?),
+            what: crate::app::cli::BuildCommand::Debian(args),
+        } => Ok(crate::app::build::run_build_debian(&load_cfg()?, &args, cancel).await?),
+        Command::Patches(crate::app::build::PatchesArgs {
+            command: crate::app::build::PatchesCommand::Edit(args),
+        }) => Ok(crate::app::build::run_patches_edit(&load_cfg()?, &args).await?),
+        Command::Status => Ok(crate::app::build::run_status(&load_cfg()?).await?),
+        Command::Candidate(args) => crate::app::candidate::run(&load_cfg()?, args, cancel).await,
+        Command::Keygen(args) => Ok(crate::app::release::keygen(args).await?),
+        Command::Verify(args) => Ok(crate::app::release::verify(args).await?),
         Command::Promote(args) => {
             let cfg = load_cfg()?;
             let candidates = cfg.publish_dir.join("candidates");
             Ok(
-                crate::release::promote(args, &cfg.publish_dir, &candidates, &cfg.cache_dir)
+                crate::app::release::promote(args, &cfg.publish_dir, &candidates, &cfg.cache_dir)
                     .await?,
             )
         }
@@ -69,7 +78,7 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
 /// a grace period, which kills what is left and releases the stage lock. `main` turns the
 /// signal into exit 130/143. The next run reuses the kept tree and lets make finish.
 async fn until_cancelled(
-    build: impl std::future::Future<Output = Result<ExitCode, crate::build::BuildError>>,
+    build: impl std::future::Future<Output = Result<ExitCode, crate::stages::BuildError>>,
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<ExitCode, Error> {
     tokio::pin!(build);
@@ -77,7 +86,7 @@ async fn until_cancelled(
         r = &mut build => return Ok(r?),
         _ = cancel.wait_for(|c| *c) => {}
     }
-    crate::process::terminate_all_groups();
+    crate::sys::process::terminate_all_groups();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), &mut build).await;
     Ok(ExitCode::Interrupted)
 }
@@ -109,7 +118,7 @@ pub fn scenario_files(cfg: &Config, names: &[String]) -> Result<Vec<PathBuf>, Er
 }
 
 fn scenarios(cfg: &Config, what: ScenariosCommand) -> Result<ExitCode, Error> {
-    let gt = runner::guest_tests_dir(cfg);
+    let gt = run::guest_tests_dir(cfg);
     match what {
         ScenariosCommand::List => {
             let all = scenario::load_all(&scenario_files(cfg, &[])?, &gt)?;
@@ -179,7 +188,7 @@ fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
         vec![Program {
             name: "sanity".into(),
             source: Some("sanity.c".into()),
-            libc: crate::scenario::Libc::Host,
+            libc: crate::input::scenario::Libc::Host,
             command: vec![],
             args: vec![],
             timeout: None,
@@ -198,7 +207,7 @@ fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
     Some(Scenario {
         name: "adhoc".into(),
         file: cfg.root.join("(command line)"),
-        hash: crate::cache::sha256_bytes(format!("{args:?}").as_bytes()),
+        hash: crate::sys::cache::sha256_bytes(format!("{args:?}").as_bytes()),
         description: "ad-hoc run from the command line".into(),
         tags: vec![],
         image,
@@ -260,7 +269,7 @@ async fn test(
         Some(s) => vec![s],
         None => {
             let files = scenario_files(cfg, &args.scenarios)?;
-            let all = scenario::load_all(&files, &runner::guest_tests_dir(cfg))?;
+            let all = scenario::load_all(&files, &run::guest_tests_dir(cfg))?;
             all.into_iter()
                 .filter(|s| args.tag.iter().all(|t| s.tags.contains(t)))
                 .collect()
@@ -301,14 +310,14 @@ pub async fn run_and_report(
         scenarios.len(),
         cfg.run_dir(&opts.run_id).display()
     );
-    let outcomes = runner::run_all(cfg, scenarios, opts, cancel.clone(), summary::print).await;
+    let outcomes = run::run_all(cfg, scenarios, opts, cancel.clone(), summary::print).await;
     let mut code = ExitCode::Success;
     let mut results = Vec::new();
     let mut errors = Vec::new();
     for o in outcomes {
         match o {
             Ok(r) => {
-                code = code.worst(runner::exit_code_of(&r));
+                code = code.worst(run::exit_code_of(&r));
                 results.push(r);
             }
             Err(e) => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::error::BuildError;
 use super::progress::BuildEvent;
-use crate::process::{self, Captured, Cmd, ProcessError};
+use crate::sys::process::{self, Captured, Cmd, ProcessError};
 
 /// The environment that makes two builds of the same inputs bit-identical.
 #[derive(Clone, Debug, PartialEq, Eq)]

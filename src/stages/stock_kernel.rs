@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cache::{Cache, EntryInfo, KeyBuilder};
-use crate::process::{self, Cmd, ProcessError};
+use crate::sys::cache::{Cache, EntryInfo, KeyBuilder};
+use crate::sys::process::{self, Cmd, ProcessError};
 
 /// The metapackage whose dependency names the current 6.1 image.
 pub const META_PACKAGE: &str = "linux-image-amd64";
@@ -179,7 +179,7 @@ pub async fn ensure(cache: &Cache) -> Result<(StockKernel, bool), StockKernelErr
     Ok((from_entry(&entry).expect("entry written above"), true))
 }
 
-fn from_entry(e: &crate::cache::Entry) -> Option<StockKernel> {
+fn from_entry(e: &crate::sys::cache::Entry) -> Option<StockKernel> {
     Some(StockKernel {
         vmlinuz: e.artifact("vmlinuz").filter(|p| p.is_file())?,
         package: e.info.facts.get("package")?.clone(),

@@ -8,19 +8,21 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use tokio::sync::watch;
 
+use crate::app as dispatch;
+use crate::app::cli::AccelArg;
 use crate::boot::qemu_args::Boot;
-use crate::cli::AccelArg;
-use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
+use crate::input::config::Config;
+use crate::input::scenario;
 use crate::observe::verdict::CaseStatus;
 use crate::release::{
     self, InputDigest, InputKind, PasswordSource, PublishLock, ReleaseInputs, SourceVersions,
     TestSummary,
 };
 use crate::report::junit;
-use crate::runner::RunOptions;
-use crate::{dispatch, gate, scenario};
+use crate::run::RunOptions;
+use crate::run::gate;
 
 /// `xsc-release candidate`.
 #[derive(Debug, Args)]
@@ -54,7 +56,7 @@ pub async fn run(
         .await
         .map_err(|e| Error::Unavailable(format!("lock task failed: {e}")))??;
 
-    let gt = crate::runner::guest_tests_dir(cfg);
+    let gt = crate::run::guest_tests_dir(cfg);
     let all = scenario::load_all(&dispatch::scenario_files(cfg, &[])?, &gt)?;
     let gates: Vec<_> = all
         .into_iter()
@@ -279,8 +281,8 @@ fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
         )),
         sha256: cfg.linux.sha256.clone(),
     }];
-    let patches = crate::build::patches_dir(cfg);
-    for rel in crate::cache::walk_sorted(&patches).map_err(Error::io(&patches))? {
+    let patches = crate::stages::patches_dir(cfg);
+    for rel in crate::sys::cache::walk_sorted(&patches).map_err(Error::io(&patches))? {
         let path = patches.join(&rel);
         let kind = match rel.to_string_lossy() {
             s if s == "series" => InputKind::PatchSeries,
@@ -293,7 +295,7 @@ fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
         out.push(d);
     }
     let gt = cfg.guest_tests_dir.clone();
-    for rel in crate::cache::walk_sorted(&gt).map_err(Error::io(&gt))? {
+    for rel in crate::sys::cache::walk_sorted(&gt).map_err(Error::io(&gt))? {
         if rel.extension().is_some_and(|e| e == "c" || e == "h") {
             let mut d = InputDigest::from_file(InputKind::Other, &gt.join(&rel), None)?;
             d.name = format!("guest-tests/{}", rel.display());
@@ -306,7 +308,7 @@ fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
 /// The release files of a booted Debian ISO: the ISO itself and, beside it in its cache
 /// entry, the `dpkg -l` of its root filesystem.
 pub fn debian_release_files(iso: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = vec![(iso.to_path_buf(), crate::build::ISO_NAME.to_string())];
+    let mut out = vec![(iso.to_path_buf(), crate::stages::ISO_NAME.to_string())];
     if let Some(pk) = iso.parent().map(|d| d.join("packages.txt")) {
         if pk.is_file() {
             out.push((pk, "xsc-debian-amd64.packages.txt".to_string()));

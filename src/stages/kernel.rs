@@ -20,9 +20,9 @@ use super::progress::BuildEvent;
 use super::quilt::{self, MtimeSnapshot};
 use super::source::{self, SourceSpec};
 use super::tools::{self, KERNEL_TOOLS};
-use crate::cache::{Cache, Entry, EntryInfo, KeyBuilder, sha256_file};
-use crate::config::Config;
-use crate::process;
+use crate::input::config::Config;
+use crate::sys::cache::{Cache, Entry, EntryInfo, KeyBuilder, sha256_file};
+use crate::sys::process;
 
 /// Bump when the recipe changes in a way that changes the artifacts (steps, env, flags).
 pub const KERNEL_RECIPE: &str = "kernel-recipe-1";
@@ -159,7 +159,7 @@ pub async fn kernel_key(
 /// series does not list are not inputs. Shared by the kernel and glibc stages.
 pub(crate) fn key_series(key: &mut KeyBuilder, patches: &Path) -> Result<(), BuildError> {
     let text = read_input("patch series", &patches.join("series"))?;
-    key.str("series", &crate::cache::sha256_bytes(text.as_bytes()));
+    key.str("series", &crate::sys::cache::sha256_bytes(text.as_bytes()));
     for name in quilt::series_patches(&text) {
         let path = patches.join(&name);
         let digest = sha256_file(&path).map_err(|source| BuildError::Input {
@@ -831,11 +831,11 @@ mod tests {
     }
 
     /// `repo()` with a real two-patch series, pinned to a tarball of a fake kernel tree
-    /// (src/build/testdata/fakekernel: make targets, merge_config.sh, dependency tracking).
+    /// (src/stages/testdata/fakekernel: make targets, merge_config.sh, dependency tracking).
     async fn fake_kernel_repo() -> (tempfile::TempDir, Config) {
         let (dir, mut cfg) = repo();
         let p = patches_dir(&cfg);
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/build/testdata");
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/stages/testdata");
         for name in ["0001-edit-a.patch", "0003-edit-b.patch"] {
             std::fs::copy(fixture.join("quilt/patches").join(name), p.join(name)).unwrap();
         }
@@ -995,8 +995,8 @@ mod tests {
     #[tokio::test]
     async fn patches_edit_gives_a_quilt_tree_whose_refresh_lands_in_the_repo() {
         let (_dir, cfg) = fake_kernel_repo().await;
-        let args = super::super::cli::PatchesEditArgs::default();
-        super::super::cli::run_patches_edit(&cfg, &args)
+        let args = crate::app::build::PatchesEditArgs::default();
+        crate::app::build::run_patches_edit(&cfg, &args)
             .await
             .unwrap();
         let tree = cfg.root.join("linux-6.1");
@@ -1020,7 +1020,7 @@ mod tests {
         let patch = std::fs::read_to_string(patches_dir(&cfg).join("0003-edit-b.patch")).unwrap();
         assert!(patch.contains("+B8 refreshed"), "{patch}");
         // A second `patches edit` leaves the tree alone.
-        super::super::cli::run_patches_edit(&cfg, &args)
+        crate::app::build::run_patches_edit(&cfg, &args)
             .await
             .unwrap();
         assert!(
@@ -1045,7 +1045,7 @@ mod tests {
         let (dir, cfg) = repo();
         let dest = dir.path().join("snap");
         snapshot_series(&patches_dir(&cfg), &dest).unwrap();
-        let mut names: Vec<String> = crate::cache::walk_sorted(&dest)
+        let mut names: Vec<String> = crate::sys::cache::walk_sorted(&dest)
             .unwrap()
             .iter()
             .map(|p| p.display().to_string())

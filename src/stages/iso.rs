@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::process::Cmd;
+use crate::sys::process::Cmd;
 
 /// Volume label; the live initramfs finds the medium by it.
 pub const VOLUME_LABEL: &str = "XSC_DEBIAN";

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::error::BuildError;
 use super::make::BuildEnv;
-use crate::cache::sha256_file;
-use crate::config::Config;
-use crate::process::{self, Cmd};
+use crate::input::config::Config;
+use crate::sys::cache::sha256_file;
+use crate::sys::process::{self, Cmd};
 
 /// Where the starting `.config` comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::error::BuildError;
-use crate::process::{self, Cmd};
+use crate::sys::process::{self, Cmd};
 
 /// Binaries (and two libraries checked by header) the kernel build needs, with the Debian
 /// package that provides each. `doctor` lists these; `build kernel` checks them first.

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use crate::boot::accel;
-use crate::cache::Cache;
-use crate::config::Config;
 use crate::exit_code::ExitCode;
-use crate::process::which;
+use crate::input::config::Config;
+use crate::sys::cache::Cache;
+use crate::sys::process::which;
 
 /// Tools outside the kernel stage: (binary or file, Debian package, what needs it). The
 /// build stages' own lists (`build::KERNEL_TOOLS`, `build::GLIBC_TOOLS`) are shown too.
@@ -55,13 +55,13 @@ fn present(tool: &str) -> bool {
 /// probe (default: the stock kernel in the cache).
 pub async fn run(cfg: &Config, kernel: Option<&Path>) -> ExitCode {
     let mut missing = Vec::new();
-    let stage_tools = crate::build::KERNEL_TOOLS
+    let stage_tools = crate::stages::KERNEL_TOOLS
         .iter()
         .map(|(t, p)| (*t, *p, "kernel stage"));
-    let glibc_tools = crate::build::GLIBC_TOOLS
+    let glibc_tools = crate::stages::GLIBC_TOOLS
         .iter()
         .map(|(t, p)| (*t, *p, "glibc stage"));
-    let fetch_tools = crate::build::FETCH_TOOLS
+    let fetch_tools = crate::stages::FETCH_TOOLS
         .iter()
         .map(|(t, p)| (*t, *p, "stock kernel, pinned sources"));
     let all: Vec<(&str, &str, &str)> = TOOLS

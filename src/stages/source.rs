@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use super::error::BuildError;
-use crate::cache::{KeyBuilder, sha256_file};
-use crate::config::{Config, PinnedSource};
-use crate::process::{self, Cmd};
+use crate::input::config::{Config, PinnedSource};
+use crate::sys::cache::{KeyBuilder, sha256_file};
+use crate::sys::process::{self, Cmd};
 
 /// The kernel source a build uses, as asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +84,8 @@ impl SourceSpec {
 /// A digest over every file's path, size and mtime below `dir` (`.git` skipped). Hashing
 /// the content of ~80k kernel files on every run would cost more than the build it saves.
 pub fn tree_fingerprint(dir: &Path) -> Result<String, BuildError> {
-    let files = crate::cache::walk_sorted(dir).map_err(BuildError::io("failed to list", dir))?;
+    let files =
+        crate::sys::cache::walk_sorted(dir).map_err(BuildError::io("failed to list", dir))?;
     let mut key = KeyBuilder::new();
     for rel in files.iter().filter(|r| !r.starts_with(".git")) {
         let meta = std::fs::symlink_metadata(dir.join(rel))

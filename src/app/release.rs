@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::ReleaseError;
-use super::keys::{self, PasswordSource, Protection, TrustedKeys};
-use super::promote::{self, PromoteOptions};
-use super::verify::verify_release;
 use crate::exit_code::ExitCode;
+use crate::release::error::ReleaseError;
+use crate::release::keys::{self, PasswordSource, Protection, TrustedKeys};
+use crate::release::promote::{self, PromoteOptions};
+use crate::release::verify::verify_release;
 
 /// `xsc-release keygen`: make a minisign key pair.
 #[derive(Debug, Clone, clap::Args)]

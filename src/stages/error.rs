@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::exit_code::ExitCode;
-use crate::process::ProcessError;
+use crate::sys::process::ProcessError;
 
 /// One hunk quilt could not apply.
 #[derive(Clone, Debug, PartialEq, Eq)]

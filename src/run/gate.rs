@@ -9,14 +9,14 @@ use std::sync::OnceLock;
 use tokio::sync::watch;
 
 use crate::boot::qemu_args::Boot;
-use crate::cache::{Cache, KeyBuilder, sha256_file};
-use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
+use crate::input::config::Config;
+use crate::input::scenario::Scenario;
 use crate::observe::verdict::ScenarioResult;
 use crate::report::summary;
-use crate::runner::{self, RunOptions};
-use crate::scenario::Scenario;
+use crate::run::{self, RunOptions};
+use crate::sys::cache::{Cache, KeyBuilder, sha256_file};
 
 /// Identity of this harness build: the SHA-256 of the running executable. A rebuilt
 /// harness may judge differently, so its verdicts are not reused.
@@ -107,7 +107,7 @@ pub async fn run(
     let mut images = Vec::new();
     let mut results: Vec<Option<ScenarioResult>> = Vec::new();
     for g in gates {
-        let image = runner::prepare(cfg, &cache, g, opts).await?;
+        let image = run::prepare(cfg, &cache, g, opts).await?;
         let key = verdict_key(&image.boot, g)?;
         let cached = if retest {
             None
@@ -132,7 +132,7 @@ pub async fn run(
         .collect();
     let mut code = ExitCode::Success;
     if !todo.is_empty() {
-        let first = runner::run_all(cfg, &todo, opts, cancel.clone(), summary::print).await;
+        let first = run::run_all(cfg, &todo, opts, cancel.clone(), summary::print).await;
         let mut rerun = Vec::new();
         for (g, outcome) in todo.iter().zip(first) {
             let r = outcome?;
@@ -150,7 +150,7 @@ pub async fn run(
         if !rerun.is_empty() {
             let again: Vec<Scenario> = rerun.iter().map(|(_, g, _)| g.clone()).collect();
             println!("rerunning {} failed gate(s) once", again.len());
-            let second = runner::run_all(cfg, &again, opts, cancel.clone(), summary::print).await;
+            let second = run::run_all(cfg, &again, opts, cancel.clone(), summary::print).await;
             for ((slot, _, first), outcome) in rerun.into_iter().zip(second) {
                 results[slot] = Some(after_rerun(first, outcome?));
             }
@@ -162,7 +162,7 @@ pub async fn run(
         .collect();
     let mut flaky = Vec::new();
     for (r, key) in results.iter().zip(&keys) {
-        code = code.worst(runner::exit_code_of(r));
+        code = code.worst(run::exit_code_of(r));
         if r.flaky_first_attempt.is_some() {
             flaky.push(r.name.clone());
         } else if r.passed() {
@@ -257,7 +257,7 @@ mod tests {
             append: "console=ttyS0".into(),
         };
         let gt = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-tests");
-        let smoke = crate::scenario::load(
+        let smoke = crate::input::scenario::load(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml"),
             &gt,
         )

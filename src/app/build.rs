@@ -8,15 +8,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::error::BuildError;
-use super::kconfig::{KernelProfile, PROFILES};
-use super::kernel::{self, KernelArtifacts, KernelBuildOptions, STAGE};
-use super::progress::stderr_progress;
-use super::quilt;
-use super::source::{self, SourceSpec};
-use super::tools;
-use crate::config::Config;
 use crate::exit_code::ExitCode;
+use crate::input::config::Config;
+use crate::stages::error::BuildError;
+use crate::stages::kconfig::{KernelProfile, PROFILES};
+use crate::stages::kernel::{self, KernelArtifacts, KernelBuildOptions, STAGE};
+use crate::stages::progress::stderr_progress;
+use crate::stages::quilt;
+use crate::stages::source::{self, SourceSpec};
+use crate::stages::tools;
 
 /// `xsc-release build kernel`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
@@ -72,8 +72,8 @@ pub async fn run_build_debian(
     cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<ExitCode, BuildError> {
     let started = std::time::Instant::now();
-    let opts = super::debian::DebianBuildOptions { force: args.force };
-    let a = super::debian::build_debian(cfg, &opts, cancel).await?;
+    let opts = crate::stages::debian::DebianBuildOptions { force: args.force };
+    let a = crate::stages::debian::build_debian(cfg, &opts, cancel).await?;
     let how = if a.built_now {
         format!("built in {:.1}s", started.elapsed().as_secs_f64())
     } else {
@@ -85,7 +85,7 @@ pub async fn run_build_debian(
     println!("debian: {how}");
     let iso = kernel::repo_root(cfg)
         .join("iso/debian")
-        .join(super::debian::ISO_NAME);
+        .join(crate::stages::debian::ISO_NAME);
     println!("  {:<10} {}", "iso:", iso.display());
     println!("  {:<10} {}", "sha256:", a.sha256);
     if let Some(b) = a.facts.get("iso.bytes") {
@@ -116,19 +116,20 @@ pub struct BuildGlibcArgs {
 
 /// Runs `build glibc` and prints where the sysroot, runtime, tests and log are.
 pub async fn run_build_glibc(cfg: &Config, args: &BuildGlibcArgs) -> Result<ExitCode, BuildError> {
-    let variant =
-        super::glibc::GlibcVariant::parse(&args.variant).ok_or_else(|| BuildError::BadSource {
+    let variant = crate::stages::glibc::GlibcVariant::parse(&args.variant).ok_or_else(|| {
+        BuildError::BadSource {
             source_arg: args.variant.clone(),
             reason: "unknown variant (xsc or disabled)".into(),
-        })?;
-    let opts = super::glibc::GlibcBuildOptions {
+        }
+    })?;
+    let opts = crate::stages::glibc::GlibcBuildOptions {
         variant,
         force: args.force,
         jobs: args.jobs,
     };
     let mut progress = stderr_progress("glibc");
     let started = std::time::Instant::now();
-    let a = super::glibc::build_glibc(cfg, &opts, &mut progress).await?;
+    let a = crate::stages::glibc::build_glibc(cfg, &opts, &mut progress).await?;
     let took = started.elapsed().as_secs_f64();
     let how = match (a.built_now, a.facts.get("incremental").map(String::as_str)) {
         (false, _) => format!("cache hit, nothing built ({took:.1}s)"),
@@ -308,7 +309,7 @@ pub async fn run_patches_edit(
             unreachable!("a pinned source is a tarball")
         };
         std::fs::create_dir_all(&tree).map_err(BuildError::io("failed to create", &tree))?;
-        crate::process::run(&source::untar_cmd(&tarball, &tree, 1), Some(&log))
+        crate::sys::process::run(&source::untar_cmd(&tarball, &tree, 1), Some(&log))
             .await
             .map(|_| ())
             .map_err(BuildError::step("unpack glibc source"))
@@ -384,7 +385,7 @@ fn edit_log(cfg: &Config) -> Result<PathBuf, BuildError> {
         .map_or(0, |d| d.as_secs());
     Ok(dir.join(format!(
         "patches-edit-{}.log",
-        super::make::compact_utc(i64::try_from(now).unwrap_or(0))
+        crate::stages::make::compact_utc(i64::try_from(now).unwrap_or(0))
     )))
 }
 
@@ -424,9 +425,9 @@ impl StageStatus {
     /// variant exists), or not built; `previous` picks that older entry.
     fn fill(
         &mut self,
-        cache: &crate::cache::Cache,
+        cache: &crate::sys::cache::Cache,
         key: Result<String, BuildError>,
-        previous: impl Fn(&crate::cache::Entry) -> bool,
+        previous: impl Fn(&crate::sys::cache::Entry) -> bool,
     ) {
         let latest = cache.latest(&self.stage).filter(|e| previous(e));
         let key = match key {
@@ -482,22 +483,24 @@ pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
         rows.push(row);
     }
     // The debian-iso key needs the archive's InRelease files, so offline the row says so.
-    let mut iso = StageStatus::new(super::debian::STAGE, "-");
-    let iso_cache = crate::cache::Cache::new(&cfg.cache_dir);
+    let mut iso = StageStatus::new(crate::stages::debian::STAGE, "-");
+    let iso_cache = crate::sys::cache::Cache::new(&cfg.cache_dir);
     iso.fill(
         &iso_cache,
-        super::debian::debian_key(cfg).await.map(|k| k.key),
+        crate::stages::debian::debian_key(cfg).await.map(|k| k.key),
         |_| true,
     );
     rows.push(iso);
     for variant in [
-        super::glibc::GlibcVariant::Xsc,
-        super::glibc::GlibcVariant::Disabled,
+        crate::stages::glibc::GlibcVariant::Xsc,
+        crate::stages::glibc::GlibcVariant::Disabled,
     ] {
-        let mut row = StageStatus::new(super::glibc::STAGE, variant.name());
+        let mut row = StageStatus::new(crate::stages::glibc::STAGE, variant.name());
         row.fill(
             &cache,
-            super::glibc::glibc_key(cfg, variant).await.map(|k| k.key),
+            crate::stages::glibc::glibc_key(cfg, variant)
+                .await
+                .map(|k| k.key),
             |e| e.info.facts.get("variant").map(String::as_str) == Some(variant.name()),
         );
         rows.push(row);
@@ -637,7 +640,7 @@ mod tests {
     #[test]
     fn the_edit_tree_is_linux_6_1_at_the_root() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = super::super::source::tests::test_config(dir.path());
+        let cfg = crate::stages::source::tests::test_config(dir.path());
         assert_eq!(edit_tree(&cfg), dir.path().join("linux-6.1"));
         // The test config pins /g.tar.xz: not a glibc-<version> name, so the default.
         assert_eq!(glibc_edit_tree(&cfg), dir.path().join("glibc-2.36"));

@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use crate::build::{
+use crate::error::Error;
+use crate::input::config::Config;
+use crate::stages::{
     self, DebianBuildOptions, GlibcArtifacts, GlibcBuildOptions, GlibcVariant, KernelBuildOptions,
 };
-use crate::config::Config;
-use crate::error::Error;
 
 /// The XSC kernel of `profile`: its bzImage and the facts the report records.
 pub async fn xsc_kernel(
@@ -16,7 +16,7 @@ pub async fn xsc_kernel(
     profile: &str,
     no_build: bool,
 ) -> Result<(PathBuf, Vec<(String, String)>), Error> {
-    let artifacts = match build::cached_kernel(cfg, Some(profile)).await? {
+    let artifacts = match stages::cached_kernel(cfg, Some(profile)).await? {
         Some(a) => a,
         None if no_build => {
             return Err(Error::NotBuilt {
@@ -32,8 +32,8 @@ pub async fn xsc_kernel(
                 profile: Some(profile.to_string()),
                 ..KernelBuildOptions::default()
             };
-            let mut progress = build::stderr_progress("kernel");
-            build::build_kernel(cfg, &opts, &mut progress).await?
+            let mut progress = stages::stderr_progress("kernel");
+            stages::build_kernel(cfg, &opts, &mut progress).await?
         }
     };
     let mut facts = vec![
@@ -65,7 +65,7 @@ pub async fn xsc_glibc(
     no_build: bool,
 ) -> Result<GlibcArtifacts, Error> {
     let _one = GLIBC_BUILD.lock().await;
-    match build::cached_glibc(cfg, variant).await? {
+    match stages::cached_glibc(cfg, variant).await? {
         Some(a) => Ok(a),
         None if no_build => Err(Error::NotBuilt {
             what: format!("the XSC glibc (variant {})", variant.name()),
@@ -80,8 +80,8 @@ pub async fn xsc_glibc(
                 variant,
                 ..GlibcBuildOptions::default()
             };
-            let mut progress = build::stderr_progress("glibc");
-            Ok(build::build_glibc(cfg, &opts, &mut progress).await?)
+            let mut progress = stages::stderr_progress("glibc");
+            Ok(stages::build_glibc(cfg, &opts, &mut progress).await?)
         }
     }
 }
@@ -98,7 +98,7 @@ pub async fn debian_iso(
     cancel: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<(PathBuf, Vec<(String, String)>), Error> {
     let _one = DEBIAN_BUILD.lock().await;
-    let artifacts = match build::cached_debian(cfg).await? {
+    let artifacts = match stages::cached_debian(cfg).await? {
         Some(a) => a,
         None if no_build => {
             return Err(Error::NotBuilt {
@@ -109,7 +109,7 @@ pub async fn debian_iso(
         None => {
             eprintln!("building the Debian ISO: not in the cache for the current inputs");
             let cancel = cancel.unwrap_or_else(|| tokio::sync::watch::channel(false).1);
-            build::build_debian(cfg, &DebianBuildOptions::default(), cancel).await?
+            stages::build_debian(cfg, &DebianBuildOptions::default(), cancel).await?
         }
     };
     let mut facts = vec![

@@ -49,13 +49,13 @@ pub enum Command {
         kernel: Option<std::path::PathBuf>,
     },
     /// Build, run the release gates, and publish a signed candidate (the main job).
-    Candidate(crate::candidate::CandidateArgs),
+    Candidate(crate::app::candidate::CandidateArgs),
     /// Make a minisign key pair (password from XSC_SIGNING_PASSWORD_FILE or a prompt).
-    Keygen(crate::release::KeygenArgs),
+    Keygen(crate::app::release::KeygenArgs),
     /// Verify a published release or candidate: checksums, signatures, manifest.
-    Verify(crate::release::VerifyArgs),
+    Verify(crate::app::release::VerifyArgs),
     /// Re-verify a candidate and re-sign it as release X.Y.Z (never overwrites).
-    Promote(crate::release::PromoteArgs),
+    Promote(crate::app::release::PromoteArgs),
     /// Build a stage (the XSC kernel, the XSC glibc, the Debian ISO).
     Build {
         /// Which stage.
@@ -63,7 +63,7 @@ pub enum Command {
         what: BuildCommand,
     },
     /// Edit the kernel series the quilt way.
-    Patches(crate::build::PatchesArgs),
+    Patches(crate::app::build::PatchesArgs),
     /// Show each stage: built or not for the current inputs, key, when, where.
     Status,
     /// Inspect or trim the build cache.
@@ -147,12 +147,12 @@ pub struct TestArgs {
 #[derive(Debug, Subcommand)]
 pub enum BuildCommand {
     /// The XSC kernel: quilt series on the pinned linux-source-6.1, profile config, make.
-    Kernel(crate::build::BuildKernelArgs),
+    Kernel(crate::app::build::BuildKernelArgs),
     /// The XSC glibc: quilt series on the pinned glibc-source 2.36, `--enable-xsc`, make,
     /// install into a sysroot; plus the stripped runtime and glibc's own listed tests.
-    Glibc(crate::build::BuildGlibcArgs),
+    Glibc(crate::app::build::BuildGlibcArgs),
     /// The Debian live ISO (bookworm + the XSC kernel + ring tests; BIOS and UEFI; root).
-    Debian(crate::build::BuildDebianArgs),
+    Debian(crate::app::build::BuildDebianArgs),
 }
 
 /// `xsc-release report …`.

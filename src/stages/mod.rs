@@ -8,27 +8,22 @@
 //! ```
 //! Only re-exports live here.
 
-mod chroot;
-mod cli;
-mod debian;
-mod error;
-mod fragment;
-mod glibc;
-mod iso;
-mod kconfig;
-mod kernel;
-mod make;
-mod progress;
-mod quilt;
-mod source;
-mod tools;
+pub mod chroot;
+pub mod debian;
+pub mod error;
+pub mod fragment;
+pub mod glibc;
+pub mod iso;
+pub mod kconfig;
+pub mod kernel;
+pub mod make;
+pub mod progress;
+pub mod quilt;
+pub mod source;
+pub mod stock_kernel;
+pub mod tools;
 
 pub use chroot::{ChrootMounts, unmount_all};
-pub use cli::{
-    BuildDebianArgs, BuildGlibcArgs, BuildKernelArgs, PatchesArgs, PatchesCommand, PatchesEditArgs,
-    StageStatus, describe, edit_tree, format_status, run_build_debian, run_build_glibc,
-    run_build_kernel, run_patches_edit, run_status, stage_status,
-};
 pub use debian::{
     DEBIAN_TOOLS, DebianArtifacts, DebianBuildOptions, ISO_NAME, build_debian, cached_debian,
     debian_key,

@@ -34,9 +34,9 @@ use super::progress::BuildEvent;
 use super::quilt::{self, MtimeSnapshot};
 use super::source;
 use super::tools;
-use crate::cache::{Cache, Entry, KeyBuilder, sha256_bytes, sha256_file};
-use crate::config::Config;
-use crate::process::{self, Cmd};
+use crate::input::config::Config;
+use crate::sys::cache::{Cache, Entry, KeyBuilder, sha256_bytes, sha256_file};
+use crate::sys::process::{self, Cmd};
 
 /// Bump when the recipe changes in a way that changes the artifacts (steps, flags, layout).
 pub const GLIBC_RECIPE: &str = "glibc-recipe-1";
@@ -759,7 +759,7 @@ pub(crate) async fn copy_dir(from: &Path, to: &Path, log: &Path) -> Result<(), B
 /// The regular files directly in `dir` (the shared objects to strip; symlinks skipped).
 fn regular_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
     let mut files = Vec::new();
-    for rel in crate::cache::walk_sorted(dir).map_err(BuildError::io("failed to list", dir))? {
+    for rel in crate::sys::cache::walk_sorted(dir).map_err(BuildError::io("failed to list", dir))? {
         let path = dir.join(&rel);
         let meta =
             std::fs::symlink_metadata(&path).map_err(BuildError::io("failed to stat", &path))?;
@@ -852,7 +852,7 @@ mod tests {
     #[test]
     fn the_key_follows_patches_tests_and_toolchain() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = crate::build::source::tests::test_config(dir.path());
+        let cfg = crate::stages::source::tests::test_config(dir.path());
         let patches = dir.path().join("patches/glibc");
         std::fs::create_dir_all(&patches).unwrap();
         std::fs::create_dir_all(&cfg.guest_tests_dir).unwrap();

@@ -25,12 +25,12 @@ use super::kernel::{self, KernelBuildOptions};
 use super::make;
 use super::progress::stderr_progress;
 use super::tools::check_tools;
-use crate::cache::{Cache, EntryInfo, KeyBuilder};
-use crate::config::Config;
 use crate::guest::initramfs::{Archive, Member, PlanEntry, plan_text};
 use crate::guest::programs;
-use crate::process::{self, Cmd, ProcessError};
-use crate::scenario::Libc;
+use crate::input::config::Config;
+use crate::input::scenario::Libc;
+use crate::sys::cache::{Cache, EntryInfo, KeyBuilder};
+use crate::sys::process::{self, Cmd, ProcessError};
 
 /// Stage name in the cache.
 pub const STAGE: &str = "debian-iso";
@@ -179,7 +179,7 @@ async fn archive_identity(
             .map_err(BuildError::step(format!("fetching {url}")))?;
         out.push((
             format!("archive/{s}/InRelease"),
-            crate::cache::sha256_bytes(got.stdout.as_bytes()),
+            crate::sys::cache::sha256_bytes(got.stdout.as_bytes()),
         ));
     }
     Ok(out)
@@ -249,7 +249,7 @@ pub async fn cached_debian(cfg: &Config) -> Result<Option<DebianArtifacts>, Buil
         .and_then(|e| artifacts_from_entry(&e, false)))
 }
 
-fn artifacts_from_entry(e: &crate::cache::Entry, built_now: bool) -> Option<DebianArtifacts> {
+fn artifacts_from_entry(e: &crate::sys::cache::Entry, built_now: bool) -> Option<DebianArtifacts> {
     Some(DebianArtifacts {
         iso: e.artifact("iso")?,
         sha256: e.info.facts.get("iso.sha256")?.clone(),
@@ -781,7 +781,7 @@ async fn build_in(
     let out = staged.join(ISO_NAME);
     step("xorriso", &iso::xorriso_cmd(&tree, &out, sde), log, cancel).await?;
     facts.insert("time.xorriso".into(), secs(t.elapsed()));
-    let sha = crate::cache::sha256_file(&out).map_err(BuildError::io("cannot read", &out))?;
+    let sha = crate::sys::cache::sha256_file(&out).map_err(BuildError::io("cannot read", &out))?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     facts.insert("iso.sha256".into(), sha);
     facts.insert("iso.bytes".into(), size.to_string());

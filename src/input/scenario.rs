@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::input::toml_strict::{Doc, Problem, Problems};
 use crate::observe::crash::CrashPatterns;
-use crate::toml_strict::{Doc, Problem, Problems};
 
 /// What boots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,11 +167,11 @@ pub const DEFAULT_READY: &str = "xsc-init: ready";
 
 impl Libc {
     /// The glibc stage variant this library is built by; `None` for the host's.
-    pub fn variant(self) -> Option<crate::build::GlibcVariant> {
+    pub fn variant(self) -> Option<crate::stages::GlibcVariant> {
         match self {
             Libc::Host => None,
-            Libc::Xsc => Some(crate::build::GlibcVariant::Xsc),
-            Libc::XscDisabled => Some(crate::build::GlibcVariant::Disabled),
+            Libc::Xsc => Some(crate::stages::GlibcVariant::Xsc),
+            Libc::XscDisabled => Some(crate::stages::GlibcVariant::Disabled),
         }
     }
 }
@@ -207,7 +207,7 @@ pub fn load(file: &Path, guest_tests: &Path) -> Result<Scenario, Problems> {
             message: format!("cannot read: {e}"),
         }])
     })?;
-    let hash = crate::cache::sha256_bytes(&bytes);
+    let hash = crate::sys::cache::sha256_bytes(&bytes);
     let text = String::from_utf8(bytes).map_err(|_| {
         Problems(vec![Problem {
             file: file.into(),
@@ -767,12 +767,12 @@ mod tests {
         assert_eq!(s.programs[1].libc, Libc::Host);
         assert_eq!(
             s.programs[0].libc.variant(),
-            Some(crate::build::GlibcVariant::Xsc)
+            Some(crate::stages::GlibcVariant::Xsc)
         );
         assert_eq!(s.programs[1].libc.variant(), None);
         assert_eq!(
             Libc::XscDisabled.variant(),
-            Some(crate::build::GlibcVariant::Disabled)
+            Some(crate::stages::GlibcVariant::Disabled)
         );
         let err = parse_str(
             "[image]\nkind = \"xsc-kernel\"\n\

@@ -3,6 +3,9 @@
 //! [`ScenarioResult`]. Scenarios run in parallel up to `jobs`; results come back in
 //! scenario order, so a parallel run reports exactly what a serial one would.
 
+pub mod gate;
+pub mod prepare;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,16 +16,16 @@ use tokio::sync::{Semaphore, watch};
 use crate::boot::accel::{self, AccelChoice, AccelRequest};
 use crate::boot::machine::{self, MachineOutcome, RunSpec};
 use crate::boot::qemu_args::{Boot, DEFAULT_APPEND, MachineSpec, Ovmf};
-use crate::build::{GlibcArtifacts, GlibcVariant};
-use crate::cache::Cache;
-use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::guest::programs::{self, ExtraTree, GuestProgram, INIT_SOURCE};
+use crate::input::config::Config;
+use crate::input::scenario::{Firmware, ImageSource, Media, RunUntil, Scenario};
 use crate::observe::verdict::{
     CaseResult, CaseStatus, FailureKind, RunEnd, ScenarioResult, crash_cases,
 };
-use crate::scenario::{Firmware, ImageSource, Media, RunUntil, Scenario};
+use crate::stages::{GlibcArtifacts, GlibcVariant};
+use crate::sys::cache::Cache;
 
 /// Where the XSC glibc runtime (`lib64/ld-linux-x86-64.so.2`, `lib64/libc.so.6`, …) is in
 /// the guest of a scenario with `libc = "xsc"` programs.
@@ -81,7 +84,7 @@ pub async fn kernel_for(
                     hint: "xsc-release test (without --no-build)".into(),
                 });
             }
-            let (k, fetched) = crate::stock_kernel::ensure(cache).await?;
+            let (k, fetched) = crate::stages::stock_kernel::ensure(cache).await?;
             if fetched {
                 eprintln!(
                     "fetched stock kernel {} {} into the cache",
@@ -103,7 +106,7 @@ pub async fn kernel_for(
             let profile = profile
                 .clone()
                 .unwrap_or_else(|| cfg.kernel_profile.clone());
-            crate::stage::xsc_kernel(cfg, &profile, no_build).await
+            crate::run::prepare::xsc_kernel(cfg, &profile, no_build).await
         }
         ImageSource::KernelFile(path) => {
             if !path.is_file() {
@@ -153,7 +156,7 @@ pub async fn prepare(
             Some((iso.clone(), vec![]))
         }
         ImageSource::DebianIso => {
-            Some(crate::stage::debian_iso(cfg, opts.no_build, opts.cancel.clone()).await?)
+            Some(crate::run::prepare::debian_iso(cfg, opts.no_build, opts.cancel.clone()).await?)
         }
         _ => None,
     };
@@ -179,7 +182,7 @@ pub async fn prepare(
     };
     properties.push((
         "initrd.sha256".into(),
-        crate::cache::sha256_file(&initrd).map_err(Error::io(&initrd))?,
+        crate::sys::cache::sha256_file(&initrd).map_err(Error::io(&initrd))?,
     ));
     let append = if scenario.append.is_empty() {
         DEFAULT_APPEND.to_string()
@@ -222,7 +225,7 @@ async fn build_initramfs(
     let mut glibcs: Vec<(GlibcVariant, GlibcArtifacts)> = Vec::new();
     for variant in scenario.programs.iter().filter_map(|p| p.libc.variant()) {
         if !glibcs.iter().any(|(v, _)| *v == variant) {
-            let a = crate::stage::xsc_glibc(cfg, variant, opts.no_build).await?;
+            let a = crate::run::prepare::xsc_glibc(cfg, variant, opts.no_build).await?;
             glibcs.push((variant, a));
         }
     }
@@ -299,7 +302,7 @@ async fn build_initramfs(
 fn program_clock(
     cfg: &Config,
     scenario: &Scenario,
-    p: &crate::scenario::Program,
+    p: &crate::input::scenario::Program,
     opts: &RunOptions,
 ) -> Duration {
     opts.test_timeout
@@ -645,7 +648,7 @@ mod tests {
 
     fn login_scenario(until: RunUntil) -> Scenario {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut s = crate::scenario::load(
+        let mut s = crate::input::scenario::load(
             &root.join("scenarios/debian-login.toml"),
             &root.join("guest-tests"),
         )

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::error::{BuildError, HunkFailure};
-use crate::cache::sha256_file;
-use crate::process::{self, Cmd, ProcessError};
+use crate::sys::cache::sha256_file;
+use crate::sys::process::{self, Cmd, ProcessError};
 
 /// `quilt push -a --fuzz=0` in `tree` with the series in `patches`.
 ///
@@ -190,7 +190,7 @@ pub fn touched_files(tree: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = applied
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .flat_map(|p| crate::cache::walk_sorted(&pc.join(p.trim())).unwrap_or_default())
+        .flat_map(|p| crate::sys::cache::walk_sorted(&pc.join(p.trim())).unwrap_or_default())
         .filter(|rel| rel.file_name().is_some_and(|n| n != ".timestamp"))
         .collect();
     out.sort();
@@ -244,7 +244,7 @@ impl MtimeSnapshot {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/build/testdata/quilt");
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/stages/testdata/quilt");
 
     /// Copies the fixture tree and a chosen series into a tempdir: (tempdir, tree, patches).
     fn fixture(series: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf) {
@@ -252,7 +252,7 @@ mod tests {
         let (tree, patches) = (dir.path().join("tree"), dir.path().join("patches"));
         std::fs::create_dir_all(&tree).unwrap();
         std::fs::create_dir_all(&patches).unwrap();
-        for rel in crate::cache::walk_sorted(&Path::new(FIXTURE).join("tree")).unwrap() {
+        for rel in crate::sys::cache::walk_sorted(&Path::new(FIXTURE).join("tree")).unwrap() {
             std::fs::copy(Path::new(FIXTURE).join("tree").join(&rel), tree.join(&rel)).unwrap();
         }
         for p in series {

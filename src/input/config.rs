@@ -1,13 +1,13 @@
 //! The project config, `xsc.toml` at the repository root: where the cache, outputs and
 //! releases live, which Debian mirror and pinned sources to use, and default test settings.
 //!
-//! Read strictly through [`crate::toml_strict`]: unknown keys are errors and every problem is
+//! Read strictly through [`crate::input::toml_strict`]: unknown keys are errors and every problem is
 //! reported at once with `file:line: key`. docs/config.md documents each key; keep it true.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::toml_strict::{Doc, Problem, Problems, Tbl};
+use crate::input::toml_strict::{Doc, Problem, Problems, Tbl};
 
 /// A source package pinned by version and content hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
