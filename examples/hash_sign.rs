@@ -5,9 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use xsc_release::release::{
-    PasswordSource, Protection, generate, hash_file, load_secret_key, minisig,
-};
+use xsc_release::{PasswordSource, Protection, generate, hash_file, load_secret_key, minisig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = PathBuf::from(std::env::args_os().nth(1).ok_or("usage: hash_sign FILE")?);

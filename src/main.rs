@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use xsc_release::app::cli::Cli;
-use xsc_release::exit_code::ExitCode;
+use xsc_release::Cli;
+use xsc_release::ExitCode;
 
 /// The first termination signal received (0 = none).
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -33,18 +33,18 @@ fn main() -> std::process::ExitCode {
     let code = runtime.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(watch_signals(tx));
-        match xsc_release::app::run(cli, rx).await {
+        match xsc_release::run(cli, rx).await {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("{}", xsc_release::error::chain(&e));
+                eprintln!("{}", xsc_release::chain(&e));
                 e.exit_code()
             }
         }
     });
     // Nothing we started may outlive us, whatever path got here.
-    xsc_release::sys::process::kill_all_groups();
+    xsc_release::kill_all_groups();
     // Nor may a chroot's /proc, /sys or /dev stay mounted.
-    xsc_release::stages::unmount_all();
+    xsc_release::unmount_all();
     // A signal decides the code whatever the runs concluded: the caller asked us to stop.
     let code = match SIGNAL.load(Ordering::SeqCst) {
         libc::SIGINT => ExitCode::Interrupted,
@@ -88,8 +88,8 @@ async fn watch_signals(tx: tokio::sync::watch::Sender<bool>) {
             .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
         {
-            xsc_release::sys::process::kill_all_groups();
-            xsc_release::stages::unmount_all();
+            xsc_release::kill_all_groups();
+            xsc_release::unmount_all();
             let code = if SIGNAL.load(Ordering::SeqCst) == libc::SIGTERM {
                 ExitCode::Terminated
             } else {

@@ -66,7 +66,7 @@ pub struct BuildDebianArgs {
 }
 
 /// Runs `build debian` and prints where the ISO and its files are.
-pub async fn run_build_debian(
+pub(crate) async fn run_build_debian(
     cfg: &Config,
     args: &BuildDebianArgs,
     cancel: tokio::sync::watch::Receiver<bool>,
@@ -115,7 +115,10 @@ pub struct BuildGlibcArgs {
 }
 
 /// Runs `build glibc` and prints where the sysroot, runtime, tests and log are.
-pub async fn run_build_glibc(cfg: &Config, args: &BuildGlibcArgs) -> Result<ExitCode, BuildError> {
+pub(crate) async fn run_build_glibc(
+    cfg: &Config,
+    args: &BuildGlibcArgs,
+) -> Result<ExitCode, BuildError> {
     let variant = crate::stages::glibc::GlibcVariant::parse(&args.variant).ok_or_else(|| {
         BuildError::BadSource {
             source_arg: args.variant.clone(),
@@ -194,7 +197,7 @@ pub struct PatchesEditArgs {
 }
 
 /// Runs `build kernel` (or `--check-repro`) and prints where the artifacts are.
-pub async fn run_build_kernel(
+pub(crate) async fn run_build_kernel(
     cfg: &Config,
     args: &BuildKernelArgs,
 ) -> Result<ExitCode, BuildError> {
@@ -221,7 +224,7 @@ pub async fn run_build_kernel(
 }
 
 /// The lines `build kernel` prints about its artifacts.
-pub fn describe(a: &KernelArtifacts, took: Duration) -> String {
+pub(crate) fn describe(a: &KernelArtifacts, took: Duration) -> String {
     let how = if a.built_now {
         let kind = if a.facts.get("incremental").is_some_and(|v| v == "true") {
             "incremental"
@@ -259,7 +262,7 @@ pub fn describe(a: &KernelArtifacts, took: Duration) -> String {
 /// Runs `patches edit`: a `linux-6.1/` tree at the repository root whose `patches` symlink
 /// points at `../patches/kernel`, so `quilt new/add/refresh` work without a `.quiltrc`
 /// and refreshed patches land in the repository.
-pub async fn run_patches_edit(
+pub(crate) async fn run_patches_edit(
     cfg: &Config,
     args: &PatchesEditArgs,
 ) -> Result<ExitCode, BuildError> {
@@ -341,13 +344,13 @@ pub async fn run_patches_edit(
 }
 
 /// `linux-<series>/` at the repository root (git-ignored).
-pub fn edit_tree(cfg: &Config) -> PathBuf {
+pub(crate) fn edit_tree(cfg: &Config) -> PathBuf {
     let series = cfg.linux.package.rsplit('-').next().unwrap_or("6.1");
     kernel::repo_root(cfg).join(format!("linux-{series}"))
 }
 
 /// `glibc-<version>/` at the repository root (git-ignored), for `patches edit --glibc`.
-pub fn glibc_edit_tree(cfg: &Config) -> PathBuf {
+pub(crate) fn glibc_edit_tree(cfg: &Config) -> PathBuf {
     let version = cfg
         .glibc
         .tarball
@@ -391,7 +394,7 @@ fn edit_log(cfg: &Config) -> Result<PathBuf, BuildError> {
 
 /// One row of `status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StageStatus {
+pub(crate) struct StageStatus {
     /// `kernel`, `glibc`, `debian-iso`.
     pub stage: String,
     /// Profile or variant (`qemu`); `-` when none.
@@ -466,7 +469,7 @@ impl StageStatus {
 }
 
 /// The status of every stage for the current inputs (computes the keys, builds nothing).
-pub async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
+pub(crate) async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
     let cache = kernel::kernel_cache(cfg);
     let mut rows = Vec::new();
     for name in PROFILES {
@@ -514,7 +517,7 @@ fn when(epoch: u64) -> String {
 }
 
 /// Formats `status` rows for a person.
-pub fn format_status(rows: &[StageStatus]) -> String {
+pub(crate) fn format_status(rows: &[StageStatus]) -> String {
     let mut out = String::new();
     for r in rows {
         out.push_str(&format!("{:<11} {:<8} {}", r.stage, r.variant, r.state));
@@ -536,7 +539,7 @@ pub fn format_status(rows: &[StageStatus]) -> String {
 }
 
 /// Runs `status`: prints each stage's state for the current inputs.
-pub async fn run_status(cfg: &Config) -> Result<ExitCode, BuildError> {
+pub(crate) async fn run_status(cfg: &Config) -> Result<ExitCode, BuildError> {
     print!("{}", format_status(&stage_status(cfg).await));
     Ok(ExitCode::Success)
 }

@@ -45,7 +45,7 @@ pub struct CandidateArgs {
 }
 
 /// Runs the pipeline.
-pub async fn run(
+pub(crate) async fn run(
     cfg: &Config,
     args: CandidateArgs,
     cancel: watch::Receiver<bool>,
@@ -307,7 +307,7 @@ fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
 
 /// The release files of a booted Debian ISO: the ISO itself and, beside it in its cache
 /// entry, the `dpkg -l` of its root filesystem.
-pub fn debian_release_files(iso: &Path) -> Vec<(PathBuf, String)> {
+pub(crate) fn debian_release_files(iso: &Path) -> Vec<(PathBuf, String)> {
     let mut out = vec![(iso.to_path_buf(), crate::stages::ISO_NAME.to_string())];
     if let Some(pk) = iso.parent().map(|d| d.join("packages.txt")) {
         if pk.is_file() {

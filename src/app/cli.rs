@@ -22,7 +22,7 @@ pub struct Cli {
 }
 
 /// Exit codes, shown under `--help`.
-pub const EXIT_CODES_HELP: &str = "Exit codes: 0 all passed · 1 the product failed · 2 bad input · 3 a build failed · \
+pub(crate) const EXIT_CODES_HELP: &str = "Exit codes: 0 all passed · 1 the product failed · 2 bad input · 3 a build failed · \
 4 the harness could not do its job · 5 a release was refused · 130 SIGINT · 143 SIGTERM";
 
 /// Subcommands.

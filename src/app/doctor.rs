@@ -11,7 +11,7 @@ use crate::sys::process::which;
 
 /// Tools outside the kernel stage: (binary or file, Debian package, what needs it). The
 /// build stages' own lists (`build::KERNEL_TOOLS`, `build::GLIBC_TOOLS`) are shown too.
-pub const TOOLS: &[(&str, &str, &str)] = &[
+pub(crate) const TOOLS: &[(&str, &str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86", "booting images"),
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", "UEFI boots"),
     ("cpio", "cpio", "initramfs checks"),
@@ -53,7 +53,7 @@ fn present(tool: &str) -> bool {
 
 /// Prints the report; exit 4 when something is missing. `kernel` is booted for the KVM
 /// probe (default: the stock kernel in the cache).
-pub async fn run(cfg: &Config, kernel: Option<&Path>) -> ExitCode {
+pub(crate) async fn run(cfg: &Config, kernel: Option<&Path>) -> ExitCode {
     let mut missing = Vec::new();
     let stage_tools = crate::stages::KERNEL_TOOLS
         .iter()

@@ -1,12 +1,12 @@
 //! Runs a parsed command line and decides the exit code. Results (verdicts) go to stdout
 //! and JUnit; errors come back to `main`, which prints them once.
 
-pub mod build;
-pub mod candidate;
-pub mod cli;
-pub mod doctor;
-pub mod release;
-pub mod report;
+pub(crate) mod build;
+pub(crate) mod candidate;
+pub(crate) mod cli;
+pub(crate) mod doctor;
+pub(crate) mod release;
+pub(crate) mod report;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -92,7 +92,7 @@ async fn until_cancelled(
 }
 
 /// Resolves names or paths to scenario files; no names = every `scenarios/*.toml`.
-pub fn scenario_files(cfg: &Config, names: &[String]) -> Result<Vec<PathBuf>, Error> {
+pub(crate) fn scenario_files(cfg: &Config, names: &[String]) -> Result<Vec<PathBuf>, Error> {
     let dir = cfg.scenarios_dir.clone();
     if names.is_empty() {
         return scenario::files_in(&dir).map_err(Error::io(&dir));
@@ -163,7 +163,7 @@ fn cache(cfg: &Config, what: CacheCommand) -> Result<ExitCode, Error> {
 }
 
 /// Default parallelism: one VM per core, and no more than memory allows at ~1 GiB each.
-pub fn default_jobs() -> usize {
+pub(crate) fn default_jobs() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -233,7 +233,7 @@ fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
 }
 
 /// The engine's accelerator request for a command-line choice.
-pub fn accel_request(a: AccelArg) -> AccelRequest {
+pub(crate) fn accel_request(a: AccelArg) -> AccelRequest {
     match a {
         AccelArg::Auto => AccelRequest::Auto,
         AccelArg::Kvm => AccelRequest::Kvm,
@@ -242,7 +242,7 @@ pub fn accel_request(a: AccelArg) -> AccelRequest {
 }
 
 /// A run id: UTC time plus pid, sortable and unique on a host.
-pub fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -296,7 +296,7 @@ async fn test(
 
 /// Runs scenarios, prints the live summary, writes JUnit (also when interrupted), and
 /// returns the results and the combined exit code. Used by `test` and `candidate`.
-pub async fn run_and_report(
+pub(crate) async fn run_and_report(
     cfg: &Config,
     scenarios: &[Scenario],
     opts: &RunOptions,

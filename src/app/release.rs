@@ -71,7 +71,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Runs `keygen`.
-pub async fn keygen(args: KeygenArgs) -> Result<ExitCode, ReleaseError> {
+pub(crate) async fn keygen(args: KeygenArgs) -> Result<ExitCode, ReleaseError> {
     let protection = if args.unencrypted {
         Protection::Unencrypted
     } else {
@@ -96,7 +96,7 @@ pub async fn keygen(args: KeygenArgs) -> Result<ExitCode, ReleaseError> {
 }
 
 /// Runs `verify`; prints the report. Exit 0 when the release verifies, 1 when not.
-pub async fn verify(args: VerifyArgs) -> Result<ExitCode, ReleaseError> {
+pub(crate) async fn verify(args: VerifyArgs) -> Result<ExitCode, ReleaseError> {
     let report = blocking(move || {
         let trusted = trusted_keys(args.pubkey.as_deref(), args.keyring.as_deref())?;
         verify_release(&args.dir, &trusted)
@@ -107,7 +107,7 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, ReleaseError> {
 }
 
 /// The keys a `verify` trusts.
-pub fn trusted_keys(
+pub(crate) fn trusted_keys(
     pubkey: Option<&Path>,
     keyring: Option<&Path>,
 ) -> Result<TrustedKeys, ReleaseError> {
@@ -126,7 +126,7 @@ pub fn trusted_keys(
 
 /// Runs `promote`. The candidate is trusted if signed by this machine's dev key
 /// (`<cache_dir>/keys/dev.pub`) or by a key in `--keyring`.
-pub async fn promote(
+pub(crate) async fn promote(
     args: PromoteArgs,
     publish_root: &Path,
     candidates_root: &Path,

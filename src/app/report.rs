@@ -13,7 +13,7 @@ use crate::observe::verdict::{CaseResult, FailureKind, RunEnd, ScenarioResult, c
 use crate::report::{junit, summary};
 
 /// Judges one captured log.
-pub fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
+pub(crate) fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
     let bytes = std::fs::read(path).map_err(Error::io(path))?;
     let mut splitter = LineSplitter::default();
     let mut lines = splitter.push(&bytes);
@@ -72,7 +72,7 @@ pub fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
 }
 
 /// Judges every log, prints the summary, writes JUnit.
-pub fn report_ktap(
+pub(crate) fn report_ktap(
     logs: &[std::path::PathBuf],
     junit_path: Option<&Path>,
 ) -> Result<ExitCode, Error> {

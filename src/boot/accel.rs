@@ -20,11 +20,11 @@ use crate::sys::process::{self, Cmd, Output};
 
 /// How long the probe waits for the kernel's first line. A working KVM prints it in well
 /// under a second; TCG would take ~2 s, so 8 s is generous without slowing every run.
-pub const PROBE_WAIT: Duration = Duration::from_secs(8);
+pub(crate) const PROBE_WAIT: Duration = Duration::from_secs(8);
 
 /// Where KVM's device node is; `XSC_KVM_DEVICE` overrides it (a container that passes the
 /// node elsewhere, and the tests that force each probe mode).
-pub const KVM_DEVICE: &str = "/dev/kvm";
+pub(crate) const KVM_DEVICE: &str = "/dev/kvm";
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,7 +281,7 @@ pub async fn resolve(
 }
 
 /// Runs the whole probe without the cache (for `doctor`, which reports what it finds now).
-pub async fn probe_now(host: &KvmHost, probe_kernel: &Path, host_dir: &Path) -> KvmMode {
+pub(crate) async fn probe_now(host: &KvmHost, probe_kernel: &Path, host_dir: &Path) -> KvmMode {
     match device_mode(&host.device) {
         Some(mode) => mode,
         None => probe(host, probe_kernel, host_dir).await,
@@ -289,7 +289,7 @@ pub async fn probe_now(host: &KvmHost, probe_kernel: &Path, host_dir: &Path) -> 
 }
 
 /// `Some` when the device alone decides: missing or not openable.
-pub fn device_mode(device: &Path) -> Option<KvmMode> {
+pub(crate) fn device_mode(device: &Path) -> Option<KvmMode> {
     match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -375,7 +375,7 @@ async fn probe(host: &KvmHost, kernel: &Path, host_dir: &Path) -> KvmMode {
 }
 
 /// Scales a TCG clock for the accelerator: KVM boots roughly five times faster.
-pub fn scale(tcg: Duration, accel: Accel) -> Duration {
+pub(crate) fn scale(tcg: Duration, accel: Accel) -> Duration {
     match accel {
         Accel::Tcg => tcg,
         Accel::Kvm => (tcg / 5).max(Duration::from_secs(10)),

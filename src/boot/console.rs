@@ -4,33 +4,27 @@
 //! slowing a TCG boot by 30–50 % on 2 cores), appends every byte to `serial.log`, and
 //! streams lines to the observers. CRLF, escape sequences and binary garbage pass through
 //! as lossy UTF-8; a line longer than [`MAX_LINE`] is cut so garbage cannot grow memory.
-//! `expect`/`send` helpers sit on top for interactive checks (login prompts).
+//! The machine loop reads the lines; nothing is written to the guest.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use regex::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 /// Longest line handed to observers; longer runs are split.
-pub const MAX_LINE: usize = 8192;
-
-/// One console line, terminator and `\r` removed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Line(pub String);
+pub(crate) const MAX_LINE: usize = 8192;
 
 /// Splits a byte stream into lines.
 #[derive(Default)]
-pub struct LineSplitter {
+pub(crate) struct LineSplitter {
     partial: Vec<u8>,
 }
 
 impl LineSplitter {
     /// Feeds bytes; returns the completed lines.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         let mut out = Vec::new();
         for &b in bytes {
             if b == b'\n' {
@@ -46,7 +40,7 @@ impl LineSplitter {
     }
 
     /// The unterminated rest at end of stream.
-    pub fn finish(&mut self) -> Option<String> {
+    pub(crate) fn finish(&mut self) -> Option<String> {
         (!self.partial.is_empty()).then(|| self.take())
     }
 
@@ -58,15 +52,12 @@ impl LineSplitter {
 }
 
 /// The reading end handed to the machine loop.
-pub struct Console {
+pub(crate) struct Console {
     lines: mpsc::Receiver<String>,
-    writer: Option<OwnedWriteHalf>,
-    /// Lines consumed by `expect` but not yet by the caller's loop.
-    seen: Vec<String>,
 }
 
 /// Binds the serial socket at `path` (QEMU connects to it once started).
-pub fn listen(path: &Path) -> std::io::Result<UnixListener> {
+pub(crate) fn listen(path: &Path) -> std::io::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
     UnixListener::bind(path)
 }
@@ -74,7 +65,7 @@ pub fn listen(path: &Path) -> std::io::Result<UnixListener> {
 impl Console {
     /// Accepts QEMU's connection and starts the reader task, which tees every byte to
     /// `log`. Fails if QEMU does not connect within `deadline`.
-    pub async fn accept(
+    pub(crate) async fn accept(
         listener: UnixListener,
         log: PathBuf,
         deadline: Duration,
@@ -91,8 +82,8 @@ impl Console {
     }
 
     /// Starts reading an already connected stream.
-    pub async fn start(stream: UnixStream, log: PathBuf) -> std::io::Result<Console> {
-        let (mut read, write) = stream.into_split();
+    pub(crate) async fn start(stream: UnixStream, log: PathBuf) -> std::io::Result<Console> {
+        let (mut read, _write) = stream.into_split();
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -122,92 +113,13 @@ impl Console {
                 let _ = tx.send(rest).await;
             }
         });
-        Ok(Console {
-            lines: rx,
-            writer: Some(write),
-            seen: Vec::new(),
-        })
+        Ok(Console { lines: rx })
     }
 
     /// The next line; `None` at end of stream (QEMU closed the port).
-    pub async fn next_line(&mut self) -> Option<String> {
-        if !self.seen.is_empty() {
-            return Some(self.seen.remove(0));
-        }
+    pub(crate) async fn next_line(&mut self) -> Option<String> {
         self.lines.recv().await
     }
-
-    /// Waits for a line matching `re`, up to `timeout`; lines read meanwhile stay queued
-    /// for [`Console::next_line`]. Returns the matching line.
-    pub async fn expect(&mut self, re: &Regex, timeout: Duration) -> Result<String, ExpectError> {
-        if let Some(line) = self.seen.iter().find(|l| re.is_match(l)) {
-            return Ok(line.clone());
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Err(_) => {
-                    let tail = self
-                        .seen
-                        .iter()
-                        .rev()
-                        .take(5)
-                        .rev()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    return Err(ExpectError::Timeout {
-                        pattern: re.to_string(),
-                        after: timeout,
-                        tail,
-                    });
-                }
-                Ok(None) => {
-                    return Err(ExpectError::Eof {
-                        pattern: re.to_string(),
-                    });
-                }
-                Ok(Some(line)) => {
-                    self.seen.push(line.clone());
-                    if re.is_match(&line) {
-                        return Ok(line);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Types `text` on the serial console.
-    pub async fn send(&mut self, text: &str) -> std::io::Result<()> {
-        match self.writer.as_mut() {
-            Some(w) => {
-                w.write_all(text.as_bytes()).await?;
-                w.flush().await
-            }
-            None => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
-
-/// Why an `expect` gave up.
-#[derive(Debug, thiserror::Error)]
-pub enum ExpectError {
-    /// Nothing matched in time.
-    #[error("console never matched /{pattern}/ within {}; last lines:\n{tail}", humantime::format_duration(*.after))]
-    Timeout {
-        /// The regex.
-        pattern: String,
-        /// The wait.
-        after: Duration,
-        /// The last lines seen.
-        tail: String,
-    },
-    /// The console closed first.
-    #[error("console closed before /{pattern}/ appeared")]
-    Eof {
-        /// The regex.
-        pattern: String,
-    },
 }
 
 #[cfg(test)]
@@ -230,7 +142,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tees_every_byte_and_expects_without_losing_lines() {
+    async fn tees_every_byte_without_losing_lines() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("serial.sock");
         let log = dir.path().join("serial.log");
@@ -242,21 +154,12 @@ mod tests {
                 s.write_all(b"booting\r\nlogin: \nafter\r\npartial")
                     .await
                     .unwrap();
-                let mut typed = [0u8; 5];
-                s.read_exact(&mut typed).await.unwrap();
-                typed
             }
         });
         let mut console = Console::accept(listener, log.clone(), Duration::from_secs(5))
             .await
             .unwrap();
-        let login = console
-            .expect(&Regex::new("login:").unwrap(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(login, "login: ");
-        console.send("root\n").await.unwrap();
-        assert_eq!(&qemu.await.unwrap(), b"root\n");
+        qemu.await.unwrap();
         let mut all = Vec::new();
         while let Some(l) = console.next_line().await {
             all.push(l);
@@ -266,18 +169,5 @@ mod tests {
             std::fs::read(&log).unwrap(),
             b"booting\r\nlogin: \nafter\r\npartial"
         );
-    }
-
-    #[tokio::test]
-    async fn expect_times_out_with_the_tail() {
-        let (a, mut b) = UnixStream::pair().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut console = Console::start(a, dir.path().join("log")).await.unwrap();
-        b.write_all(b"nothing here\n").await.unwrap();
-        let err = console
-            .expect(&Regex::new("ready").unwrap(), Duration::from_millis(200))
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("nothing here"), "{err}");
     }
 }

@@ -34,7 +34,7 @@ const QMP_WAIT: Duration = Duration::from_secs(5);
 
 /// Everything one run needs.
 #[derive(Clone, Debug)]
-pub struct RunSpec {
+pub(crate) struct RunSpec {
     /// The machine.
     pub machine: MachineSpec,
     /// Where argv, logs, sockets go; created if missing.
@@ -54,7 +54,7 @@ pub struct RunSpec {
 }
 
 /// What a run observed.
-pub struct MachineOutcome {
+pub(crate) struct MachineOutcome {
     /// How it ended.
     pub end: RunEnd,
     /// Time from start to the ready marker, if reached.
@@ -106,12 +106,12 @@ impl Observers {
 }
 
 /// Paths of a run's files inside its state directory.
-pub fn state_file(state_dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn state_file(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join(name)
 }
 
 /// Boots `spec.machine` and watches it until it ends. `cancel` flips to true on Ctrl-C.
-pub async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOutcome {
+pub(crate) async fn run(spec: &RunSpec, mut cancel: watch::Receiver<bool>) -> MachineOutcome {
     let started = Instant::now();
     std::fs::create_dir_all(&spec.state_dir).ok();
     let files = RunFiles::in_dir(&spec.state_dir);

@@ -27,7 +27,7 @@ impl Accel {
 
 /// What the machine boots from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Boot {
+pub(crate) enum Boot {
     /// Direct kernel boot.
     Kernel {
         /// bzImage.
@@ -45,7 +45,7 @@ pub enum Boot {
 
 /// UEFI firmware files; the VARS file is a per-run copy because OVMF writes to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ovmf {
+pub(crate) struct Ovmf {
     /// Read-only code image.
     pub code: PathBuf,
     /// The per-run writable variable store.
@@ -54,7 +54,7 @@ pub struct Ovmf {
 
 /// Everything that decides a QEMU command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MachineSpec {
+pub(crate) struct MachineSpec {
     /// QEMU binary.
     pub qemu: PathBuf,
     /// Accelerator.
@@ -74,11 +74,11 @@ pub struct MachineSpec {
 /// Default kernel arguments: serial console, no reboot on panic (QEMU exits at once with
 /// `-no-reboot`), and printk timestamps so the crash scanner can tell kernel lines from
 /// program output.
-pub const DEFAULT_APPEND: &str = "console=ttyS0 panic=-1 printk.time=1";
+pub(crate) const DEFAULT_APPEND: &str = "console=ttyS0 panic=-1 printk.time=1";
 
 /// Sockets and files of one run, all inside its state directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunFiles {
+pub(crate) struct RunFiles {
     /// QMP socket (we listen, QEMU connects).
     pub qmp: PathBuf,
     /// Serial socket (we listen, QEMU connects).
@@ -87,7 +87,7 @@ pub struct RunFiles {
 
 impl RunFiles {
     /// The files inside `state_dir`.
-    pub fn in_dir(state_dir: &Path) -> Self {
+    pub(crate) fn in_dir(state_dir: &Path) -> Self {
         RunFiles {
             qmp: state_dir.join("qmp.sock"),
             serial: state_dir.join("serial.sock"),
@@ -96,7 +96,7 @@ impl RunFiles {
 }
 
 /// The machine itself: everything but the control channels.
-pub fn machine_args(spec: &MachineSpec) -> Vec<OsString> {
+pub(crate) fn machine_args(spec: &MachineSpec) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: &str| a.push(s.into());
     for s in ["-nodefaults", "-display", "none", "-no-reboot"] {
@@ -171,7 +171,7 @@ pub fn machine_args(spec: &MachineSpec) -> Vec<OsString> {
 
 /// The harness's argv: the machine, paused at start (`-S`), the serial port and the QMP
 /// monitor on unix sockets that the harness listens on and QEMU connects to.
-pub fn harness_args(spec: &MachineSpec, files: &RunFiles) -> Vec<OsString> {
+pub(crate) fn harness_args(spec: &MachineSpec, files: &RunFiles) -> Vec<OsString> {
     let mut a = vec![spec.qemu.clone().into_os_string()];
     a.extend(machine_args(spec));
     a.push("-S".into());
@@ -187,7 +187,7 @@ pub fn harness_args(spec: &MachineSpec, files: &RunFiles) -> Vec<OsString> {
 }
 
 /// The benchmark's bare argv: the same machine, serial to a file, no pause, no QMP.
-pub fn bare_args(spec: &MachineSpec, serial_file: &Path) -> Vec<OsString> {
+pub(crate) fn bare_args(spec: &MachineSpec, serial_file: &Path) -> Vec<OsString> {
     let mut a = vec![spec.qemu.clone().into_os_string()];
     a.extend(machine_args(spec));
     a.push("-serial".into());
@@ -196,7 +196,7 @@ pub fn bare_args(spec: &MachineSpec, serial_file: &Path) -> Vec<OsString> {
 }
 
 /// The KVM liveness probe: boot `kernel` with no initramfs and look for its first line.
-pub fn kvm_probe_args(qemu: &Path, kernel: &Path, serial_file: &Path) -> Vec<OsString> {
+pub(crate) fn kvm_probe_args(qemu: &Path, kernel: &Path, serial_file: &Path) -> Vec<OsString> {
     let spec = MachineSpec {
         qemu: qemu.to_path_buf(),
         accel: Accel::Kvm,

@@ -19,7 +19,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// What can go wrong talking QMP.
 #[derive(Debug, thiserror::Error)]
-pub enum QmpError {
+pub(crate) enum QmpError {
     /// The socket failed.
     #[error("QMP i/o error")]
     Io(#[from] std::io::Error),
@@ -51,7 +51,7 @@ pub enum QmpError {
 
 /// An asynchronous event from QEMU; the ones the runner acts on are typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QmpEvent {
+pub(crate) enum QmpEvent {
     /// The guest (or the host) shut the machine down.
     Shutdown {
         /// True when the guest asked for it.
@@ -81,7 +81,7 @@ pub enum QmpEvent {
 
 impl QmpEvent {
     /// Decodes an event message using qapi's payload types for the ones we act on.
-    pub fn from_message(msg: &Value) -> QmpEvent {
+    pub(crate) fn from_message(msg: &Value) -> QmpEvent {
         let name = msg.get("event").and_then(Value::as_str).unwrap_or_default();
         let data = msg.get("data").cloned().unwrap_or(Value::Null);
         let text = |v: Value| v.as_str().map(str::to_string).unwrap_or_default();
@@ -119,7 +119,7 @@ impl QmpEvent {
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, QmpError>>>>>;
 
 /// A negotiated QMP connection.
-pub struct Qmp {
+pub(crate) struct Qmp {
     writer: Mutex<OwnedWriteHalf>,
     pending: Pending,
     next_id: AtomicU64,
@@ -130,7 +130,7 @@ pub struct Qmp {
 impl Qmp {
     /// Reads the greeting, negotiates capabilities, and returns the connection plus the
     /// stream of events. Events and replies are read by one background task.
-    pub async fn negotiate(
+    pub(crate) async fn negotiate(
         stream: UnixStream,
         deadline: Duration,
     ) -> Result<(Qmp, mpsc::UnboundedReceiver<QmpEvent>), QmpError> {
@@ -187,7 +187,7 @@ impl Qmp {
     }
 
     /// Runs a typed command with a deadline. A timeout leaves the connection usable.
-    pub async fn execute<C: qapi::Command>(
+    pub(crate) async fn execute<C: qapi::Command>(
         &self,
         command: &C,
         deadline: Duration,

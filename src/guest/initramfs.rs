@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// One archive member.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Member {
+pub(crate) enum Member {
     /// A directory.
     Dir,
     /// A regular file with its mode bits (e.g. 0o755) and contents.
@@ -35,14 +35,14 @@ pub enum Member {
 
 /// An archive being assembled; members are kept sorted by path.
 #[derive(Clone, Debug, Default)]
-pub struct Archive {
+pub(crate) struct Archive {
     members: BTreeMap<String, Member>,
 }
 
 impl Archive {
     /// The skeleton every test initramfs has: directories and `/dev/console` (the kernel
     /// opens it for PID 1's stdio before any devtmpfs is mounted).
-    pub fn skeleton() -> Self {
+    pub(crate) fn skeleton() -> Self {
         let mut a = Archive::default();
         for d in [
             "bin", "dev", "proc", "run", "sbin", "sys", "tmp", "xsc", "xsc/bin",
@@ -54,7 +54,7 @@ impl Archive {
     }
 
     /// Adds (or replaces) a member; parent directories are added as needed.
-    pub fn add(&mut self, path: &str, member: Member) {
+    pub(crate) fn add(&mut self, path: &str, member: Member) {
         let path = path.trim_start_matches('/').to_string();
         let mut parent = PathBuf::from(&path);
         while parent.pop() && !parent.as_os_str().is_empty() {
@@ -65,13 +65,8 @@ impl Archive {
         self.members.insert(path, member);
     }
 
-    /// Member paths in archive order.
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.members.keys().map(String::as_str)
-    }
-
     /// The newc bytes. `mtime` is the same for every member (SOURCE_DATE_EPOCH).
-    pub fn to_newc(&self, mtime: u32) -> Vec<u8> {
+    pub(crate) fn to_newc(&self, mtime: u32) -> Vec<u8> {
         let mut out = Vec::new();
         for (ino, (path, member)) in (1u32..).zip(&self.members) {
             let (mode, data, rdev): (u32, &[u8], (u32, u32)) = match member {
@@ -123,7 +118,7 @@ fn pad4(out: &mut Vec<u8>) {
 
 /// One line of `/xsc/plan`: what PID 1 runs, with its clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanEntry {
+pub(crate) struct PlanEntry {
     /// KTAP name.
     pub name: String,
     /// Per-program clock.
@@ -133,7 +128,7 @@ pub struct PlanEntry {
 }
 
 /// The plan file PID 1 reads (format in guest-tests/README.md): `NAME<TAB>SECONDS<TAB>ARGV…`.
-pub fn plan_text(entries: &[PlanEntry]) -> String {
+pub(crate) fn plan_text(entries: &[PlanEntry]) -> String {
     let mut s = String::from("# xsc-init plan: NAME<TAB>TIMEOUT_SECONDS<TAB>ARGV0<TAB>ARGV1...\n");
     for e in entries {
         let secs = e.timeout.as_secs().max(1);
@@ -193,7 +188,7 @@ mod tests {
             },
         );
         assert_eq!(a.to_newc(7), b.to_newc(7));
-        let paths: Vec<&str> = a.paths().collect();
+        let paths: Vec<&str> = a.members.keys().map(String::as_str).collect();
         assert!(paths.windows(2).all(|w| w[0] < w[1]));
         assert!(paths.contains(&"dev/console"));
     }

@@ -10,10 +10,10 @@ use crate::sys::cache::{Cache, EntryInfo, KeyBuilder};
 use crate::sys::process::{self, Cmd, ProcessError};
 
 /// Compiler flags for every guest program: static so the initramfs needs no libc.
-pub const CFLAGS: &[&str] = &["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread"];
+pub(crate) const CFLAGS: &[&str] = &["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread"];
 
 /// Path of PID 1's source, relative to `guest-tests/`.
-pub const INIT_SOURCE: &str = "init/xsc-init.c";
+pub(crate) const INIT_SOURCE: &str = "init/xsc-init.c";
 
 /// Why a guest program or the initramfs could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GuestBuildError + '_ {
 /// A C library to link guest programs against other than the host's: the XSC glibc's
 /// sysroot (glibc stage) and the key that identifies its content.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sysroot {
+pub(crate) struct Sysroot {
     /// Passed as `--sysroot`: headers, crt files and `libc.a` below it.
     pub dir: PathBuf,
     /// The glibc stage's cache key.
@@ -73,7 +73,7 @@ pub struct Sysroot {
 /// only the headers: Debian's gcc is built without sysroot support and finds `crt1.o`
 /// and `libc.a` through its own prefix, so `-B` (start files) and `-L` (libraries) point
 /// at the sysroot's libdir too.
-pub fn compile_cmd(
+pub(crate) fn compile_cmd(
     source: &Path,
     include_dir: &Path,
     output: &Path,
@@ -106,7 +106,7 @@ async fn toolchain_id() -> String {
 
 /// Compiles `guest-tests/<rel>` (cached by its content, the headers beside it, the flags,
 /// the compiler version and the C library) and returns the binary.
-pub async fn compile(
+pub(crate) async fn compile(
     cache: &Cache,
     guest_tests: &Path,
     rel: &Path,
@@ -169,7 +169,7 @@ pub async fn compile(
 
 /// A program to put in the initramfs.
 #[derive(Clone, Debug)]
-pub enum GuestProgram {
+pub(crate) enum GuestProgram {
     /// A compiled binary, installed as `/xsc/bin/<name>`.
     Binary {
         /// KTAP name.
@@ -194,7 +194,7 @@ pub enum GuestProgram {
 
 /// Busybox applets linked into `/bin` when a scenario asks for a shell. Fixed, rather than
 /// `busybox --list`, so the archive does not change with the host's busybox build.
-pub const BUSYBOX_APPLETS: &[&str] = &[
+pub(crate) const BUSYBOX_APPLETS: &[&str] = &[
     "cat", "cp", "dd", "dmesg", "echo", "grep", "head", "ls", "mkdir", "mount", "poweroff",
     "printf", "ps", "rm", "sh", "sleep", "sync", "tail", "true", "false", "uname", "umount",
 ];
@@ -202,7 +202,7 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
 /// A host directory copied into the initramfs under a guest path (files keep their mode,
 /// symlinks stay links).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExtraTree {
+pub(crate) struct ExtraTree {
     /// Absolute path in the guest, e.g. `/xsc/glibc`.
     pub guest: String,
     /// The host directory.
@@ -211,7 +211,7 @@ pub struct ExtraTree {
 
 /// Assembles the initramfs for `programs` and `trees` (cached by content) and returns its
 /// path.
-pub async fn initramfs(
+pub(crate) async fn initramfs(
     cache: &Cache,
     init: &Path,
     programs: &[GuestProgram],

@@ -12,7 +12,7 @@ use crate::observe::crash::CrashPatterns;
 
 /// What boots.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImageSource {
+pub(crate) enum ImageSource {
     /// Debian's stock 6.1 kernel, fetched into the cache with apt.
     StockKernel,
     /// The XSC kernel built by the kernel stage (profile from xsc.toml unless given).
@@ -31,14 +31,14 @@ pub enum ImageSource {
 
 impl ImageSource {
     /// True for the kinds that boot an ISO (firmware → boot loader → the ISO's own kernel).
-    pub fn is_iso(&self) -> bool {
+    pub(crate) fn is_iso(&self) -> bool {
         matches!(self, ImageSource::Iso(_) | ImageSource::DebianIso)
     }
 }
 
 /// How an ISO is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Media {
+pub(crate) enum Media {
     /// An IDE CD-ROM (El Torito boot).
     Cdrom,
     /// A virtio disk (the isohybrid MBR/GPT path).
@@ -47,7 +47,7 @@ pub enum Media {
 
 /// When a run ends successfully.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunUntil {
+pub(crate) enum RunUntil {
     /// The guest powers off by itself after its programs (the default).
     Poweroff,
     /// The ready marker is the whole test: the harness stops the VM (QMP `quit`) then.
@@ -56,7 +56,7 @@ pub enum RunUntil {
 
 /// Firmware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Firmware {
+pub(crate) enum Firmware {
     /// SeaBIOS.
     Bios,
     /// OVMF.
@@ -65,7 +65,7 @@ pub enum Firmware {
 
 /// Which C library a guest program is linked (statically) against.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Libc {
+pub(crate) enum Libc {
     /// The host's glibc (stock Debian 2.36).
     #[default]
     Host,
@@ -80,7 +80,7 @@ pub enum Libc {
 
 /// One guest program, run in order by the guest's PID 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Program {
+pub(crate) struct Program {
     /// KTAP top-level name.
     pub name: String,
     /// A C file under `guest-tests/`, compiled statically by the harness.
@@ -97,7 +97,7 @@ pub struct Program {
 
 /// Clocks; `None` = the config default scaled for the accelerator.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     /// Until the ready marker.
     pub boot: Option<Duration>,
     /// Per guest program.
@@ -108,7 +108,7 @@ pub struct Timeouts {
 
 /// Release-gate requirements.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gate {
+pub(crate) struct Gate {
     /// At least this many KTAP cases must be reported.
     pub min_cases: usize,
     /// At most this many skips (0 by default: a gate that skips is not green).
@@ -117,7 +117,7 @@ pub struct Gate {
 
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     /// Unique name (file stem by default).
     pub name: String,
     /// The file it came from.
@@ -163,11 +163,11 @@ pub struct Scenario {
 }
 
 /// The ready marker the guest init prints.
-pub const DEFAULT_READY: &str = "xsc-init: ready";
+pub(crate) const DEFAULT_READY: &str = "xsc-init: ready";
 
 impl Libc {
     /// The glibc stage variant this library is built by; `None` for the host's.
-    pub fn variant(self) -> Option<crate::stages::GlibcVariant> {
+    pub(crate) fn variant(self) -> Option<crate::stages::GlibcVariant> {
         match self {
             Libc::Host => None,
             Libc::Xsc => Some(crate::stages::GlibcVariant::Xsc),
@@ -178,7 +178,7 @@ impl Libc {
 
 impl Scenario {
     /// True when `candidate` requires this scenario.
-    pub fn is_gate(&self) -> bool {
+    pub(crate) fn is_gate(&self) -> bool {
         self.tags.iter().any(|t| t == "release-gate")
     }
 }
@@ -198,7 +198,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 
 /// Reads and validates one scenario file.
-pub fn load(file: &Path, guest_tests: &Path) -> Result<Scenario, Problems> {
+pub(crate) fn load(file: &Path, guest_tests: &Path) -> Result<Scenario, Problems> {
     let bytes = std::fs::read(file).map_err(|e| {
         Problems(vec![Problem {
             file: file.into(),
@@ -603,7 +603,7 @@ fn parse(
 /// Why a fw_cfg item cannot be passed to QEMU as given, if it cannot: user items live
 /// under `opt/` (QEMU warns otherwise), names are at most 55 bytes, and a comma would
 /// end QEMU's option value.
-pub fn fw_cfg_problem(name: &str, value: &str) -> Option<String> {
+pub(crate) fn fw_cfg_problem(name: &str, value: &str) -> Option<String> {
     if !name.starts_with("opt/") {
         return Some(format!("fw_cfg item {name:?} must start with \"opt/\""));
     }
@@ -624,7 +624,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Parses `512M`, `2G`, `1024` (MiB).
-pub fn parse_mib(s: &str) -> Option<u64> {
+pub(crate) fn parse_mib(s: &str) -> Option<u64> {
     let s = s.trim();
     let (num, mult) = match s.as_bytes().last()? {
         b'M' | b'm' => (&s[..s.len() - 1], 1),
@@ -635,7 +635,7 @@ pub fn parse_mib(s: &str) -> Option<u64> {
 }
 
 /// All scenario files directly in `dir`, sorted.
-pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -646,7 +646,7 @@ pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Loads several files, collecting every problem of every file, and rejects duplicate names.
-pub fn load_all(files: &[PathBuf], guest_tests: &Path) -> Result<Vec<Scenario>, Problems> {
+pub(crate) fn load_all(files: &[PathBuf], guest_tests: &Path) -> Result<Vec<Scenario>, Problems> {
     let mut out: Vec<Scenario> = Vec::new();
     let mut problems = Vec::new();
     for f in files {

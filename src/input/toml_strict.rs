@@ -54,7 +54,7 @@ impl fmt::Display for Problems {
 }
 
 /// A parsed file plus the problems found while reading it.
-pub struct Doc {
+pub(crate) struct Doc {
     file: PathBuf,
     text: String,
     doc: toml_edit::Document<String>,
@@ -63,7 +63,7 @@ pub struct Doc {
 
 impl Doc {
     /// Parses `text` (the contents of `file`); a syntax error is returned as its problem.
-    pub fn parse(file: &Path, text: String) -> Result<Doc, Problem> {
+    pub(crate) fn parse(file: &Path, text: String) -> Result<Doc, Problem> {
         match toml_edit::Document::parse(text.clone()) {
             Ok(doc) => Ok(Doc {
                 file: file.to_path_buf(),
@@ -81,17 +81,12 @@ impl Doc {
     }
 
     /// Takes the problems collected so far.
-    pub fn take_problems(&self) -> Vec<Problem> {
+    pub(crate) fn take_problems(&self) -> Vec<Problem> {
         std::mem::take(&mut self.problems.borrow_mut())
     }
 
-    /// The file this document came from.
-    pub fn file(&self) -> &Path {
-        &self.file
-    }
-
     /// The top-level table.
-    pub fn root(&self) -> Tbl<'_> {
+    pub(crate) fn root(&self) -> Tbl<'_> {
         Tbl {
             table: self.doc.as_table(),
             path: String::new(),
@@ -100,7 +95,12 @@ impl Doc {
     }
 
     /// Records a problem at `span` (or the file when `None`).
-    pub fn problem(&self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) {
+    pub(crate) fn problem(
+        &self,
+        span: Option<Range<usize>>,
+        key: &str,
+        message: impl Into<String>,
+    ) {
         let line = span.map(|s| line_of(&self.text, s.start));
         self.problems.borrow_mut().push(Problem {
             file: self.file.clone(),
@@ -111,7 +111,7 @@ impl Doc {
     }
 
     /// Reports every key of `t` that is not in `allowed` (strictness: typos are errors).
-    pub fn only_keys(&self, t: &Tbl<'_>, allowed: &[&str]) {
+    pub(crate) fn only_keys(&self, t: &Tbl<'_>, allowed: &[&str]) {
         let unknown: Vec<(String, Option<Range<usize>>)> = t
             .table
             .iter()
@@ -125,7 +125,7 @@ impl Doc {
     }
 
     /// A string value, or a problem if present with another type.
-    pub fn str(&self, t: &Tbl<'_>, key: &str) -> Option<String> {
+    pub(crate) fn str(&self, t: &Tbl<'_>, key: &str) -> Option<String> {
         let v = t.value(key)?;
         match v.and_then(Value::as_str) {
             Some(s) => Some(s.to_string()),
@@ -134,7 +134,7 @@ impl Doc {
     }
 
     /// A required string value.
-    pub fn req_str(&self, t: &Tbl<'_>, key: &str) -> Option<String> {
+    pub(crate) fn req_str(&self, t: &Tbl<'_>, key: &str) -> Option<String> {
         if t.table.get(key).is_none() {
             self.problem(t.span.clone(), &t.child(key), "missing required key");
             return None;
@@ -143,7 +143,7 @@ impl Doc {
     }
 
     /// A boolean.
-    pub fn bool(&self, t: &Tbl<'_>, key: &str) -> Option<bool> {
+    pub(crate) fn bool(&self, t: &Tbl<'_>, key: &str) -> Option<bool> {
         let v = t.value(key)?;
         match v.and_then(Value::as_bool) {
             Some(b) => Some(b),
@@ -152,7 +152,7 @@ impl Doc {
     }
 
     /// A non-negative integer.
-    pub fn uint(&self, t: &Tbl<'_>, key: &str) -> Option<u64> {
+    pub(crate) fn uint(&self, t: &Tbl<'_>, key: &str) -> Option<u64> {
         let v = t.value(key)?;
         match v
             .and_then(Value::as_integer)
@@ -164,7 +164,7 @@ impl Doc {
     }
 
     /// A humantime duration such as `"20s"` or `"2m"`.
-    pub fn duration(&self, t: &Tbl<'_>, key: &str) -> Option<Duration> {
+    pub(crate) fn duration(&self, t: &Tbl<'_>, key: &str) -> Option<Duration> {
         let s = self.str(t, key)?;
         match humantime::parse_duration(&s) {
             Ok(d) if !d.is_zero() => Some(d),
@@ -188,7 +188,7 @@ impl Doc {
     }
 
     /// A list of strings.
-    pub fn str_list(&self, t: &Tbl<'_>, key: &str) -> Option<Vec<String>> {
+    pub(crate) fn str_list(&self, t: &Tbl<'_>, key: &str) -> Option<Vec<String>> {
         let v = t.value(key)?;
         let Some(arr) = v.and_then(Value::as_array) else {
             return self.wrong_type(t, key, "an array of strings");
@@ -208,7 +208,7 @@ impl Doc {
     }
 
     /// A sub-table (`[a.b]` or an inline `{ … }`).
-    pub fn table<'d>(&self, t: &Tbl<'d>, key: &str) -> Option<Tbl<'d>> {
+    pub(crate) fn table<'d>(&self, t: &Tbl<'d>, key: &str) -> Option<Tbl<'d>> {
         let item = t.table.get(key)?;
         match item.as_table_like() {
             Some(table) => Some(Tbl {
@@ -221,7 +221,7 @@ impl Doc {
     }
 
     /// An array of tables (`[[key]]` or `key = [{…}, {…}]`).
-    pub fn tables<'d>(&self, t: &Tbl<'d>, key: &str) -> Vec<Tbl<'d>> {
+    pub(crate) fn tables<'d>(&self, t: &Tbl<'d>, key: &str) -> Vec<Tbl<'d>> {
         let Some(item) = t.table.get(key) else {
             return Vec::new();
         };
@@ -271,7 +271,7 @@ impl Doc {
 }
 
 /// A table inside a [`Doc`], with its dotted path for messages.
-pub struct Tbl<'d> {
+pub(crate) struct Tbl<'d> {
     table: &'d dyn TableLike,
     path: String,
     span: Option<Range<usize>>,
@@ -279,7 +279,7 @@ pub struct Tbl<'d> {
 
 impl Tbl<'_> {
     /// The dotted path of `key` inside this table.
-    pub fn child(&self, key: &str) -> String {
+    pub(crate) fn child(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
         } else {
@@ -288,23 +288,23 @@ impl Tbl<'_> {
     }
 
     /// This table's own path.
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         &self.path
     }
 
     /// The keys of this table, in file order (for tables whose keys are data, such as
     /// `fw-cfg = { "opt/x" = "1" }`).
-    pub fn keys(&self) -> Vec<String> {
+    pub(crate) fn keys(&self) -> Vec<String> {
         self.table.iter().map(|(k, _)| k.to_string()).collect()
     }
 
     /// True when `key` is present.
-    pub fn has(&self, key: &str) -> bool {
+    pub(crate) fn has(&self, key: &str) -> bool {
         self.table.contains_key(key)
     }
 
     /// The span of `key`'s value, for problems about it.
-    pub fn key_span(&self, key: &str) -> Option<Range<usize>> {
+    pub(crate) fn key_span(&self, key: &str) -> Option<Range<usize>> {
         let (k, item) = self.table.get_key_value(key)?;
         item_span(item)
             .or_else(|| k.span())
@@ -312,7 +312,7 @@ impl Tbl<'_> {
     }
 
     /// The span of the table itself.
-    pub fn span(&self) -> Option<Range<usize>> {
+    pub(crate) fn span(&self) -> Option<Range<usize>> {
         self.span.clone()
     }
 

@@ -19,7 +19,7 @@ use crate::observe::verdict::Crash;
 /// cursor moves, the `ESC c` reset firmware likes to print), other control characters and
 /// U+FFFD (what invalid UTF-8 was turned into). Tabs become one space. Trailing whitespace goes;
 /// leading whitespace stays because KTAP nesting is read from it.
-pub fn clean_console_line(line: &str) -> String {
+pub(crate) fn clean_console_line(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
@@ -81,7 +81,7 @@ fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 /// printk format: an optional `<level>`, the timestamp `[ <secs>.<usecs>]`, an optional caller
 /// id `[ T123]`/`[ C0]`, and the single space printk puts before the message. The message keeps
 /// any further indentation (KUnit and stack traces use it).
-pub fn split_printk(line: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_printk(line: &str) -> Option<(&str, &str)> {
     let bytes = line.as_bytes();
     let mut i = 0;
     if bytes.first() == Some(&b'<') {
@@ -131,7 +131,7 @@ fn count(bytes: &[u8], pred: impl Fn(u8) -> bool) -> usize {
 /// Extra patterns a scenario adds to the built-ins. Each is a regex matched against the printk
 /// *message* (the text after the timestamp and caller id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CrashPatterns {
+pub(crate) struct CrashPatterns {
     /// Lines that end the run at once (kind: the built-in kind they also match, else `custom`).
     pub fatal: Vec<String>,
     /// Lines that fail the run but let it finish.
@@ -232,7 +232,7 @@ struct Open {
 }
 
 /// Streaming scanner over console lines; see the module docs.
-pub struct CrashScanner {
+pub(crate) struct CrashScanner {
     /// Scenario rules first (they may escalate a built-in to fatal), then the built-ins.
     rules: Vec<Rule>,
     ignore: RegexSet,
@@ -243,7 +243,7 @@ pub struct CrashScanner {
 impl CrashScanner {
     /// Build a scanner from the built-in patterns plus a scenario's extras. Fails only if an
     /// extra pattern is not a valid regex.
-    pub fn new(extra: &CrashPatterns) -> Result<Self, regex::Error> {
+    pub(crate) fn new(extra: &CrashPatterns) -> Result<Self, regex::Error> {
         let mut rules = Vec::new();
         for (pats, fatal) in [(&extra.fatal, true), (&extra.fail, false)] {
             for p in pats {
@@ -279,7 +279,7 @@ impl CrashScanner {
     /// Feed one console line (terminator stripped; CR, ANSI and garbage allowed). Returns the
     /// crash the moment a fatal one is recognised; its excerpt is completed by later lines and
     /// by [`CrashScanner::finish`].
-    pub fn feed(&mut self, line: &str) -> Option<Crash> {
+    pub(crate) fn feed(&mut self, line: &str) -> Option<Crash> {
         let cleaned = clean_console_line(line);
         let (_, msg) = split_printk(&cleaned)?;
         let mut fatal_now = None;
@@ -297,7 +297,7 @@ impl CrashScanner {
     }
 
     /// All crashes seen, in console order, excerpts as far as the console went.
-    pub fn finish(self) -> Vec<Crash> {
+    pub(crate) fn finish(self) -> Vec<Crash> {
         self.crashes
     }
 

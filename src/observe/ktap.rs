@@ -25,7 +25,7 @@ use crate::observe::verdict::{CaseResult, CaseStatus, FailureKind};
 
 /// What a finished parse produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KtapOutcome {
+pub(crate) struct KtapOutcome {
     /// Leaf cases and synthetic ones, in console order; names are unique.
     pub cases: Vec<CaseResult>,
     /// True if any `KTAP version`/`TAP version` line was seen.
@@ -37,7 +37,7 @@ pub struct KtapOutcome {
 
 /// Streaming parser; feed console lines, then [`KtapParser::finish`].
 #[derive(Debug, Default)]
-pub struct KtapParser {
+pub(crate) struct KtapParser {
     user: Stream,
     kernel: Stream,
     /// Finished documents: (start order, cases), merged by start order in `finish`.
@@ -48,13 +48,13 @@ pub struct KtapParser {
 
 impl KtapParser {
     /// An empty parser.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// One console line without its terminator. May hold CR, ANSI escapes, binary garbage, and
     /// kernel printk lines interleaved (e.g. `[    1.234567] random: crng init done`).
-    pub fn feed(&mut self, line: &str) {
+    pub(crate) fn feed(&mut self, line: &str) {
         let cleaned = clean_console_line(line);
         let mut sink = Sink {
             closed: &mut self.closed,
@@ -70,7 +70,8 @@ impl KtapParser {
     /// True once a top-level result line has been seen for every planned top-level test of the
     /// guest's own (user-stream) KTAP, or it bailed out. Kernel KUnit output does not count: it
     /// runs during boot, long before the guest programs are done.
-    pub fn complete(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn complete(&self) -> bool {
         match self.user.levels.first() {
             Some(root) => {
                 self.user.levels.len() == 1
@@ -84,7 +85,7 @@ impl KtapParser {
     /// QEMU died): every planned-but-unreported case and every open suite becomes
     /// [`CaseStatus::Errored`] with that kind and reason, never silently passed. Without an
     /// abort, the same cases are still errored (kind `Assertion`): the output was incomplete.
-    pub fn finish(mut self, abort: Option<(FailureKind, &str)>) -> KtapOutcome {
+    pub(crate) fn finish(mut self, abort: Option<(FailureKind, &str)>) -> KtapOutcome {
         let saw_ktap = self.user.saw_ktap || self.kernel.saw_ktap;
         let why = match abort {
             Some((kind, reason)) => End {

@@ -1,6 +1,6 @@
 //! Observers turn console lines and QMP events into verdicts: the KTAP parser, the kernel
 //! crash scanner, and the result model they fill.
 
-pub mod crash;
-pub mod ktap;
-pub mod verdict;
+pub(crate) mod crash;
+pub(crate) mod ktap;
+pub(crate) mod verdict;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a case did not pass; becomes the JUnit `type` attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum FailureKind {
+pub(crate) enum FailureKind {
     /// The guest program reported `not ok`.
     Assertion,
     /// A clock expired: boot, per-test, or silence.
@@ -22,7 +22,7 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// The JUnit `type` attribute value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailureKind::Assertion => "assertion",
             FailureKind::Timeout => "timeout",
@@ -34,7 +34,7 @@ impl FailureKind {
 
 /// The outcome of one case.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CaseStatus {
+pub(crate) enum CaseStatus {
     /// `ok`.
     Passed,
     /// `ok … # SKIP reason`.
@@ -61,14 +61,14 @@ pub enum CaseStatus {
 
 impl CaseStatus {
     /// True for anything but pass and skip.
-    pub fn is_bad(&self) -> bool {
+    pub(crate) fn is_bad(&self) -> bool {
         matches!(self, CaseStatus::Failed { .. } | CaseStatus::Errored { .. })
     }
 }
 
 /// One judged case: a KTAP leaf, or a synthetic case such as `boot`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CaseResult {
+pub(crate) struct CaseResult {
     /// Unique within the scenario; nested KTAP names joined with `.`.
     pub name: String,
     /// The verdict.
@@ -79,7 +79,7 @@ pub struct CaseResult {
 
 impl CaseResult {
     /// A passing case.
-    pub fn passed(name: impl Into<String>) -> Self {
+    pub(crate) fn passed(name: impl Into<String>) -> Self {
         CaseResult {
             name: name.into(),
             status: CaseStatus::Passed,
@@ -88,7 +88,11 @@ impl CaseResult {
     }
 
     /// A failing case.
-    pub fn failed(name: impl Into<String>, kind: FailureKind, message: impl Into<String>) -> Self {
+    pub(crate) fn failed(
+        name: impl Into<String>,
+        kind: FailureKind,
+        message: impl Into<String>,
+    ) -> Self {
         CaseResult {
             name: name.into(),
             status: CaseStatus::Failed {
@@ -100,7 +104,11 @@ impl CaseResult {
     }
 
     /// A case that could not be judged.
-    pub fn errored(name: impl Into<String>, kind: FailureKind, message: impl Into<String>) -> Self {
+    pub(crate) fn errored(
+        name: impl Into<String>,
+        kind: FailureKind,
+        message: impl Into<String>,
+    ) -> Self {
         CaseResult {
             name: name.into(),
             status: CaseStatus::Errored {
@@ -114,7 +122,7 @@ impl CaseResult {
 
 /// How the guest's run ended, as seen from the host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RunEnd {
+pub(crate) enum RunEnd {
     /// The guest powered off by itself.
     PoweredOff,
     /// The kernel panicked (console or pvpanic); the excerpt is in `crashes`.
@@ -140,7 +148,7 @@ pub enum RunEnd {
 
 impl RunEnd {
     /// A human sentence for summaries and JUnit messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let d = |d: &Duration| humantime::format_duration(*d).to_string();
         match self {
             RunEnd::PoweredOff => "the guest powered off".into(),
@@ -159,7 +167,7 @@ impl RunEnd {
 
 /// A kernel problem found on the console.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Crash {
+pub(crate) struct Crash {
     /// Short kind, e.g. `panic`, `oops`, `warning`, `bug`, `soft-lockup`, `segfault`.
     pub kind: String,
     /// A fatal crash ends the scenario at once; a non-fatal one fails it but lets it finish.
@@ -172,7 +180,7 @@ pub struct Crash {
 
 /// Console crashes as cases of their own (`console.<kind>`, later ones suffixed `#N`), so a
 /// warning after the last KTAP line still fails the run.
-pub fn crash_cases(crashes: &[Crash]) -> Vec<CaseResult> {
+pub(crate) fn crash_cases(crashes: &[Crash]) -> Vec<CaseResult> {
     crashes
         .iter()
         .enumerate()
@@ -195,7 +203,7 @@ pub fn crash_cases(crashes: &[Crash]) -> Vec<CaseResult> {
 
 /// Everything known about one scenario run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ScenarioResult {
+pub(crate) struct ScenarioResult {
     /// Scenario name (JUnit suite name and classname).
     pub name: String,
     /// When the run started.
@@ -228,22 +236,22 @@ pub struct ScenarioResult {
 
 impl ScenarioResult {
     /// All cases including `boot`, in report order.
-    pub fn all_cases(&self) -> impl Iterator<Item = &CaseResult> {
+    pub(crate) fn all_cases(&self) -> impl Iterator<Item = &CaseResult> {
         std::iter::once(&self.boot).chain(self.cases.iter())
     }
 
     /// Number of KTAP (non-synthetic) cases reported.
-    pub fn count(&self, pred: impl Fn(&CaseStatus) -> bool) -> usize {
+    pub(crate) fn count(&self, pred: impl Fn(&CaseStatus) -> bool) -> usize {
         self.all_cases().filter(|c| pred(&c.status)).count()
     }
 
     /// True when nothing failed or errored.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.all_cases().all(|c| !c.status.is_bad())
     }
 
     /// True when the harness, not the product, is to blame for a non-pass.
-    pub fn is_harness_failure(&self) -> bool {
+    pub(crate) fn is_harness_failure(&self) -> bool {
         matches!(self.end, RunEnd::QemuDied(_) | RunEnd::HarnessError(_))
     }
 }

@@ -58,7 +58,10 @@ impl Digests {
 
 /// Hashes everything `reader` yields, writing it to `sink` too when given. An error from the
 /// reader or the sink (ENOSPC included) is returned as is; the caller knows which path it was.
-pub fn hash_stream(reader: &mut dyn Read, mut sink: Option<&mut dyn Write>) -> io::Result<Digests> {
+pub(crate) fn hash_stream(
+    reader: &mut dyn Read,
+    mut sink: Option<&mut dyn Write>,
+) -> io::Result<Digests> {
     let (to_b2, queue) = mpsc::sync_channel::<(Vec<u8>, usize)>(DEPTH);
     let (give_back, recycled) = mpsc::channel::<Vec<u8>>();
     thread::scope(|scope| {
@@ -134,7 +137,7 @@ pub fn hash_file(path: &Path) -> io::Result<Digests> {
 
 /// Which side of a copy failed, so the error can name the right path.
 #[derive(Debug)]
-pub enum CopyError {
+pub(crate) enum CopyError {
     /// Opening or reading the source.
     Read(io::Error),
     /// Creating, writing or syncing the destination.
@@ -143,7 +146,7 @@ pub enum CopyError {
 
 /// Copies `src` to a new file `dst` (never replacing one) and hashes the bytes on the way;
 /// `dst` is fsynced before returning.
-pub fn hash_copy(src: &Path, dst: &Path) -> Result<Digests, CopyError> {
+pub(crate) fn hash_copy(src: &Path, dst: &Path) -> Result<Digests, CopyError> {
     let mut input = File::open(src).map_err(CopyError::Read)?;
     let mut output = File::create_new(dst).map_err(CopyError::Write)?;
     // Tell apart which side failed without a second pass: wrap the sink and remember.
@@ -177,12 +180,12 @@ impl Write for ErrorTap<'_> {
 }
 
 /// How many files to hash at once: each file already keeps two cores busy.
-pub fn default_jobs() -> usize {
+pub(crate) fn default_jobs() -> usize {
     thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// Applies `f` to every item on up to `jobs` threads, keeping the input order.
-pub fn parallel_map<T: Sync, R: Send>(
+pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
     f: impl Fn(&T) -> R + Sync,
@@ -210,7 +213,7 @@ pub fn parallel_map<T: Sync, R: Send>(
 
 /// One line of `SHA256SUMS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SumEntry {
+pub(crate) struct SumEntry {
     /// Lowercase hex SHA-256.
     pub sha256: String,
     /// File name, relative to the release directory (no `/`).
@@ -219,7 +222,7 @@ pub struct SumEntry {
 
 /// Renders GNU `sha256sum` untagged format: `hex␠␠name\n`, sorted by name in byte order
 /// (`LC_ALL=C`), so `sha256sum -c SHA256SUMS` checks it and the file is reproducible.
-pub fn render_sums(entries: &[SumEntry]) -> String {
+pub(crate) fn render_sums(entries: &[SumEntry]) -> String {
     let mut sorted: Vec<&SumEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     let mut out = String::new();
@@ -231,7 +234,7 @@ pub fn render_sums(entries: &[SumEntry]) -> String {
 
 /// Parses `SHA256SUMS`; accepts the text (`␠␠`) and binary (`␠*`) markers, rejects anything
 /// that could name a file outside the directory. Errors name the 1-based line.
-pub fn parse_sums(text: &str) -> Result<Vec<SumEntry>, String> {
+pub(crate) fn parse_sums(text: &str) -> Result<Vec<SumEntry>, String> {
     let mut entries = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;

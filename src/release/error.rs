@@ -246,7 +246,7 @@ fn disk_full_hint(err: &io::Error) -> &'static str {
 }
 
 /// True when `err` means the filesystem is out of space or quota.
-pub fn is_disk_full(err: &io::Error) -> bool {
+pub(crate) fn is_disk_full(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
         || err.kind() == io::ErrorKind::StorageFull
 }

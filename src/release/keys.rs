@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use super::error::ReleaseError;
 
 /// Environment variable naming a file that holds the signing key's password.
-pub const PASSWORD_FILE_ENV: &str = "XSC_SIGNING_PASSWORD_FILE";
+pub(crate) const PASSWORD_FILE_ENV: &str = "XSC_SIGNING_PASSWORD_FILE";
 
 /// Layout of a decoded minisign secret key (release-and-iso.md §2.1); 158 bytes.
 const SK_LEN: usize = 158;
@@ -432,7 +432,7 @@ impl fmt::Display for KeyStatus {
 /// `releases/keys/keys.json`: the project's public keys and their rotation state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Keyring {
+pub(crate) struct Keyring {
     /// Every key, current first by convention.
     pub keys: Vec<KeyringEntry>,
 }
@@ -440,7 +440,7 @@ pub struct Keyring {
 /// One key in `keys.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeyringEntry {
+pub(crate) struct KeyringEntry {
     /// Key id as minisign prints it (16 hex digits).
     pub id: String,
     /// When the key was made (RFC 3339 date).
@@ -466,31 +466,31 @@ pub struct TrustedKey {
 
 /// The set of keys a verification accepts.
 #[derive(Clone, Debug, Default)]
-pub struct TrustedKeys(Vec<TrustedKey>);
+pub(crate) struct TrustedKeys(Vec<TrustedKey>);
 
 impl TrustedKeys {
     /// Trusts exactly the keys given.
-    pub fn new(keys: Vec<TrustedKey>) -> Self {
+    pub(crate) fn new(keys: Vec<TrustedKey>) -> Self {
         TrustedKeys(keys)
     }
 
     /// The key with this id, if trusted.
-    pub fn get(&self, id: KeyId) -> Option<&TrustedKey> {
+    pub(crate) fn get(&self, id: KeyId) -> Option<&TrustedKey> {
         self.0.iter().find(|k| k.id == id)
     }
 
     /// True when no key is trusted.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// All keys.
-    pub fn keys(&self) -> &[TrustedKey] {
+    pub(crate) fn keys(&self) -> &[TrustedKey] {
         &self.0
     }
 
     /// Adds keys (duplicates by id are ignored).
-    pub fn extend(&mut self, other: TrustedKeys) {
+    pub(crate) fn extend(&mut self, other: TrustedKeys) {
         for key in other.0 {
             if self.get(key.id).is_none() {
                 self.0.push(key);
@@ -499,13 +499,13 @@ impl TrustedKeys {
     }
 
     /// Trusts one minisign public key file.
-    pub fn from_pubkey_file(path: &Path) -> Result<Self, ReleaseError> {
+    pub(crate) fn from_pubkey_file(path: &Path) -> Result<Self, ReleaseError> {
         Ok(TrustedKeys(vec![load_public_key(path, None)?]))
     }
 
     /// Trusts every key in a `keys.json` (any status: retired keys still verify the
     /// releases they signed; the report shows the status).
-    pub fn from_keyring(path: &Path) -> Result<Self, ReleaseError> {
+    pub(crate) fn from_keyring(path: &Path) -> Result<Self, ReleaseError> {
         let (ring, dir) = read_keyring(path)?;
         if ring.keys.is_empty() {
             return Err(ReleaseError::Keyring {
@@ -540,7 +540,7 @@ impl TrustedKeys {
 }
 
 /// Reads and parses `keys.json`, returning it and its directory.
-pub fn read_keyring(path: &Path) -> Result<(Keyring, PathBuf), ReleaseError> {
+pub(crate) fn read_keyring(path: &Path) -> Result<(Keyring, PathBuf), ReleaseError> {
     let text = fs::read_to_string(path).map_err(|e| ReleaseError::Keyring {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -556,7 +556,10 @@ pub fn read_keyring(path: &Path) -> Result<(Keyring, PathBuf), ReleaseError> {
 }
 
 /// Loads a minisign public key file (`minisign.pub` format).
-pub fn load_public_key(path: &Path, status: Option<KeyStatus>) -> Result<TrustedKey, ReleaseError> {
+pub(crate) fn load_public_key(
+    path: &Path,
+    status: Option<KeyStatus>,
+) -> Result<TrustedKey, ReleaseError> {
     let text = fs::read_to_string(path).map_err(|source| ReleaseError::KeyUnreadable {
         path: path.to_path_buf(),
         source,
@@ -571,12 +574,6 @@ pub fn load_public_key(path: &Path, status: Option<KeyStatus>) -> Result<Trusted
     )
     .map_err(|e| malformed(e.to_string()))?;
     trusted_from_minisign(&pk, status, path.display().to_string()).map_err(malformed)
-}
-
-/// Parses a one-line `RW…` public key (what `minisign -P` takes).
-pub fn public_key_from_base64(line: &str) -> Result<TrustedKey, String> {
-    let pk = minisign::PublicKey::from_base64(line.trim()).map_err(|e| e.to_string())?;
-    trusted_from_minisign(&pk, None, "command line".into())
 }
 
 fn trusted_from_minisign(
@@ -609,7 +606,7 @@ pub fn dev_key_paths(cache_dir: &Path) -> (PathBuf, PathBuf) {
 
 /// The machine's development key: created unencrypted on first use as `<cache>/keys/dev.key`
 /// (0600, directory 0700) plus `dev.pub`. Candidates signed with it say `signed-by: dev`.
-pub fn dev_key(cache_dir: &Path) -> Result<ReleaseKey, ReleaseError> {
+pub(crate) fn dev_key(cache_dir: &Path) -> Result<ReleaseKey, ReleaseError> {
     let (key_path, pub_path) = dev_key_paths(cache_dir);
     let dir = key_path.parent().expect("dev key path has a parent");
     if !key_path.exists() {

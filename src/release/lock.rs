@@ -8,23 +8,22 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Seek as _, Write as _};
 use std::os::fd::AsRawFd as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::error::ReleaseError;
 
 /// Name of the lock file inside a publish root.
-pub const LOCK_FILE: &str = ".lock";
+pub(crate) const LOCK_FILE: &str = ".lock";
 
 /// Held lock on a publish root; released on drop.
 #[derive(Debug)]
-pub struct PublishLock {
+pub(crate) struct PublishLock {
     file: File,
-    root: PathBuf,
 }
 
 impl PublishLock {
     /// Takes the lock or fails at once with [`ReleaseError::LockHeld`] (exit 5).
-    pub fn acquire(root: &Path) -> Result<Self, ReleaseError> {
+    pub(crate) fn acquire(root: &Path) -> Result<Self, ReleaseError> {
         std::fs::create_dir_all(root).map_err(ReleaseError::io("create directory", root))?;
         let path = root.join(LOCK_FILE);
         let mut file = OpenOptions::new()
@@ -47,15 +46,7 @@ impl PublishLock {
             .and_then(|()| file.rewind())
             .and_then(|()| writeln!(file, "{}", std::process::id()));
         record.map_err(ReleaseError::io("write", &path))?;
-        Ok(PublishLock {
-            file,
-            root: root.to_path_buf(),
-        })
-    }
-
-    /// The locked root.
-    pub fn root(&self) -> &Path {
-        &self.root
+        Ok(PublishLock { file })
     }
 }
 

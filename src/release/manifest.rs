@@ -13,35 +13,36 @@ use super::checksums::hash_file;
 use super::error::ReleaseError;
 
 /// Manifest format version; bumped on incompatible changes.
-pub const MANIFEST_SCHEMA: u32 = 1;
+pub(crate) const MANIFEST_SCHEMA: u32 = 1;
 
 /// Fixed file names inside a release directory.
-pub mod names {
+pub(crate) mod names {
     /// Checksum list.
-    pub const SUMS: &str = "SHA256SUMS";
+    pub(crate) const SUMS: &str = "SHA256SUMS";
     /// Signature of the checksum list.
-    pub const SUMS_SIG: &str = "SHA256SUMS.minisig";
+    pub(crate) const SUMS_SIG: &str = "SHA256SUMS.minisig";
     /// The manifest.
-    pub const MANIFEST: &str = "manifest.json";
+    pub(crate) const MANIFEST: &str = "manifest.json";
     /// in-toto/SLSA provenance in a DSSE envelope.
-    pub const PROVENANCE: &str = "provenance.intoto.jsonl";
+    pub(crate) const PROVENANCE: &str = "provenance.intoto.jsonl";
     /// How to check the release by hand.
-    pub const README: &str = "README";
+    pub(crate) const README: &str = "README";
     /// The test report.
-    pub const JUNIT: &str = "junit.xml";
+    pub(crate) const JUNIT: &str = "junit.xml";
     /// The signer's public key (a convenience; verification never trusts it).
-    pub const PUBKEY: &str = "minisign.pub";
+    pub(crate) const PUBKEY: &str = "minisign.pub";
     /// Suffix of signature files.
-    pub const SIG_SUFFIX: &str = ".minisig";
+    pub(crate) const SIG_SUFFIX: &str = ".minisig";
 
     /// Names artifacts may not take.
-    pub const RESERVED: [&str; 7] = [SUMS, SUMS_SIG, MANIFEST, PROVENANCE, README, JUNIT, PUBKEY];
+    pub(crate) const RESERVED: [&str; 7] =
+        [SUMS, SUMS_SIG, MANIFEST, PROVENANCE, README, JUNIT, PUBKEY];
 }
 
 /// Who signed a candidate or release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum SignedBy {
+pub(crate) enum SignedBy {
     /// The per-machine development key: a candidate, not a release.
     Dev,
     /// A project release key (listed in `releases/keys/keys.json`).
@@ -51,7 +52,7 @@ pub enum SignedBy {
 /// Kind of a build input whose digest is recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum InputKind {
+pub(crate) enum InputKind {
     /// An upstream source tarball or tree.
     Source,
     /// One patch of a series.
@@ -71,7 +72,7 @@ pub enum InputKind {
 /// A build input and its digest (provenance `resolvedDependencies`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct InputDigest {
+pub(crate) struct InputDigest {
     /// What kind of input.
     pub kind: InputKind,
     /// Name (file name, package name…).
@@ -85,7 +86,7 @@ pub struct InputDigest {
 
 impl InputDigest {
     /// Hashes a file into an input record named after the file.
-    pub fn from_file(
+    pub(crate) fn from_file(
         kind: InputKind,
         path: &Path,
         uri: Option<String>,
@@ -119,7 +120,7 @@ impl InputDigest {
 /// Upstream versions the release is built from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct SourceVersions {
+pub(crate) struct SourceVersions {
     /// Linux kernel version (e.g. `6.1.192`).
     pub kernel: String,
     /// glibc version (e.g. `2.36`).
@@ -131,7 +132,7 @@ pub struct SourceVersions {
 /// Test results of the run that produced the candidate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct TestSummary {
+pub(crate) struct TestSummary {
     /// Cases that passed (flaky ones included).
     pub passed: u32,
     /// Cases that failed.
@@ -142,7 +143,7 @@ pub struct TestSummary {
 
 /// Everything the pipeline hands over to make a candidate.
 #[derive(Clone, Debug, Default)]
-pub struct ReleaseInputs {
+pub(crate) struct ReleaseInputs {
     /// Version of the product (`X.Y.Z` for releases; anything tidy for candidates).
     pub version: String,
     /// Full git commit id the artifacts were built from.
@@ -172,7 +173,7 @@ pub struct ReleaseInputs {
 /// Role of a file in a release directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum FileRole {
+pub(crate) enum FileRole {
     /// A product file (kernel image, ISO…).
     Artifact,
     /// The test report.
@@ -188,7 +189,7 @@ pub enum FileRole {
 /// A file listed in the manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     /// File name in the release directory.
     pub name: String,
     /// What it is.
@@ -202,7 +203,7 @@ pub struct FileEntry {
 /// Where a promoted release came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct CandidateRef {
+pub(crate) struct CandidateRef {
     /// Candidate id (its directory name).
     pub id: String,
     /// Key that signed the candidate.
@@ -214,7 +215,7 @@ pub struct CandidateRef {
 /// `manifest.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// [`MANIFEST_SCHEMA`].
     pub schema: u32,
     /// Version.
@@ -253,19 +254,19 @@ pub struct Manifest {
 
 impl Manifest {
     /// Pretty JSON with a final newline (diffable, and `cat` leaves the prompt alone).
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).expect("manifest serialises");
         text.push('\n');
         text
     }
 
     /// Names and hashes of the artifacts.
-    pub fn artifacts(&self) -> impl Iterator<Item = &FileEntry> {
+    pub(crate) fn artifacts(&self) -> impl Iterator<Item = &FileEntry> {
         self.files.iter().filter(|f| f.role == FileRole::Artifact)
     }
 
     /// Rebuilds the pipeline inputs from a candidate directory holding this manifest.
-    pub fn to_inputs(&self, dir: &Path) -> ReleaseInputs {
+    pub(crate) fn to_inputs(&self, dir: &Path) -> ReleaseInputs {
         ReleaseInputs {
             version: self.version.clone(),
             commit: self.commit.clone(),

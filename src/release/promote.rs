@@ -20,7 +20,7 @@ use super::verify::{VerifyReport, verify_release};
 use crate::sys::process::{Cmd, run};
 
 /// A candidate id: `<version>-g<commit12>-<UTC time>`, unique per build and sortable.
-pub fn candidate_id(inputs: &ReleaseInputs, timestamp: u64) -> String {
+pub(crate) fn candidate_id(inputs: &ReleaseInputs, timestamp: u64) -> String {
     let short = &inputs.commit[..inputs.commit.len().min(12)];
     let when =
         humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(timestamp)).to_string();
@@ -29,7 +29,7 @@ pub fn candidate_id(inputs: &ReleaseInputs, timestamp: u64) -> String {
 }
 
 /// Signs `inputs` with `key` (normally the dev key) into `<candidates_root>/<candidate id>`.
-pub fn create_candidate(
+pub(crate) fn create_candidate(
     inputs: &ReleaseInputs,
     key: &ReleaseKey,
     candidates_root: &Path,
@@ -50,7 +50,7 @@ pub fn create_candidate(
 }
 
 /// The usual pipeline call: a candidate signed with the machine's dev key.
-pub fn create_dev_candidate(
+pub(crate) fn create_dev_candidate(
     inputs: &ReleaseInputs,
     cache_dir: &Path,
     candidates_root: &Path,
@@ -59,7 +59,7 @@ pub fn create_dev_candidate(
 }
 
 /// Resolves a candidate id (a directory name under `candidates_root`, or a path).
-pub fn find_candidate(candidates_root: &Path, id: &str) -> Result<PathBuf, ReleaseError> {
+pub(crate) fn find_candidate(candidates_root: &Path, id: &str) -> Result<PathBuf, ReleaseError> {
     let by_name = candidates_root.join(id);
     let path = if !id.contains('/') && by_name.is_dir() {
         by_name
@@ -77,7 +77,7 @@ pub fn find_candidate(candidates_root: &Path, id: &str) -> Result<PathBuf, Relea
 }
 
 /// Checks `X.Y.Z` with decimal numbers and no leading zeros (semver core, nothing else).
-pub fn validate_version(version: &str) -> Result<(), ReleaseError> {
+pub(crate) fn validate_version(version: &str) -> Result<(), ReleaseError> {
     let parts: Vec<&str> = version.split('.').collect();
     let ok = parts.len() == 3
         && parts.iter().all(|p| {
@@ -99,7 +99,7 @@ pub fn validate_version(version: &str) -> Result<(), ReleaseError> {
 
 /// What `promote` is allowed to do.
 #[derive(Debug)]
-pub struct PromoteOptions<'a> {
+pub(crate) struct PromoteOptions<'a> {
     /// Where `X.Y.Z/` is created.
     pub publish_root: &'a Path,
     /// Keys the candidate may be signed with (normally the dev key's public half).
@@ -114,7 +114,7 @@ pub struct PromoteOptions<'a> {
 
 /// A finished promote.
 #[derive(Debug)]
-pub struct Promoted {
+pub(crate) struct Promoted {
     /// The new release.
     pub published: Published,
     /// The candidate's re-verification.
@@ -122,7 +122,7 @@ pub struct Promoted {
 }
 
 /// Promotes the candidate in `candidate_dir` to release `version`, signed with `key`.
-pub fn promote(
+pub(crate) fn promote(
     candidate_dir: &Path,
     version: &str,
     key: &ReleaseKey,
@@ -213,7 +213,7 @@ pub fn promote(
 }
 
 /// The commit checked out in `repo` (`git rev-parse HEAD`), for [`ReleaseInputs::commit`].
-pub async fn git_commit(repo: &Path) -> Result<String, ReleaseError> {
+pub(crate) async fn git_commit(repo: &Path) -> Result<String, ReleaseError> {
     let cmd = Cmd::new(["git", "rev-parse", "--verify", "HEAD"])
         .cwd(repo)
         .deadline(Duration::from_secs(30));

@@ -16,14 +16,14 @@ use super::keys::{KeyId, ReleaseKey, TrustedKeys};
 use super::manifest::{FileEntry, ReleaseInputs};
 
 /// DSSE payload type for in-toto statements.
-pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub(crate) const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// The SLSA build type this tool emits.
-pub const BUILD_TYPE: &str = "https://xsc.example/xsc-release/release/v1";
+pub(crate) const BUILD_TYPE: &str = "https://xsc.example/xsc-release/release/v1";
 
 /// A DSSE envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// [`PAYLOAD_TYPE`].
     pub payload_type: String,
     /// Base64 of the statement JSON.
@@ -34,7 +34,7 @@ pub struct Envelope {
 
 /// One DSSE signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnvelopeSignature {
+pub(crate) struct EnvelopeSignature {
     /// minisign key id (16 hex digits).
     pub keyid: String,
     /// Base64 Ed25519 signature over the PAE.
@@ -42,7 +42,7 @@ pub struct EnvelopeSignature {
 }
 
 /// DSSE pre-authentication encoding: `DSSEv1 <len type> <type> <len body> <body>`.
-pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+pub(crate) fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "DSSEv1 {} {payload_type} {} ",
         payload_type.len(),
@@ -54,7 +54,7 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// The statement for `artifacts`, built from the same inputs as the manifest.
-pub fn statement(
+pub(crate) fn statement(
     inputs: &ReleaseInputs,
     artifacts: &[FileEntry],
     created: &str,
@@ -101,7 +101,7 @@ pub fn statement(
 }
 
 /// The builder id recorded in provenance and manifest.
-pub fn builder_id(inputs: &ReleaseInputs) -> String {
+pub(crate) fn builder_id(inputs: &ReleaseInputs) -> String {
     inputs
         .builder_id
         .clone()
@@ -109,7 +109,7 @@ pub fn builder_id(inputs: &ReleaseInputs) -> String {
 }
 
 /// Signs `statement` into one JSONL line (with the final newline).
-pub fn envelope(statement: &Value, key: &ReleaseKey) -> String {
+pub(crate) fn envelope(statement: &Value, key: &ReleaseKey) -> String {
     let body = serde_json::to_vec(statement).expect("statement serialises");
     let sig = key.sign_raw(&pae(PAYLOAD_TYPE, &body));
     let env = Envelope {
@@ -127,7 +127,7 @@ pub fn envelope(statement: &Value, key: &ReleaseKey) -> String {
 
 /// Why an envelope does not check out.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum OpenError {
+pub(crate) enum OpenError {
     /// Every signature is by a key that is not trusted.
     #[error("signed only by untrusted key(s) {0}")]
     Untrusted(String),
@@ -138,7 +138,7 @@ pub enum OpenError {
 
 /// Checks an envelope: at least one signature by a trusted key verifies over the PAE.
 /// Returns the statement and the key that signed it.
-pub fn open(text: &str, trusted: &TrustedKeys) -> Result<(Value, KeyId), OpenError> {
+pub(crate) fn open(text: &str, trusted: &TrustedKeys) -> Result<(Value, KeyId), OpenError> {
     open_inner(text, trusted).map_err(|(untrusted, msg)| {
         if untrusted {
             OpenError::Untrusted(msg)
@@ -197,7 +197,7 @@ fn open_inner(text: &str, trusted: &TrustedKeys) -> Result<(Value, KeyId), (bool
 }
 
 /// `(name, sha256)` of every subject of a statement, sorted.
-pub fn subjects(statement: &Value) -> Vec<(String, String)> {
+pub(crate) fn subjects(statement: &Value) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = statement["subject"]
         .as_array()
         .into_iter()

@@ -29,7 +29,7 @@ use super::sign::{TrustedComment, minisig};
 
 /// What to publish and how to sign it.
 #[derive(Debug)]
-pub struct Release<'a> {
+pub(crate) struct Release<'a> {
     /// The files and facts.
     pub inputs: &'a ReleaseInputs,
     /// The signing key.
@@ -47,20 +47,22 @@ pub struct Release<'a> {
 
 /// A published directory.
 #[derive(Debug, Clone)]
-pub struct Published {
+pub(crate) struct Published {
     /// `<root>/<name>`.
     pub dir: PathBuf,
     /// Its name (version or candidate id).
     pub name: String,
     /// The key that signed it.
     pub key_id: KeyId,
-    /// The manifest written into it.
-    pub manifest: Manifest,
 }
 
 /// Builds and signs the release into `<root>/<name>`, atomically and never over an existing
 /// directory.
-pub fn publish(release: &Release<'_>, root: &Path, name: &str) -> Result<Published, ReleaseError> {
+pub(crate) fn publish(
+    release: &Release<'_>,
+    root: &Path,
+    name: &str,
+) -> Result<Published, ReleaseError> {
     let artifacts = validate(release.inputs)?;
     validate_field("release name", name, false)?;
     let target = root.join(name);
@@ -72,7 +74,7 @@ pub fn publish(release: &Release<'_>, root: &Path, name: &str) -> Result<Publish
     }
     fs::create_dir_all(root).map_err(ReleaseError::io("create directory", root))?;
     let staging = Staging::create(root, name)?;
-    let manifest = stage(release, &artifacts, &staging.path, name)?;
+    stage(release, &artifacts, &staging.path, name)?;
     fault("before-rename")?;
     sync_dir(&staging.path)?;
     match rename_noreplace(&staging.path, &target) {
@@ -102,7 +104,6 @@ pub fn publish(release: &Release<'_>, root: &Path, name: &str) -> Result<Publish
         dir: target,
         name: name.to_string(),
         key_id: release.key.id(),
-        manifest,
     })
 }
 
@@ -267,7 +268,7 @@ pub(crate) fn write_file(dir: &Path, name: &str, data: &[u8]) -> Result<Digests,
 }
 
 /// Checks the inputs and returns `(source, name in the release)` per artifact.
-pub fn validate(inputs: &ReleaseInputs) -> Result<Vec<(PathBuf, String)>, ReleaseError> {
+pub(crate) fn validate(inputs: &ReleaseInputs) -> Result<Vec<(PathBuf, String)>, ReleaseError> {
     validate_field("version", &inputs.version, false)?;
     if inputs.commit.len() < 7
         || inputs.commit.len() > 64

@@ -24,7 +24,7 @@ const TRUSTED_PREFIX: &str = "trusted comment: ";
 /// What every signature of a release vouches for besides the bytes: which file, its SHA-256,
 /// the version and the commit. Swapping two `.minisig` files is caught by `file:`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrustedComment {
+pub(crate) struct TrustedComment {
     /// Unix time of signing.
     pub timestamp: u64,
     /// File name inside the release directory.
@@ -51,7 +51,7 @@ impl fmt::Display for TrustedComment {
 
 impl TrustedComment {
     /// Parses our own comment format; `None` for anything else (a foreign signature).
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         let mut fields = std::collections::BTreeMap::new();
         for pair in text.split(['\t', ' ']).filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once(':')?;
@@ -91,7 +91,7 @@ pub fn minisig(key: &ReleaseKey, blake2b: &[u8; 64], trusted_comment: &str) -> S
 
 /// A parsed `.minisig`.
 #[derive(Clone, Debug)]
-pub struct ParsedSig {
+pub(crate) struct ParsedSig {
     /// Id of the key that made it.
     pub key_id: KeyId,
     sig: [u8; 64],
@@ -102,7 +102,7 @@ pub struct ParsedSig {
 
 /// Why a signature file is not good.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SigError {
+pub(crate) enum SigError {
     /// Not four well-formed lines (truncated, edited, not a minisig).
     #[error("malformed signature file: {0}")]
     Malformed(&'static str),
@@ -119,7 +119,7 @@ pub enum SigError {
 
 impl ParsedSig {
     /// Parses the four lines of a `.minisig`.
-    pub fn parse(text: &str) -> Result<Self, SigError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, SigError> {
         let mut lines = text.lines();
         let mut next = |what| lines.next().ok_or(SigError::Malformed(what));
         if !next("empty")?.starts_with(UNTRUSTED_PREFIX) {
@@ -156,7 +156,7 @@ impl ParsedSig {
     }
 
     /// Checks the trusted comment only (cheap; needs no file contents).
-    pub fn verify_comment(&self, key: &VerifyingKey) -> Result<(), SigError> {
+    pub(crate) fn verify_comment(&self, key: &VerifyingKey) -> Result<(), SigError> {
         let mut msg = self.sig.to_vec();
         msg.extend_from_slice(self.trusted_comment.as_bytes());
         key.verify_strict(&msg, &Signature::from_bytes(&self.global))
@@ -164,13 +164,18 @@ impl ParsedSig {
     }
 
     /// Checks the data signature against the file's BLAKE2b-512.
-    pub fn verify_data(&self, key: &VerifyingKey, blake2b: &[u8; 64]) -> Result<(), SigError> {
+    pub(crate) fn verify_data(
+        &self,
+        key: &VerifyingKey,
+        blake2b: &[u8; 64],
+    ) -> Result<(), SigError> {
         key.verify_strict(blake2b, &Signature::from_bytes(&self.sig))
             .map_err(|_| SigError::Data)
     }
 
-    /// Both checks, comment first (as the CLI reports them).
-    pub fn verify(&self, key: &VerifyingKey, blake2b: &[u8; 64]) -> Result<(), SigError> {
+    /// Both checks, comment first (as the CLI reports them); the tests' shorthand.
+    #[cfg(test)]
+    pub(crate) fn verify(&self, key: &VerifyingKey, blake2b: &[u8; 64]) -> Result<(), SigError> {
         self.verify_comment(key)?;
         self.verify_data(key, blake2b)
     }

@@ -26,7 +26,7 @@ use crate::exit_code::ExitCode;
 
 /// What kind of problem a failed check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum FailureKind {
+pub(crate) enum FailureKind {
     /// A listed file or a signature is not there.
     MissingFile,
     /// A file's bytes differ from what was signed.
@@ -65,7 +65,7 @@ impl fmt::Display for FailureKind {
 
 /// The outcome of one check.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Passed; the text says what was established.
     Ok(String),
     /// Failed.
@@ -79,7 +79,7 @@ pub enum Outcome {
 
 /// One line of the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Check {
+pub(crate) struct Check {
     /// The file checked.
     pub subject: String,
     /// The result.
@@ -88,7 +88,7 @@ pub struct Check {
 
 /// Everything `verify` found.
 #[derive(Clone, Debug)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     /// The directory checked.
     pub dir: PathBuf,
     /// Checks in the order made.
@@ -116,12 +116,12 @@ impl VerifyReport {
     }
 
     /// True when every check passed.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.failures().next().is_none()
     }
 
     /// The failed checks.
-    pub fn failures(&self) -> impl Iterator<Item = (&str, FailureKind, &str)> {
+    pub(crate) fn failures(&self) -> impl Iterator<Item = (&str, FailureKind, &str)> {
         self.checks.iter().filter_map(|c| match &c.outcome {
             Outcome::Failed { kind, message } => {
                 Some((c.subject.as_str(), *kind, message.as_str()))
@@ -130,13 +130,14 @@ impl VerifyReport {
         })
     }
 
-    /// The distinct kinds of failure found.
-    pub fn failure_kinds(&self) -> BTreeSet<FailureKind> {
+    /// The distinct kinds of failure found; the tests' view.
+    #[cfg(test)]
+    pub(crate) fn failure_kinds(&self) -> BTreeSet<FailureKind> {
         self.failures().map(|(_, k, _)| k).collect()
     }
 
     /// 0 when the release verifies, 1 when it does not.
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         if self.passed() {
             ExitCode::Success
         } else {
@@ -145,7 +146,7 @@ impl VerifyReport {
     }
 
     /// The report as printed by `xsc-release verify`.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let width = self
             .checks
             .iter()
@@ -176,7 +177,10 @@ impl VerifyReport {
 }
 
 /// Verifies the release in `dir` against `trusted` keys.
-pub fn verify_release(dir: &Path, trusted: &TrustedKeys) -> Result<VerifyReport, ReleaseError> {
+pub(crate) fn verify_release(
+    dir: &Path,
+    trusted: &TrustedKeys,
+) -> Result<VerifyReport, ReleaseError> {
     if trusted.is_empty() {
         return Err(ReleaseError::NoTrustedKey);
     }

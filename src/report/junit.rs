@@ -28,7 +28,7 @@ use crate::observe::verdict::{CaseResult, CaseStatus, ScenarioResult};
 
 /// The run as a whole.
 #[derive(Clone, Debug)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     /// The report name (`<testsuites name>`), normally `xsc-release`.
     pub name: String,
     /// When the run started.
@@ -41,7 +41,7 @@ pub struct RunInfo {
 
 /// Why the report could not be produced or written.
 #[derive(Debug, thiserror::Error)]
-pub enum JunitError {
+pub(crate) enum JunitError {
     /// quick-junit failed to serialise (not expected with in-memory output).
     #[error("cannot serialise the JUnit report: {0}")]
     Serialize(#[from] quick_junit::SerializeError),
@@ -68,7 +68,7 @@ const MESSAGE_MAX: usize = 500;
 /// Build the report. Scenarios in the given order; an interrupted run gets one extra suite
 /// (named after the run) with an errored `interrupted` case so CI cannot mistake partial
 /// results for a pass.
-pub fn report(results: &[ScenarioResult], run: &RunInfo) -> Report {
+pub(crate) fn report(results: &[ScenarioResult], run: &RunInfo) -> Report {
     let mut report = Report::new(xml_text(&run.name));
     report.set_time(run.duration);
     let mut suite_names = Unique::default();
@@ -100,7 +100,7 @@ pub fn report(results: &[ScenarioResult], run: &RunInfo) -> Report {
 }
 
 /// The report as XML text, valid against the Jenkins junit-10 schema.
-pub fn to_xml(results: &[ScenarioResult], run: &RunInfo) -> Result<String, JunitError> {
+pub(crate) fn to_xml(results: &[ScenarioResult], run: &RunInfo) -> Result<String, JunitError> {
     let xml = report(results, run).to_string()?;
     Ok(strip_root_skipped(xml))
 }
@@ -108,7 +108,11 @@ pub fn to_xml(results: &[ScenarioResult], run: &RunInfo) -> Result<String, Junit
 /// Write the report atomically: a temporary file in the same directory, synced, then renamed
 /// over `path`, so a reader never sees half a report (and an interrupted run keeps the last
 /// complete one until the new one is whole).
-pub fn write(path: &Path, results: &[ScenarioResult], run: &RunInfo) -> Result<(), JunitError> {
+pub(crate) fn write(
+    path: &Path,
+    results: &[ScenarioResult],
+    run: &RunInfo,
+) -> Result<(), JunitError> {
     let xml = to_xml(results, run)?;
     let io_err = |path: &Path| {
         let path = path.to_path_buf();

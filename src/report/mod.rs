@@ -1,4 +1,4 @@
 //! Reporters consume results: the terminal summary and JUnit XML.
 
-pub mod junit;
-pub mod summary;
+pub(crate) mod junit;
+pub(crate) mod summary;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::observe::verdict::{CaseStatus, ScenarioResult};
 
 /// The line printed when a scenario finishes.
-pub fn scenario_line(r: &ScenarioResult) -> String {
+pub(crate) fn scenario_line(r: &ScenarioResult) -> String {
     let total = r.cases.len();
     let failed =
         r.cases.iter().filter(|c| c.status.is_bad()).count() + usize::from(r.boot.status.is_bad());
@@ -53,12 +53,12 @@ pub fn scenario_line(r: &ScenarioResult) -> String {
 }
 
 /// Prints the line of a finished scenario (the live summary).
-pub fn print(r: &ScenarioResult) {
+pub(crate) fn print(r: &ScenarioResult) {
     println!("{}", scenario_line(r));
 }
 
 /// The closing totals line (`N passed, N failed` is what CI log scrapers look for).
-pub fn totals(results: &[ScenarioResult]) -> String {
+pub(crate) fn totals(results: &[ScenarioResult]) -> String {
     let passed = results.iter().filter(|r| r.passed()).count();
     let failed = results.len() - passed;
     let cases: usize = results.iter().map(|r| r.cases.len()).sum();

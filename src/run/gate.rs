@@ -20,7 +20,7 @@ use crate::sys::cache::{Cache, KeyBuilder, sha256_file};
 
 /// Identity of this harness build: the SHA-256 of the running executable. A rebuilt
 /// harness may judge differently, so its verdicts are not reused.
-pub fn harness_id() -> &'static str {
+pub(crate) fn harness_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
         std::env::current_exe()
@@ -31,7 +31,7 @@ pub fn harness_id() -> &'static str {
 }
 
 /// The verdict key of a gate: image files, scenario file, harness.
-pub fn verdict_key(boot: &Boot, scenario: &Scenario) -> Result<String, Error> {
+pub(crate) fn verdict_key(boot: &Boot, scenario: &Scenario) -> Result<String, Error> {
     let mut k = KeyBuilder::new();
     k.str("recipe", "gate-verdict-v1")
         .str("scenario", &scenario.hash)
@@ -60,7 +60,7 @@ fn verdict_file(cache: &Cache, key: &str) -> PathBuf {
 }
 
 /// A green verdict stored earlier for `key`.
-pub fn cached_green(cache: &Cache, key: &str) -> Option<ScenarioResult> {
+pub(crate) fn cached_green(cache: &Cache, key: &str) -> Option<ScenarioResult> {
     let r: ScenarioResult =
         serde_json::from_slice(&std::fs::read(verdict_file(cache, key)).ok()?).ok()?;
     (r.passed() && r.flaky_first_attempt.is_none()).then_some(r)
@@ -83,7 +83,7 @@ fn store_green(cache: &Cache, key: &str, r: &ScenarioResult) {
 }
 
 /// What running the gates produced.
-pub struct GateRun {
+pub(crate) struct GateRun {
     /// One result per gate, in scenario order.
     pub results: Vec<ScenarioResult>,
     /// The boot media of each gate (artifacts for the release).
@@ -95,7 +95,7 @@ pub struct GateRun {
 }
 
 /// Runs the gates: cached green verdicts are reused unless `retest`; failures get one rerun.
-pub async fn run(
+pub(crate) async fn run(
     cfg: &Config,
     gates: &[Scenario],
     opts: &RunOptions,
@@ -179,7 +179,7 @@ pub async fn run(
 
 /// The verdict of a gate that failed and was run once more: a pass on the rerun is flaky
 /// (carrying the first failure); a second failure keeps the first attempt's evidence.
-pub fn after_rerun(first: ScenarioResult, mut second: ScenarioResult) -> ScenarioResult {
+pub(crate) fn after_rerun(first: ScenarioResult, mut second: ScenarioResult) -> ScenarioResult {
     if second.passed() {
         second.flaky_first_attempt = Some(summary::scenario_line(&first));
         second

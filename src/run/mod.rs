@@ -3,8 +3,8 @@
 //! [`ScenarioResult`]. Scenarios run in parallel up to `jobs`; results come back in
 //! scenario order, so a parallel run reports exactly what a serial one would.
 
-pub mod gate;
-pub mod prepare;
+pub(crate) mod gate;
+pub(crate) mod prepare;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,17 +29,17 @@ use crate::sys::cache::Cache;
 
 /// Where the XSC glibc runtime (`lib64/ld-linux-x86-64.so.2`, `lib64/libc.so.6`, …) is in
 /// the guest of a scenario with `libc = "xsc"` programs.
-pub const GUEST_GLIBC_DIR: &str = "/xsc/glibc";
+pub(crate) const GUEST_GLIBC_DIR: &str = "/xsc/glibc";
 
 /// Where glibc's own tests (`<subdir>/<test>`, `list`) are in that guest.
-pub const GUEST_GLIBC_TESTS_DIR: &str = "/xsc/glibc-tests";
+pub(crate) const GUEST_GLIBC_TESTS_DIR: &str = "/xsc/glibc-tests";
 
 /// Host-side margin on top of the guest's own per-program clocks.
 const BACKSTOP_MARGIN: Duration = Duration::from_secs(60);
 
 /// Settings for a whole `test` run.
 #[derive(Clone, Debug)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// Run id (directory name under `out/runs/`).
     pub run_id: String,
     /// Accelerator request (CLI over scenario over config).
@@ -60,7 +60,7 @@ pub struct RunOptions {
 
 /// A prepared image: what QEMU boots and what the report says about it.
 #[derive(Clone, Debug)]
-pub struct PreparedImage {
+pub(crate) struct PreparedImage {
     /// Boot medium.
     pub boot: Boot,
     /// Kernel used for the KVM probe (any bootable kernel).
@@ -70,7 +70,7 @@ pub struct PreparedImage {
 }
 
 /// Builds or fetches the kernel of a scenario. Kept apart so the kernel stage can plug in.
-pub async fn kernel_for(
+pub(crate) async fn kernel_for(
     cfg: &Config,
     cache: &Cache,
     scenario: &Scenario,
@@ -126,7 +126,7 @@ pub async fn kernel_for(
 
 /// Reads the version string an x86 bzImage carries in its setup header (`kernel_version`
 /// at 0x20E points to a NUL-terminated string at +0x200).
-pub fn kernel_release(bzimage: &Path) -> Option<String> {
+pub(crate) fn kernel_release(bzimage: &Path) -> Option<String> {
     let bytes = std::fs::read(bzimage).ok()?;
     if bytes.get(0x202..0x206)? != b"HdrS" {
         return None;
@@ -139,7 +139,7 @@ pub fn kernel_release(bzimage: &Path) -> Option<String> {
 }
 
 /// Prepares the image of a scenario: kernel + assembled initramfs, or an ISO.
-pub async fn prepare(
+pub(crate) async fn prepare(
     cfg: &Config,
     cache: &Cache,
     scenario: &Scenario,
@@ -201,7 +201,7 @@ pub async fn prepare(
 }
 
 /// How an ISO is attached: CD-ROM (El Torito) or virtio disk (isohybrid MBR/GPT).
-pub fn iso_boot(iso: &Path, media: Media) -> Boot {
+pub(crate) fn iso_boot(iso: &Path, media: Media) -> Boot {
     match media {
         Media::Cdrom => Boot::Cdrom(iso.to_path_buf()),
         Media::Disk => Boot::Disk(iso.to_path_buf()),
@@ -209,7 +209,7 @@ pub fn iso_boot(iso: &Path, media: Media) -> Boot {
 }
 
 /// The guest-tests directory of the repository.
-pub fn guest_tests_dir(cfg: &Config) -> PathBuf {
+pub(crate) fn guest_tests_dir(cfg: &Config) -> PathBuf {
     cfg.guest_tests_dir.clone()
 }
 
@@ -312,7 +312,7 @@ fn program_clock(
 }
 
 /// SOURCE_DATE_EPOCH for reproducible archives (0 when unset).
-pub fn source_date_epoch() -> u32 {
+pub(crate) fn source_date_epoch() -> u32 {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -320,7 +320,7 @@ pub fn source_date_epoch() -> u32 {
 }
 
 /// The OVMF code image and the VARS template installed by Debian's `ovmf` package.
-pub fn ovmf_files() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn ovmf_files() -> Option<(PathBuf, PathBuf)> {
     [
         (
             "/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -338,7 +338,7 @@ pub fn ovmf_files() -> Option<(PathBuf, PathBuf)> {
 
 /// Runs every scenario and returns their results in input order. `on_done` is called as
 /// each finishes (live summary).
-pub async fn run_all(
+pub(crate) async fn run_all(
     cfg: &Config,
     scenarios: &[Scenario],
     opts: &RunOptions,
@@ -501,7 +501,7 @@ async fn run_one(
 }
 
 /// Turns what a machine run observed into the scenario's verdict.
-pub fn judge(
+pub(crate) fn judge(
     scenario: &Scenario,
     outcome: MachineOutcome,
     started: SystemTime,
@@ -616,7 +616,7 @@ pub fn judge(
 }
 
 /// The exit code of one scenario's result.
-pub fn exit_code_of(r: &ScenarioResult) -> ExitCode {
+pub(crate) fn exit_code_of(r: &ScenarioResult) -> ExitCode {
     if matches!(r.end, RunEnd::Interrupted) {
         ExitCode::Interrupted
     } else if r.is_harness_failure() {

@@ -11,7 +11,7 @@ use crate::stages::{
 };
 
 /// The XSC kernel of `profile`: its bzImage and the facts the report records.
-pub async fn xsc_kernel(
+pub(crate) async fn xsc_kernel(
     cfg: &Config,
     profile: &str,
     no_build: bool,
@@ -59,7 +59,7 @@ static GLIBC_BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The XSC glibc of `variant` for the current inputs (built through the stage cache unless
 /// `--no-build`).
-pub async fn xsc_glibc(
+pub(crate) async fn xsc_glibc(
     cfg: &Config,
     variant: GlibcVariant,
     no_build: bool,
@@ -92,7 +92,7 @@ static DEBIAN_BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The Debian live ISO for the current inputs (built through the stage cache unless
 /// `--no-build`) and the facts the report records.
-pub async fn debian_iso(
+pub(crate) async fn debian_iso(
     cfg: &Config,
     no_build: bool,
     cancel: Option<tokio::sync::watch::Receiver<bool>>,

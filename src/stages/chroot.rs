@@ -17,13 +17,13 @@ static LIVE_MOUNTS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// Mounts /proc, /sys and a recursive bind of /dev into a root; unmounts them on drop.
 #[derive(Debug)]
-pub struct ChrootMounts {
+pub(crate) struct ChrootMounts {
     mounted: Vec<PathBuf>,
 }
 
 /// What the guard mounts, in order: (target below the root, fstype or `None` for a bind
 /// of the host's same path).
-pub const CHROOT_MOUNTS: &[(&str, Option<&str>)] = &[
+pub(crate) const CHROOT_MOUNTS: &[(&str, Option<&str>)] = &[
     ("proc", Some("proc")),
     ("sys", Some("sysfs")),
     ("dev", None),
@@ -32,7 +32,7 @@ pub const CHROOT_MOUNTS: &[(&str, Option<&str>)] = &[
 impl ChrootMounts {
     /// Mounts [`CHROOT_MOUNTS`] under `root`. On a failure the ones already mounted are
     /// unmounted again before the error is returned.
-    pub fn mount(root: &Path) -> std::io::Result<Self> {
+    pub(crate) fn mount(root: &Path) -> std::io::Result<Self> {
         let mut guard = ChrootMounts {
             mounted: Vec::new(),
         };
@@ -58,7 +58,7 @@ impl ChrootMounts {
     }
 
     /// Unmounts now (also done by Drop).
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         while let Some(target) = self.mounted.pop() {
             detach(&target);
         }
@@ -87,7 +87,7 @@ pub fn unmount_all() {
 
 /// True when `path` is a mount point according to /proc/self/mountinfo.
 #[cfg(test)]
-pub fn is_mount_point(path: &Path) -> bool {
+pub(crate) fn is_mount_point(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
@@ -98,7 +98,7 @@ pub fn is_mount_point(path: &Path) -> bool {
 }
 
 /// Mount points at or below `root` (to refuse deleting a tree that still has mounts).
-pub fn mounts_below(root: &Path) -> Vec<String> {
+pub(crate) fn mounts_below(root: &Path) -> Vec<String> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };

@@ -33,31 +33,31 @@ use crate::sys::cache::{Cache, EntryInfo, KeyBuilder};
 use crate::sys::process::{self, Cmd, ProcessError};
 
 /// Stage name in the cache.
-pub const STAGE: &str = "debian-iso";
+pub(crate) const STAGE: &str = "debian-iso";
 /// Version of this recipe (the code here and in iso.rs); bump on any change of output.
-pub const DEBIAN_RECIPE: &str = "debian-iso-recipe-6";
+pub(crate) const DEBIAN_RECIPE: &str = "debian-iso-recipe-6";
 /// The ISO's file name in `iso/debian/`.
-pub const ISO_NAME: &str = "xsc-debian-amd64.iso";
+pub(crate) const ISO_NAME: &str = "xsc-debian-amd64.iso";
 /// The kernel profile the ISO boots: lean, every driver built in, no modules to install.
-pub const KERNEL_PROFILE: &str = "qemu";
+pub(crate) const KERNEL_PROFILE: &str = "qemu";
 /// The guest programs of the self-test, in plan order (the release-gate ring and glibc
 /// routing tests), with the C library each is linked against statically.
-pub const SELFTEST_PROGRAMS: &[(&str, &str, Libc)] = &[
+pub(crate) const SELFTEST_PROGRAMS: &[(&str, &str, Libc)] = &[
     ("xsc_ring_test", "xsc_ring_test.c", Libc::Host),
     ("xsc_glibc_test", "xsc_glibc_test.c", Libc::Xsc),
 ];
 /// Where the XSC glibc runtime is installed side by side with Debian's libc (which stays
 /// the system libc): nothing uses it unless started through `xsc-run` or linked with
 /// this loader (docs/glibc-build.md explains the choice and its security consequences).
-pub const XSC_GLIBC_PREFIX: &str = "opt/xsc-glibc";
+pub(crate) const XSC_GLIBC_PREFIX: &str = "opt/xsc-glibc";
 /// Guest programs installed for people on the console (not run by the self-test).
-pub const EXTRA_PROGRAMS: &[&str] = &["xsc_ring_bench.c"];
+pub(crate) const EXTRA_PROGRAMS: &[&str] = &["xsc_ring_bench.c"];
 /// Per-program clock of the self-test, enforced by xsc-init in the guest.
-pub const SELFTEST_TIMEOUT: Duration = Duration::from_secs(240);
+pub(crate) const SELFTEST_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Host tools the stage runs, with the Debian package of each (checked up front: exit 4
 /// with the apt-get line). `doctor` lists them too.
-pub const DEBIAN_TOOLS: &[(&str, &str)] = &[
+pub(crate) const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("debootstrap", "debootstrap"),
     ("xorriso", "xorriso"),
     (iso::ISOLINUX_BIN, "isolinux"),
@@ -76,14 +76,14 @@ pub const DEBIAN_TOOLS: &[(&str, &str)] = &[
 
 /// Options of `build debian`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DebianBuildOptions {
+pub(crate) struct DebianBuildOptions {
     /// Rebuild even when the cache has an ISO for these inputs.
     pub force: bool,
 }
 
 /// What the stage produced.
 #[derive(Clone, Debug)]
-pub struct DebianArtifacts {
+pub(crate) struct DebianArtifacts {
     /// The ISO in the cache entry.
     pub iso: PathBuf,
     /// Its sha256.
@@ -92,8 +92,6 @@ pub struct DebianArtifacts {
     pub packages: PathBuf,
     /// The cache key.
     pub key: String,
-    /// The cache entry.
-    pub entry_dir: PathBuf,
     /// True when built by this call.
     pub built_now: bool,
     /// Facts: suite, mirror, kernel key, SDE, timings.
@@ -104,7 +102,7 @@ pub struct DebianArtifacts {
 
 /// The key and what went into it.
 #[derive(Clone, Debug)]
-pub struct DebianKey {
+pub(crate) struct DebianKey {
     /// Hex key.
     pub key: String,
     /// Labelled inputs.
@@ -118,7 +116,7 @@ pub struct DebianKey {
 }
 
 /// The mirrors: `[debian] mirror` from xsc.toml, else the host's apt sources.
-pub fn mirrors(cfg: &Config) -> Result<(String, String), BuildError> {
+pub(crate) fn mirrors(cfg: &Config) -> Result<(String, String), BuildError> {
     let mut sources = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
         .map(|rd| {
@@ -151,7 +149,7 @@ pub fn mirrors(cfg: &Config) -> Result<(String, String), BuildError> {
 }
 
 /// The recipe files of the stage (`recipes/debian/` of the repository).
-pub fn recipe_dir(cfg: &Config) -> PathBuf {
+pub(crate) fn recipe_dir(cfg: &Config) -> PathBuf {
     kernel::repo_root(cfg).join("recipes/debian")
 }
 
@@ -187,7 +185,7 @@ async fn archive_identity(
 
 /// Computes the key of the current inputs (fetches the three InRelease files; builds the
 /// kernel key, not the kernel).
-pub async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
+pub(crate) async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
     let (mirror, security) = mirrors(cfg)?;
     let (sde, _) = make::build_epoch(&kernel::repo_root(cfg)).await;
     let profile = super::kconfig::KernelProfile::named(KERNEL_PROFILE)?;
@@ -242,7 +240,7 @@ pub async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
 }
 
 /// The cached ISO for the current inputs, if any (computes the key only).
-pub async fn cached_debian(cfg: &Config) -> Result<Option<DebianArtifacts>, BuildError> {
+pub(crate) async fn cached_debian(cfg: &Config) -> Result<Option<DebianArtifacts>, BuildError> {
     let key = debian_key(cfg).await?;
     Ok(cache_of(cfg)
         .lookup(STAGE, &key.key)
@@ -255,7 +253,6 @@ fn artifacts_from_entry(e: &crate::sys::cache::Entry, built_now: bool) -> Option
         sha256: e.info.facts.get("iso.sha256")?.clone(),
         packages: e.artifact("packages")?,
         key: e.info.key.clone(),
-        entry_dir: e.dir.clone(),
         built_now,
         facts: e.info.facts.clone().into_iter().collect(),
         log: e.artifact("build.log"),
@@ -331,7 +328,7 @@ fn append_log(log: &Path, text: &str) {
 }
 
 /// Builds (or finds in the cache) the ISO and publishes it to `iso/debian/`.
-pub async fn build_debian(
+pub(crate) async fn build_debian(
     cfg: &Config,
     opts: &DebianBuildOptions,
     mut cancel: watch::Receiver<bool>,
@@ -489,7 +486,7 @@ async fn compare(a: &Path, b: &Path, log: &Path) -> String {
 }
 
 /// Copies the ISO, its `.sha256` and the package list to `iso/debian/`.
-pub fn publish(cfg: &Config, a: &DebianArtifacts) -> Result<PathBuf, BuildError> {
+pub(crate) fn publish(cfg: &Config, a: &DebianArtifacts) -> Result<PathBuf, BuildError> {
     let dir = kernel::repo_root(cfg).join("iso/debian");
     std::fs::create_dir_all(&dir).map_err(BuildError::io("failed to create", &dir))?;
     let dest = dir.join(ISO_NAME);
@@ -840,7 +837,7 @@ fn link_debs(from: &Path, to: &Path) -> Result<(), BuildError> {
 
 /// Removes what differs between two builds of the same inputs (logs, caches, machine ids,
 /// backup files) and pins the date fields of /etc/shadow to SOURCE_DATE_EPOCH.
-pub fn scrub(root: &Path, sde: i64) -> Result<(), BuildError> {
+pub(crate) fn scrub(root: &Path, sde: i64) -> Result<(), BuildError> {
     for rel in [
         "usr/sbin/policy-rc.d",
         "var/cache/ldconfig/aux-cache",
@@ -882,7 +879,7 @@ pub fn scrub(root: &Path, sde: i64) -> Result<(), BuildError> {
 }
 
 /// /etc/shadow with every "last change" field (days since the epoch) set to SDE's day.
-pub fn shadow_at(text: &str, sde: i64) -> String {
+pub(crate) fn shadow_at(text: &str, sde: i64) -> String {
     let day = (sde / 86_400).to_string();
     text.lines()
         .map(|l| {
@@ -913,7 +910,7 @@ fn empty_dir(dir: &Path) -> Result<(), BuildError> {
 }
 
 /// Sets the mtime (and atime) of everything below `dir` to `sde`.
-pub fn clamp_mtimes(dir: &Path, sde: i64) -> Result<(), BuildError> {
+pub(crate) fn clamp_mtimes(dir: &Path, sde: i64) -> Result<(), BuildError> {
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(sde).unwrap_or(0));
     let times = std::fs::FileTimes::new()
         .set_modified(when)
@@ -939,7 +936,7 @@ pub fn clamp_mtimes(dir: &Path, sde: i64) -> Result<(), BuildError> {
 }
 
 /// The live initramfs: `/init` (the busybox script), busybox, and the mount points.
-pub fn live_initramfs(init: &str, busybox: &Path, sde: i64) -> Result<Vec<u8>, BuildError> {
+pub(crate) fn live_initramfs(init: &str, busybox: &Path, sde: i64) -> Result<Vec<u8>, BuildError> {
     let mut a = Archive::skeleton();
     for d in ["medium", "lower", "cow", "root"] {
         a.add(d, Member::Dir);

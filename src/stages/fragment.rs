@@ -12,7 +12,7 @@ use super::error::{BuildError, OptionMismatch};
 
 /// One option a fragment sets.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Requested {
+pub(crate) struct Requested {
     /// `CONFIG_…` name.
     pub option: String,
     /// Normalised value: `n` for `# … is not set` and `=n`, else the text after `=`.
@@ -25,7 +25,7 @@ pub struct Requested {
 
 /// Parses one line of a fragment or `.config`: `Some((name, value))` for a setting, `None`
 /// for blanks and comments. `# CONFIG_X is not set` and `CONFIG_X=n` both give `n`.
-pub fn parse_line(line: &str) -> Result<Option<(String, String)>, ()> {
+pub(crate) fn parse_line(line: &str) -> Result<Option<(String, String)>, ()> {
     let line = line.trim();
     if line.is_empty() {
         return Ok(None);
@@ -54,7 +54,7 @@ fn is_symbol(name: &str) -> bool {
 }
 
 /// Parses fragment text that came from `file`.
-pub fn parse_fragment(file: &Path, text: &str) -> Result<Vec<Requested>, BuildError> {
+pub(crate) fn parse_fragment(file: &Path, text: &str) -> Result<Vec<Requested>, BuildError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         match parse_line(raw) {
@@ -79,7 +79,7 @@ pub fn parse_fragment(file: &Path, text: &str) -> Result<Vec<Requested>, BuildEr
 
 /// Reads and parses fragments in merge order; a later setting of an option overrides an
 /// earlier one, as with `merge_config.sh`, so only the last request per option is kept.
-pub fn read_fragments(files: &[PathBuf]) -> Result<Vec<Requested>, BuildError> {
+pub(crate) fn read_fragments(files: &[PathBuf]) -> Result<Vec<Requested>, BuildError> {
     let mut last: BTreeMap<String, Requested> = BTreeMap::new();
     let mut order = Vec::new();
     for file in files {
@@ -99,7 +99,7 @@ pub fn read_fragments(files: &[PathBuf]) -> Result<Vec<Requested>, BuildError> {
 }
 
 /// The settings of a `.config` (`n` for `is not set`).
-pub fn parse_dot_config(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_dot_config(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| parse_line(l).ok().flatten())
         .collect()
@@ -107,7 +107,7 @@ pub fn parse_dot_config(text: &str) -> BTreeMap<String, String> {
 
 /// Every requested option whose final value differs. A request for `n` is met by an
 /// absent symbol too (an unselectable option is off).
-pub fn verify(
+pub(crate) fn verify(
     requested: &[Requested],
     dot_config: &BTreeMap<String, String>,
 ) -> Vec<OptionMismatch> {
@@ -138,7 +138,7 @@ fn same_value(requested: &str, actual: &str) -> bool {
 }
 
 /// Verifies a built tree's `.config` against the fragments.
-pub fn verify_file(requested: &[Requested], dot_config: &Path) -> Result<(), BuildError> {
+pub(crate) fn verify_file(requested: &[Requested], dot_config: &Path) -> Result<(), BuildError> {
     let text = std::fs::read_to_string(dot_config)
         .map_err(BuildError::io("failed to read", dot_config))?;
     let mismatches = verify(requested, &parse_dot_config(&text));
@@ -150,7 +150,7 @@ pub fn verify_file(requested: &[Requested], dot_config: &Path) -> Result<(), Bui
 }
 
 /// True when the config builds anything as a module (then `make modules` is needed).
-pub fn has_modules(dot_config: &BTreeMap<String, String>) -> bool {
+pub(crate) fn has_modules(dot_config: &BTreeMap<String, String>) -> bool {
     dot_config.get("CONFIG_MODULES").is_some_and(|v| v == "y")
         && dot_config.values().any(|v| v == "m")
 }

@@ -39,24 +39,24 @@ use crate::sys::cache::{Cache, Entry, KeyBuilder, sha256_bytes, sha256_file};
 use crate::sys::process::{self, Cmd};
 
 /// Bump when the recipe changes in a way that changes the artifacts (steps, flags, layout).
-pub const GLIBC_RECIPE: &str = "glibc-recipe-1";
+pub(crate) const GLIBC_RECIPE: &str = "glibc-recipe-1";
 
 /// The cache stage name.
-pub const STAGE: &str = "glibc";
+pub(crate) const STAGE: &str = "glibc";
 
 /// The list of glibc's own tests the stage builds, relative to `guest-tests/`.
-pub const TESTS_LIST: &str = "glibc-tests.list";
+pub(crate) const TESTS_LIST: &str = "glibc-tests.list";
 
 /// The preload library the guest runner uses to read each test's ring counters, relative
 /// to `guest-tests/`; built into `tests/xsc_counters.so`.
-pub const COUNTERS_SOURCE: &str = "xsc_counters.c";
+pub(crate) const COUNTERS_SOURCE: &str = "xsc_counters.c";
 
 /// Where the runtime lives inside the sysroot (`slibdir` for `--prefix=/usr` on x86_64).
-pub const SLIBDIR: &str = "lib64";
+pub(crate) const SLIBDIR: &str = "lib64";
 
 /// Host tools of the glibc build with their Debian packages (`doctor` lists them; the
 /// stage checks them before configure, whose own message for a missing gawk is cryptic).
-pub const GLIBC_TOOLS: &[(&str, &str)] = &[
+pub(crate) const GLIBC_TOOLS: &[(&str, &str)] = &[
     ("gcc", "gcc"),
     ("make", "make"),
     ("ld", "binutils"),
@@ -72,7 +72,7 @@ pub const GLIBC_TOOLS: &[(&str, &str)] = &[
 
 /// The kernel UAPI headers copied into the sysroot, so `gcc --sysroot` finds `<linux/…>`
 /// and `<asm/…>` (glibc installs only its own headers): (host directory, sysroot path).
-pub const KERNEL_HEADERS: &[(&str, &str)] = &[
+pub(crate) const KERNEL_HEADERS: &[(&str, &str)] = &[
     ("/usr/include/linux", "usr/include/linux"),
     ("/usr/include/asm-generic", "usr/include/asm-generic"),
     ("/usr/include/x86_64-linux-gnu/asm", "usr/include/asm"),
@@ -80,7 +80,7 @@ pub const KERNEL_HEADERS: &[(&str, &str)] = &[
 
 /// Which configuration of the series to build.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum GlibcVariant {
+pub(crate) enum GlibcVariant {
     /// `--enable-xsc`: the library the release gate and the ISO use.
     #[default]
     Xsc,
@@ -91,7 +91,7 @@ pub enum GlibcVariant {
 
 impl GlibcVariant {
     /// Its name in the cache, in `status` and on the command line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             GlibcVariant::Xsc => "xsc",
             GlibcVariant::Disabled => "disabled",
@@ -99,7 +99,7 @@ impl GlibcVariant {
     }
 
     /// From a command-line or scenario word.
-    pub fn parse(word: &str) -> Option<GlibcVariant> {
+    pub(crate) fn parse(word: &str) -> Option<GlibcVariant> {
         [GlibcVariant::Xsc, GlibcVariant::Disabled]
             .into_iter()
             .find(|v| v.name() == word)
@@ -108,7 +108,7 @@ impl GlibcVariant {
 
 /// What to build.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GlibcBuildOptions {
+pub(crate) struct GlibcBuildOptions {
     /// With or without `--enable-xsc`.
     pub variant: GlibcVariant,
     /// Build even when the cache has the key.
@@ -119,7 +119,7 @@ pub struct GlibcBuildOptions {
 
 /// A built XSC glibc in the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GlibcArtifacts {
+pub(crate) struct GlibcArtifacts {
     /// The installed tree (`make install DESTDIR=`), plus kernel headers.
     pub sysroot: PathBuf,
     /// `lib64/` with the loader and shared libraries, debug info stripped.
@@ -140,22 +140,17 @@ pub struct GlibcArtifacts {
 
 impl GlibcArtifacts {
     /// The sysroot as guest programs link against it (keyed by this entry).
-    pub fn program_sysroot(&self) -> crate::guest::programs::Sysroot {
+    pub(crate) fn program_sysroot(&self) -> crate::guest::programs::Sysroot {
         crate::guest::programs::Sysroot {
             dir: self.sysroot.clone(),
             key: self.key.clone(),
         }
     }
-
-    /// The loader inside [`GlibcArtifacts::runtime`].
-    pub fn loader(&self) -> PathBuf {
-        self.runtime.join(SLIBDIR).join("ld-linux-x86-64.so.2")
-    }
 }
 
 /// The key of one set of inputs, with the labelled inputs that made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GlibcKey {
+pub(crate) struct GlibcKey {
     /// Hex sha256.
     pub key: String,
     /// Labelled inputs (stored in `entry.json`).
@@ -164,7 +159,7 @@ pub struct GlibcKey {
 
 /// One of glibc's own tests: `io/tst-openat` is subdir `io`, name `tst-openat`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct GlibcTest {
+pub(crate) struct GlibcTest {
     /// glibc source subdirectory.
     pub subdir: String,
     /// Test program name.
@@ -178,14 +173,14 @@ impl std::fmt::Display for GlibcTest {
 }
 
 /// `patches/glibc` of the repository, absolute.
-pub fn patches_dir(cfg: &Config) -> PathBuf {
+pub(crate) fn patches_dir(cfg: &Config) -> PathBuf {
     repo_root(cfg).join("patches").join("glibc")
 }
 
 /// The configure arguments. `--prefix=/usr` like a distribution libc (the runtime is
 /// installed side by side elsewhere, see docs/glibc-build.md); stack protector and BIND_NOW
 /// as Debian builds its libc; the package version names the origin in `ld.so --version`.
-pub fn configure_args(variant: GlibcVariant) -> Vec<String> {
+pub(crate) fn configure_args(variant: GlibcVariant) -> Vec<String> {
     let xsc = match variant {
         GlibcVariant::Xsc => &["--enable-xsc", "--with-pkgversion=xsc-release XSC glibc"][..],
         GlibcVariant::Disabled => &["--with-pkgversion=xsc-release glibc (XSC disabled)"][..],
@@ -199,7 +194,7 @@ pub fn configure_args(variant: GlibcVariant) -> Vec<String> {
 }
 
 /// `<src>/configure <args>` run in the (empty) build directory: glibc refuses in-tree builds.
-pub fn configure_cmd(src: &Path, build: &Path, variant: GlibcVariant) -> Cmd {
+pub(crate) fn configure_cmd(src: &Path, build: &Path, variant: GlibcVariant) -> Cmd {
     let mut argv = vec![src.join("configure").display().to_string()];
     argv.extend(configure_args(variant));
     Cmd::new(argv)
@@ -209,13 +204,13 @@ pub fn configure_cmd(src: &Path, build: &Path, variant: GlibcVariant) -> Cmd {
 }
 
 /// `make -j<N>` in the build directory.
-pub fn make_cmd(build: &Path, jobs: usize) -> Cmd {
+pub(crate) fn make_cmd(build: &Path, jobs: usize) -> Cmd {
     clean_make_env(Cmd::new(["make".to_string(), format!("-j{jobs}")]).cwd(build))
         .deadline(Duration::from_secs(4 * 3600))
 }
 
 /// `make install DESTDIR=<dest>`: the whole installed tree under `dest`.
-pub fn install_cmd(build: &Path, jobs: usize, dest: &Path) -> Cmd {
+pub(crate) fn install_cmd(build: &Path, jobs: usize, dest: &Path) -> Cmd {
     clean_make_env(
         Cmd::new([
             "make".to_string(),
@@ -230,7 +225,7 @@ pub fn install_cmd(build: &Path, jobs: usize, dest: &Path) -> Cmd {
 
 /// Builds (does not run) the listed tests: glibc's per-test target is the test binary in
 /// the object directory, made through the subdirectory's makefile.
-pub fn tests_cmd(src: &Path, build: &Path, jobs: usize, tests: &[GlibcTest]) -> Vec<Cmd> {
+pub(crate) fn tests_cmd(src: &Path, build: &Path, jobs: usize, tests: &[GlibcTest]) -> Vec<Cmd> {
     let mut by_dir: BTreeMap<&str, Vec<&GlibcTest>> = BTreeMap::new();
     for t in tests {
         by_dir.entry(&t.subdir).or_default().push(t);
@@ -271,7 +266,7 @@ fn clean_make_env(cmd: Cmd) -> Cmd {
 
 /// `strip --strip-debug <files>`: the guest and the ISO need code, not DWARF (libc.so.6
 /// shrinks from ~15 MiB to ~2 MiB).
-pub fn strip_cmd(files: &[PathBuf]) -> Cmd {
+pub(crate) fn strip_cmd(files: &[PathBuf]) -> Cmd {
     let mut argv: Vec<std::ffi::OsString> = vec!["strip".into(), "--strip-debug".into()];
     argv.extend(files.iter().map(Into::into));
     Cmd::new(argv)
@@ -280,7 +275,7 @@ pub fn strip_cmd(files: &[PathBuf]) -> Cmd {
 /// `gcc -shared -fPIC … -o <out> <source>`: the counters preload. Built with the host
 /// compiler and headers: it references only GLIBC_2.2.5/2.34 symbols, which the XSC
 /// glibc (the same 2.36 ABI) provides.
-pub fn preload_cmd(source: &Path, out: &Path) -> Cmd {
+pub(crate) fn preload_cmd(source: &Path, out: &Path) -> Cmd {
     let mut argv: Vec<std::ffi::OsString> = [
         "gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o",
     ]
@@ -293,13 +288,13 @@ pub fn preload_cmd(source: &Path, out: &Path) -> Cmd {
 }
 
 /// `gcc -print-file-name=libgcc_s.so.1`: the unwinder of the compiler that built glibc.
-pub fn libgcc_s_cmd() -> Cmd {
+pub(crate) fn libgcc_s_cmd() -> Cmd {
     Cmd::new(["gcc", "-print-file-name=libgcc_s.so.1"])
 }
 
 /// Parses `guest-tests/glibc-tests.list`: one `SUBDIR/TEST [runner words…]` per line, `#`
 /// comments.
-pub fn parse_tests_list(text: &str) -> Result<Vec<GlibcTest>, String> {
+pub(crate) fn parse_tests_list(text: &str) -> Result<Vec<GlibcTest>, String> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or_default().trim();
@@ -336,7 +331,7 @@ pub fn parse_tests_list(text: &str) -> Result<Vec<GlibcTest>, String> {
 }
 
 /// The tests list of the repository, parsed (missing file = no tests).
-pub fn tests_list(cfg: &Config) -> Result<(String, Vec<GlibcTest>), BuildError> {
+pub(crate) fn tests_list(cfg: &Config) -> Result<(String, Vec<GlibcTest>), BuildError> {
     let path = cfg.guest_tests_dir.join(TESTS_LIST);
     if !path.exists() {
         return Ok((String::new(), Vec::new()));
@@ -353,7 +348,7 @@ pub fn tests_list(cfg: &Config) -> Result<(String, Vec<GlibcTest>), BuildError> 
 /// Builds the key from everything that decides the artifacts: recipe, pinned source,
 /// configure arguments, the series and each patch in it, the tests list, the toolchain and
 /// the kernel headers glibc compiles against.
-pub fn key_from_parts(
+pub(crate) fn key_from_parts(
     cfg: &Config,
     variant: GlibcVariant,
     toolchain: &[(&str, String)],
@@ -393,7 +388,7 @@ pub fn key_from_parts(
 
 /// The key of the current inputs (runs `gcc/ld/make --version` and asks dpkg for the
 /// kernel headers' version).
-pub async fn glibc_key(cfg: &Config, variant: GlibcVariant) -> Result<GlibcKey, BuildError> {
+pub(crate) async fn glibc_key(cfg: &Config, variant: GlibcVariant) -> Result<GlibcKey, BuildError> {
     let toolchain = tools::toolchain_identity().await?;
     let headers = process::run(&source::dpkg_version_cmd("linux-libc-dev"), None)
         .await
@@ -403,7 +398,7 @@ pub async fn glibc_key(cfg: &Config, variant: GlibcVariant) -> Result<GlibcKey, 
 }
 
 /// The cached glibc for the current inputs, without building (`--no-build`).
-pub async fn cached_glibc(
+pub(crate) async fn cached_glibc(
     cfg: &Config,
     variant: GlibcVariant,
 ) -> Result<Option<GlibcArtifacts>, BuildError> {
@@ -415,7 +410,7 @@ pub async fn cached_glibc(
 }
 
 /// Turns a cache entry back into artifacts.
-pub fn artifacts_from_entry(
+pub(crate) fn artifacts_from_entry(
     entry: &Entry,
     built_now: bool,
     log: Option<PathBuf>,
@@ -434,7 +429,7 @@ pub fn artifacts_from_entry(
 }
 
 /// Builds the XSC glibc, or returns the cached one when the inputs are unchanged.
-pub async fn build_glibc(
+pub(crate) async fn build_glibc(
     cfg: &Config,
     opts: &GlibcBuildOptions,
     progress: Progress<'_>,

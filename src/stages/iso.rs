@@ -14,24 +14,24 @@ use std::time::Duration;
 use crate::sys::process::Cmd;
 
 /// Volume label; the live initramfs finds the medium by it.
-pub const VOLUME_LABEL: &str = "XSC_DEBIAN";
+pub(crate) const VOLUME_LABEL: &str = "XSC_DEBIAN";
 /// The squashfs root inside the ISO.
-pub const SQUASHFS_PATH: &str = "live/filesystem.squashfs";
+pub(crate) const SQUASHFS_PATH: &str = "live/filesystem.squashfs";
 /// Files of the ISO tree.
-pub const KERNEL_PATH: &str = "boot/vmlinuz";
+pub(crate) const KERNEL_PATH: &str = "boot/vmlinuz";
 /// The initramfs inside the ISO.
-pub const INITRD_PATH: &str = "boot/initrd.img";
+pub(crate) const INITRD_PATH: &str = "boot/initrd.img";
 /// The UEFI FAT image inside the ISO (second El Torito entry).
-pub const EFI_IMAGE_PATH: &str = "boot/efiboot.img";
+pub(crate) const EFI_IMAGE_PATH: &str = "boot/efiboot.img";
 /// Where isolinux lives in the ISO.
-pub const ISOLINUX_DIR: &str = "isolinux";
+pub(crate) const ISOLINUX_DIR: &str = "isolinux";
 
 /// Packages added to debootstrap's minbase: an init (sysvinit: the lean kernel has no
 /// cgroups, which systemd needs) and `procps` so a person on the console can look around.
-pub const EXTRA_PACKAGES: &[&str] = &["sysvinit-core", "procps"];
+pub(crate) const EXTRA_PACKAGES: &[&str] = &["sysvinit-core", "procps"];
 
 /// GRUB modules in the EFI core image: enough to find the ISO and load a bzImage.
-pub const GRUB_MODULES: &[&str] = &[
+pub(crate) const GRUB_MODULES: &[&str] = &[
     "part_gpt",
     "part_msdos",
     "iso9660",
@@ -48,21 +48,21 @@ pub const GRUB_MODULES: &[&str] = &[
 ];
 
 /// isolinux files copied from the host (Debian's isolinux and syslinux-common).
-pub const ISOLINUX_BIN: &str = "/usr/lib/ISOLINUX/isolinux.bin";
+pub(crate) const ISOLINUX_BIN: &str = "/usr/lib/ISOLINUX/isolinux.bin";
 /// The hybrid MBR that makes the ISO bootable as a disk under BIOS.
-pub const ISOHDPFX_BIN: &str = "/usr/lib/ISOLINUX/isohdpfx.bin";
+pub(crate) const ISOHDPFX_BIN: &str = "/usr/lib/ISOLINUX/isohdpfx.bin";
 /// isolinux's core module.
-pub const LDLINUX_C32: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
+pub(crate) const LDLINUX_C32: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
 
 /// The kernel command line of the default (and only) boot entry. `console=ttyS0` comes
 /// last so that /dev/console (init's output, the self-test's KTAP) is the serial port;
 /// tty0 still shows the kernel log and gets a getty.
-pub fn kernel_cmdline() -> String {
+pub(crate) fn kernel_cmdline() -> String {
     "console=tty0 console=ttyS0,115200 panic=-1 printk.time=1".to_string()
 }
 
 /// `isolinux.cfg`: serial + screen, the one entry, no prompt, no wait.
-pub fn isolinux_cfg() -> String {
+pub(crate) fn isolinux_cfg() -> String {
     format!(
         "SERIAL 0 115200\nDEFAULT xsc\nPROMPT 0\nTIMEOUT 0\nLABEL xsc\n  KERNEL /{KERNEL_PATH}\n  APPEND initrd=/{INITRD_PATH} {}\n",
         kernel_cmdline()
@@ -71,7 +71,7 @@ pub fn isolinux_cfg() -> String {
 
 /// The config embedded in the GRUB EFI core image: serial + screen, find the ISO by the
 /// kernel file, boot at once (no menu).
-pub fn grub_embedded_cfg() -> String {
+pub(crate) fn grub_embedded_cfg() -> String {
     format!(
         "serial --unit=0 --speed=115200\n\
          terminal_input serial console\n\
@@ -85,7 +85,7 @@ pub fn grub_embedded_cfg() -> String {
 }
 
 /// The apt sources of the live system: the suite, its updates, and security.
-pub fn sources_list(mirror: &str, security: &str, suite: &str) -> String {
+pub(crate) fn sources_list(mirror: &str, security: &str, suite: &str) -> String {
     format!(
         "deb {mirror} {suite} main\ndeb {mirror} {suite}-updates main\ndeb {security} {suite}-security main\n"
     )
@@ -101,7 +101,7 @@ fn chroot_env(cmd: Cmd, sde: i64) -> Cmd {
 }
 
 /// `debootstrap --variant=minbase` with the .deb cache outside the root.
-pub fn debootstrap_cmd(
+pub(crate) fn debootstrap_cmd(
     suite: &str,
     root: &Path,
     mirror: &str,
@@ -125,14 +125,14 @@ pub fn debootstrap_cmd(
 }
 
 /// A command run inside the root with `chroot`.
-pub fn chroot_cmd(root: &Path, args: &[&str], sde: i64) -> Cmd {
+pub(crate) fn chroot_cmd(root: &Path, args: &[&str], sde: i64) -> Cmd {
     let mut argv: Vec<OsString> = vec!["chroot".into(), root.into()];
     argv.extend(args.iter().map(Into::into));
     chroot_env(Cmd::new(argv), sde).deadline(Duration::from_secs(3600))
 }
 
 /// `apt-get -y upgrade` inside the root, keeping configs as shipped.
-pub fn apt_upgrade_args() -> Vec<&'static str> {
+pub(crate) fn apt_upgrade_args() -> Vec<&'static str> {
     vec![
         "apt-get",
         "-y",
@@ -145,7 +145,7 @@ pub fn apt_upgrade_args() -> Vec<&'static str> {
 }
 
 /// The package list of the root (`dpkg -l`, wide, so versions are not cut).
-pub fn dpkg_list_cmd(root: &Path) -> Cmd {
+pub(crate) fn dpkg_list_cmd(root: &Path) -> Cmd {
     Cmd::new([
         OsString::from("dpkg-query"),
         format!("--admindir={}", root.join("var/lib/dpkg").display()).into(),
@@ -158,7 +158,7 @@ pub fn dpkg_list_cmd(root: &Path) -> Cmd {
 /// mksquashfs of the root: zstd (fast to build and to read under TCG), no appending to a
 /// stale image. SOURCE_DATE_EPOCH in the environment pins the mkfs time and every inode
 /// time (squashfs-tools 4.5; it refuses `-all-time`/`-mkfs-time` alongside it).
-pub fn mksquashfs_cmd(root: &Path, out: &Path, sde: i64) -> Cmd {
+pub(crate) fn mksquashfs_cmd(root: &Path, out: &Path, sde: i64) -> Cmd {
     let mut argv: Vec<OsString> = vec!["mksquashfs".into(), root.into(), out.into()];
     for a in ["-noappend", "-comp", "zstd", "-no-progress"] {
         argv.push(a.into());
@@ -169,7 +169,7 @@ pub fn mksquashfs_cmd(root: &Path, out: &Path, sde: i64) -> Cmd {
 }
 
 /// grub-mkimage with the embedded config.
-pub fn grub_mkimage_cmd(out: &Path, embedded_cfg: &Path) -> Cmd {
+pub(crate) fn grub_mkimage_cmd(out: &Path, embedded_cfg: &Path) -> Cmd {
     let mut argv: Vec<OsString> = vec![
         "grub-mkimage".into(),
         "-O".into(),
@@ -187,12 +187,12 @@ pub fn grub_mkimage_cmd(out: &Path, embedded_cfg: &Path) -> Cmd {
 
 /// The FAT serial number: derived from SOURCE_DATE_EPOCH so it is fixed per input set
 /// (mformat picks a random one otherwise).
-pub fn fat_serial(sde: i64) -> String {
+pub(crate) fn fat_serial(sde: i64) -> String {
     format!("{:08x}", (sde as u64) & 0xffff_ffff)
 }
 
 /// The mtools commands that make the ESP image (the file must exist, sized, before).
-pub fn efi_image_cmds(img: &Path, bootx64: &Path, sde: i64) -> Vec<Cmd> {
+pub(crate) fn efi_image_cmds(img: &Path, bootx64: &Path, sde: i64) -> Vec<Cmd> {
     // mtools stamps FAT entries (directory dots, create/access dates) with the clock;
     // measured: a build a day later differed there. faketime with an absolute time (no
     // '@') stops the clock at SDE for these three commands.
@@ -234,7 +234,7 @@ pub fn efi_image_cmds(img: &Path, bootx64: &Path, sde: i64) -> Vec<Cmd> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of an epoch, the absolute form faketime freezes the clock at.
-pub fn utc_string(epoch: i64) -> String {
+pub(crate) fn utc_string(epoch: i64) -> String {
     // compact_utc gives 20261130T032218Z.
     let c = super::make::compact_utc(epoch);
     format!(
@@ -249,11 +249,11 @@ pub fn utc_string(epoch: i64) -> String {
 }
 
 /// Size of the ESP image: 8 MiB holds the ~0.7 MB GRUB image with room to spare.
-pub const EFI_IMAGE_BYTES: u64 = 8 << 20;
+pub(crate) const EFI_IMAGE_BYTES: u64 = 8 << 20;
 
 /// xorriso: the hybrid ISO (BIOS El Torito + isohybrid MBR, UEFI El Torito + GPT entry).
 /// The preparer id is set because xorriso's default contains its own version.
-pub fn xorriso_cmd(tree: &Path, out: &Path, sde: i64) -> Cmd {
+pub(crate) fn xorriso_cmd(tree: &Path, out: &Path, sde: i64) -> Cmd {
     // Native command first (before -as mkisofs): every file and directory date = SDE.
     // SDE alone leaves directory records with the build day (measured: a rebuild a day
     // later differed only there).
@@ -307,7 +307,7 @@ pub fn xorriso_cmd(tree: &Path, out: &Path, sde: i64) -> Cmd {
 }
 
 /// diffoscope on two differing ISOs (when installed): says which files differ.
-pub fn diffoscope_cmd(a: &Path, b: &Path) -> Cmd {
+pub(crate) fn diffoscope_cmd(a: &Path, b: &Path) -> Cmd {
     Cmd::new([
         OsString::from("diffoscope"),
         "--text".into(),
@@ -322,7 +322,7 @@ pub fn diffoscope_cmd(a: &Path, b: &Path) -> Cmd {
 
 /// Mirrors from an apt sources file: deb822 `.sources` (`Types: deb` stanzas' `URIs` with
 /// their `Suites`) or one-line `sources.list`. Returns (uri, suites) in file order.
-pub fn parse_apt_sources(text: &str) -> Vec<(String, Vec<String>)> {
+pub(crate) fn parse_apt_sources(text: &str) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
     let deb822 = text.lines().any(|l| l.trim_start().starts_with("URIs:"));
     if deb822 {
@@ -379,7 +379,10 @@ pub fn parse_apt_sources(text: &str) -> Vec<(String, Vec<String>)> {
 /// The main and security mirrors from parsed apt sources: the first URI serving `suite`
 /// (or any non-security suite), and the first serving `suite-security`. Without a security
 /// entry the Debian archive layout is assumed: `<main>-security`.
-pub fn pick_mirrors(sources: &[(String, Vec<String>)], suite: &str) -> Option<(String, String)> {
+pub(crate) fn pick_mirrors(
+    sources: &[(String, Vec<String>)],
+    suite: &str,
+) -> Option<(String, String)> {
     let security_suite = format!("{suite}-security");
     let main = sources
         .iter()

@@ -13,13 +13,9 @@ use crate::sys::process::{self, Cmd};
 
 /// Where the starting `.config` comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConfigBase {
+pub(crate) enum ConfigBase {
     /// `make tinyconfig`.
     Tinyconfig,
-    /// `make defconfig`.
-    Defconfig,
-    /// A config file.
-    File(PathBuf),
     /// Debian's own config: the running kernel's `/boot/config-*` if it is the same
     /// major.minor as the source, else from the pinned-version `linux-config-*` package.
     Debian,
@@ -27,7 +23,7 @@ pub enum ConfigBase {
 
 /// A named recipe for the kernel config.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelProfile {
+pub(crate) struct KernelProfile {
     /// `qemu` or `debian`.
     pub name: String,
     /// The base config.
@@ -39,11 +35,11 @@ pub struct KernelProfile {
 }
 
 /// The profiles `--profile` accepts.
-pub const PROFILES: &[&str] = &["qemu", "debian"];
+pub(crate) const PROFILES: &[&str] = &["qemu", "debian"];
 
 impl KernelProfile {
     /// The profile called `name`.
-    pub fn named(name: &str) -> Result<KernelProfile, BuildError> {
+    pub(crate) fn named(name: &str) -> Result<KernelProfile, BuildError> {
         let (base, fragments, purpose) = match name {
             "qemu" => (
                 ConfigBase::Tinyconfig,
@@ -71,7 +67,7 @@ impl KernelProfile {
     }
 
     /// Absolute paths of the fragments in `patches_dir/configs/`.
-    pub fn fragment_paths(&self, patches_dir: &Path) -> Vec<PathBuf> {
+    pub(crate) fn fragment_paths(&self, patches_dir: &Path) -> Vec<PathBuf> {
         self.fragments
             .iter()
             .map(|f| patches_dir.join("configs").join(f))
@@ -80,7 +76,7 @@ impl KernelProfile {
 }
 
 /// `/boot/config-<release>` of the running kernel, read from /proc (no `uname` needed).
-pub fn running_config() -> Option<(String, PathBuf)> {
+pub(crate) fn running_config() -> Option<(String, PathBuf)> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()?
         .trim()
@@ -96,7 +92,7 @@ fn series_of(package: &str) -> &str {
 
 /// How the Debian base is obtained on this host.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DebianBase {
+pub(crate) enum DebianBase {
     /// The running kernel is the same series: use its config.
     Running(PathBuf),
     /// Fetch `linux-config-<series>=<version>` (same source version as the pin).
@@ -109,7 +105,7 @@ pub enum DebianBase {
 }
 
 /// Decides where Debian's config comes from (pure: the running release is passed in).
-pub fn debian_base(cfg: &Config, running: Option<(String, PathBuf)>) -> DebianBase {
+pub(crate) fn debian_base(cfg: &Config, running: Option<(String, PathBuf)>) -> DebianBase {
     let series = series_of(&cfg.linux.package);
     match running {
         Some((release, path)) if release.starts_with(&format!("{series}.")) && path.is_file() => {
@@ -123,14 +119,9 @@ pub fn debian_base(cfg: &Config, running: Option<(String, PathBuf)>) -> DebianBa
 }
 
 /// What identifies the base in the cache key.
-pub fn base_identity(cfg: &Config, base: &ConfigBase) -> Result<String, BuildError> {
+pub(crate) fn base_identity(cfg: &Config, base: &ConfigBase) -> Result<String, BuildError> {
     Ok(match base {
         ConfigBase::Tinyconfig => "tinyconfig".into(),
-        ConfigBase::Defconfig => "defconfig".into(),
-        ConfigBase::File(p) => format!(
-            "file:{}",
-            sha256_file(p).map_err(|source| input(p, source))?
-        ),
         ConfigBase::Debian => match debian_base(cfg, running_config()) {
             DebianBase::Running(p) => format!(
                 "running:{}",
@@ -151,7 +142,7 @@ fn input(path: &Path, source: std::io::Error) -> BuildError {
 
 /// `scripts/kconfig/merge_config.sh -m .config <fragments…>` in `tree`: merge only, the
 /// `olddefconfig` that resolves dependencies is run next, by [`olddefconfig_cmd`].
-pub fn merge_config_cmd(tree: &Path, fragments: &[PathBuf]) -> Cmd {
+pub(crate) fn merge_config_cmd(tree: &Path, fragments: &[PathBuf]) -> Cmd {
     let mut argv: Vec<std::ffi::OsString> = vec![
         "scripts/kconfig/merge_config.sh".into(),
         "-m".into(),
@@ -162,18 +153,18 @@ pub fn merge_config_cmd(tree: &Path, fragments: &[PathBuf]) -> Cmd {
 }
 
 /// `make olddefconfig`.
-pub fn olddefconfig_cmd(tree: &Path, env: &BuildEnv) -> Cmd {
+pub(crate) fn olddefconfig_cmd(tree: &Path, env: &BuildEnv) -> Cmd {
     env.apply(Cmd::new(["make", "olddefconfig"]).cwd(tree))
 }
 
 /// `make tinyconfig` / `make defconfig`.
-pub fn base_target_cmd(tree: &Path, target: &str, env: &BuildEnv) -> Cmd {
+pub(crate) fn base_target_cmd(tree: &Path, target: &str, env: &BuildEnv) -> Cmd {
     env.apply(Cmd::new(["make", target]).cwd(tree))
 }
 
 /// `scripts/config --file .config --set-str SYSTEM_TRUSTED_KEYS "" …`: Debian's config names
 /// `debian/certs/*.pem`, which only exist inside Debian's packaging tree.
-pub fn debian_fixup_cmd(tree: &Path) -> Cmd {
+pub(crate) fn debian_fixup_cmd(tree: &Path) -> Cmd {
     Cmd::new([
         "scripts/config",
         "--file",
@@ -189,12 +180,12 @@ pub fn debian_fixup_cmd(tree: &Path) -> Cmd {
 }
 
 /// `xz -dkf <file>`: decompress beside the original.
-pub fn unxz_cmd(file: &Path) -> Cmd {
+pub(crate) fn unxz_cmd(file: &Path) -> Cmd {
     Cmd::new(["xz".as_ref(), "-dkf".as_ref(), file.as_os_str()])
 }
 
 /// Writes `.config` in `tree` from the profile: base, merge, olddefconfig.
-pub async fn configure(
+pub(crate) async fn configure(
     cfg: &Config,
     profile: &KernelProfile,
     tree: &Path,
@@ -210,17 +201,11 @@ pub async fn configure(
             .map_err(|source| input(from, source))
     };
     match &profile.base {
-        ConfigBase::Tinyconfig | ConfigBase::Defconfig => {
-            let target = if profile.base == ConfigBase::Tinyconfig {
-                "tinyconfig"
-            } else {
-                "defconfig"
-            };
-            process::run(&base_target_cmd(tree, target, env), Some(log))
+        ConfigBase::Tinyconfig => {
+            process::run(&base_target_cmd(tree, "tinyconfig", env), Some(log))
                 .await
-                .map_err(BuildError::step(format!("make {target}")))?;
+                .map_err(BuildError::step("make tinyconfig".to_string()))?;
         }
-        ConfigBase::File(p) => copy_base(p)?,
         ConfigBase::Debian => {
             match debian_base(cfg, running_config()) {
                 DebianBase::Running(p) => copy_base(&p)?,

@@ -25,13 +25,13 @@ use crate::sys::cache::{Cache, Entry, EntryInfo, KeyBuilder, sha256_file};
 use crate::sys::process;
 
 /// Bump when the recipe changes in a way that changes the artifacts (steps, env, flags).
-pub const KERNEL_RECIPE: &str = "kernel-recipe-1";
+pub(crate) const KERNEL_RECIPE: &str = "kernel-recipe-1";
 
 /// The cache stage name.
-pub const STAGE: &str = "kernel";
+pub(crate) const STAGE: &str = "kernel";
 
 /// A progress sink.
-pub type Progress<'a> = &'a mut (dyn FnMut(&BuildEvent) + Send);
+pub(crate) type Progress<'a> = &'a mut (dyn FnMut(&BuildEvent) + Send);
 
 /// What to build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ impl Default for KernelBuildOptions {
 
 /// A built kernel in the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelArtifacts {
+pub(crate) struct KernelArtifacts {
     /// `arch/x86/boot/bzImage`.
     pub bzimage: PathBuf,
     /// The final `.config`.
@@ -86,7 +86,7 @@ pub struct KernelArtifacts {
 
 /// The key of one set of inputs, with the labelled inputs that made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelKey {
+pub(crate) struct KernelKey {
     /// Hex sha256.
     pub key: String,
     /// Labelled inputs (stored in `entry.json`).
@@ -94,24 +94,24 @@ pub struct KernelKey {
 }
 
 /// `patches/kernel` of the repository, absolute (commands run with the tree as cwd).
-pub fn patches_dir(cfg: &Config) -> PathBuf {
+pub(crate) fn patches_dir(cfg: &Config) -> PathBuf {
     repo_root(cfg).join("patches").join("kernel")
 }
 
 /// The cache, by absolute path (quilt and make run with the work tree as cwd).
-pub fn kernel_cache(cfg: &Config) -> Cache {
+pub(crate) fn kernel_cache(cfg: &Config) -> Cache {
     Cache::new(std::path::absolute(&cfg.cache_dir).unwrap_or_else(|_| cfg.cache_dir.clone()))
 }
 
 /// The repository root as an absolute path (`xsc.toml` may have been given as relative).
-pub fn repo_root(cfg: &Config) -> PathBuf {
+pub(crate) fn repo_root(cfg: &Config) -> PathBuf {
     std::path::absolute(&cfg.root).unwrap_or_else(|_| cfg.root.clone())
 }
 
 /// Builds the key from everything that decides the artifacts: recipe, source, profile and
 /// base, the series and each patch in it, each fragment, and the toolchain. Files in the
 /// patch directory that the series or profile does not use are not inputs.
-pub fn key_from_parts(
+pub(crate) fn key_from_parts(
     cfg: &Config,
     profile: &KernelProfile,
     source_identity: &str,
@@ -146,7 +146,7 @@ pub fn key_from_parts(
 }
 
 /// The key of the current inputs (runs `gcc/ld/make --version`).
-pub async fn kernel_key(
+pub(crate) async fn kernel_key(
     cfg: &Config,
     profile: &KernelProfile,
     source: &SourceSpec,
@@ -218,7 +218,7 @@ pub(crate) fn read_input(what: &'static str, path: &Path) -> Result<String, Buil
 /// for `--no-build`, where a miss is exit 3 ([`BuildError::NotCached`] from the caller).
 ///
 /// Async because the key includes the toolchain (`gcc --version`, …).
-pub async fn cached_kernel(
+pub(crate) async fn cached_kernel(
     cfg: &Config,
     profile: Option<&str>,
 ) -> Result<Option<KernelArtifacts>, BuildError> {
@@ -231,7 +231,7 @@ pub async fn cached_kernel(
 }
 
 /// Turns a cache entry back into artifacts.
-pub fn artifacts_from_entry(
+pub(crate) fn artifacts_from_entry(
     entry: &Entry,
     built_now: bool,
     log: Option<PathBuf>,
@@ -260,7 +260,7 @@ pub fn artifacts_from_entry(
 /// Builds the kernel for `opts`, or returns the cached one when the inputs are unchanged
 /// (no make at all). A rebuild reuses the kept work tree so kbuild rebuilds only what
 /// changed.
-pub async fn build_kernel(
+pub(crate) async fn build_kernel(
     cfg: &Config,
     opts: &KernelBuildOptions,
     progress: Progress<'_>,
@@ -621,7 +621,7 @@ pub(crate) fn new_stage_log(cfg: &Config, stage: &str) -> Result<PathBuf, BuildE
 
 /// Result of `--check-repro`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReproReport {
+pub(crate) struct ReproReport {
     /// The bzImage sha256 both builds produced.
     pub bzimage_sha256: String,
     /// The two trees (kept for inspection).
@@ -632,7 +632,7 @@ pub struct ReproReport {
 
 /// Builds the kernel twice from scratch in two separate trees and compares the bzImage
 /// digests. Slow (two clean builds); for `make repro-kernel`, not CI.
-pub async fn check_reproducible(
+pub(crate) async fn check_reproducible(
     cfg: &Config,
     opts: &KernelBuildOptions,
     progress: Progress<'_>,
@@ -980,7 +980,7 @@ mod tests {
                 .replace(" line7", " line7 changed"),
         )
         .unwrap();
-        let mut sink = super::super::progress::no_progress();
+        let mut sink = |_: &super::super::progress::BuildEvent| {};
         let err = build_kernel(&cfg, &KernelBuildOptions::default(), &mut sink)
             .await
             .unwrap_err();
@@ -1090,7 +1090,7 @@ mod tests {
 
         let lock = dir.path().join("kernel.lock");
         std::fs::write(&lock, "999999999").unwrap(); // no such pid
-        let mut sink = super::super::progress::no_progress();
+        let mut sink = |_: &super::super::progress::BuildEvent| {};
         let held = WorkLock::acquire(&lock, &mut sink).await.unwrap();
         assert_eq!(
             std::fs::read_to_string(&lock).unwrap(),

@@ -14,7 +14,7 @@ use crate::sys::process::{self, Captured, Cmd, ProcessError};
 
 /// The environment that makes two builds of the same inputs bit-identical.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildEnv {
+pub(crate) struct BuildEnv {
     /// Seconds since the epoch used as the build time.
     pub epoch: i64,
     /// `-j` value.
@@ -23,7 +23,7 @@ pub struct BuildEnv {
 
 impl BuildEnv {
     /// An environment for `epoch` with `jobs` (default: the number of CPUs).
-    pub fn new(epoch: i64, jobs: Option<usize>) -> BuildEnv {
+    pub(crate) fn new(epoch: i64, jobs: Option<usize>) -> BuildEnv {
         let jobs = jobs
             .filter(|j| *j > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -31,7 +31,7 @@ impl BuildEnv {
     }
 
     /// The KBUILD_* variables (name, value).
-    pub fn vars(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn vars(&self) -> Vec<(&'static str, String)> {
         vec![
             ("KBUILD_BUILD_TIMESTAMP", kbuild_timestamp(self.epoch)),
             ("KBUILD_BUILD_USER", "xsc".into()),
@@ -41,7 +41,7 @@ impl BuildEnv {
     }
 
     /// Adds the variables to a command.
-    pub fn apply(&self, mut cmd: Cmd) -> Cmd {
+    pub(crate) fn apply(&self, mut cmd: Cmd) -> Cmd {
         for (k, v) in self.vars() {
             cmd = cmd.env(k, v);
         }
@@ -51,7 +51,7 @@ impl BuildEnv {
 
 /// The build time: `SOURCE_DATE_EPOCH` if set, else the commit time of the repo's HEAD
 /// (`git log -1 --format=%ct`), else 0 when the repo is not a git checkout.
-pub async fn build_epoch(repo: &Path) -> (i64, &'static str) {
+pub(crate) async fn build_epoch(repo: &Path) -> (i64, &'static str) {
     if let Some(e) = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -69,7 +69,7 @@ pub async fn build_epoch(repo: &Path) -> (i64, &'static str) {
 }
 
 /// `git -C <repo> log -1 --format=%ct`.
-pub fn commit_time_cmd(repo: &Path) -> Cmd {
+pub(crate) fn commit_time_cmd(repo: &Path) -> Cmd {
     Cmd::new([
         "git".as_ref(),
         "-C".as_ref(),
@@ -82,7 +82,7 @@ pub fn commit_time_cmd(repo: &Path) -> Cmd {
 
 /// `date`'s default format in UTC (`Thu Jan  1 00:00:00 UTC 1970`), what kbuild would
 /// have printed itself; computed here so the host's TZ and locale cannot leak in.
-pub fn kbuild_timestamp(epoch: i64) -> String {
+pub(crate) fn kbuild_timestamp(epoch: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -100,7 +100,7 @@ pub fn kbuild_timestamp(epoch: i64) -> String {
 }
 
 /// `20261130T020304Z` for log names.
-pub fn compact_utc(epoch: i64) -> String {
+pub(crate) fn compact_utc(epoch: i64) -> String {
     let (days, secs) = (epoch.div_euclid(86_400), epoch.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     format!(
@@ -125,19 +125,19 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 /// `make -j<N> <targets…>` with the reproducible environment.
-pub fn make_cmd(tree: &Path, env: &BuildEnv, targets: &[&str]) -> Cmd {
+pub(crate) fn make_cmd(tree: &Path, env: &BuildEnv, targets: &[&str]) -> Cmd {
     let mut argv = vec!["make".to_string(), format!("-j{}", env.jobs)];
     argv.extend(targets.iter().map(|t| (*t).to_string()));
     env.apply(Cmd::new(argv).cwd(tree))
 }
 
 /// `make -s kernelrelease`.
-pub fn kernelrelease_cmd(tree: &Path, env: &BuildEnv) -> Cmd {
+pub(crate) fn kernelrelease_cmd(tree: &Path, env: &BuildEnv) -> Cmd {
     env.apply(Cmd::new(["make", "-s", "kernelrelease"]).cwd(tree))
 }
 
 /// `make modules_install INSTALL_MOD_PATH=<dest> INSTALL_MOD_STRIP=1`.
-pub fn modules_install_cmd(tree: &Path, env: &BuildEnv, dest: &Path) -> Cmd {
+pub(crate) fn modules_install_cmd(tree: &Path, env: &BuildEnv, dest: &Path) -> Cmd {
     env.apply(
         Cmd::new([
             "make".to_string(),
@@ -152,7 +152,7 @@ pub fn modules_install_cmd(tree: &Path, env: &BuildEnv, dest: &Path) -> Cmd {
 /// Reads what a log gained since the last call: line count and the last kbuild target
 /// line (`  CC      kernel/fork.o` → `CC kernel/fork.o`).
 #[derive(Debug)]
-pub struct LogFollower {
+pub(crate) struct LogFollower {
     path: PathBuf,
     offset: u64,
     partial: String,
@@ -164,7 +164,7 @@ pub struct LogFollower {
 
 impl LogFollower {
     /// Follows `path` from its current end.
-    pub fn from_end(path: &Path) -> LogFollower {
+    pub(crate) fn from_end(path: &Path) -> LogFollower {
         let offset = std::fs::metadata(path).map_or(0, |m| m.len());
         LogFollower {
             path: path.to_path_buf(),
@@ -176,7 +176,7 @@ impl LogFollower {
     }
 
     /// Reads new bytes; true when any new complete line arrived.
-    pub fn poll(&mut self) -> bool {
+    pub(crate) fn poll(&mut self) -> bool {
         let Ok(mut f) = std::fs::File::open(&self.path) else {
             return false;
         };
@@ -206,7 +206,7 @@ impl LogFollower {
 /// '/w/glibc/build/io'` → `dir io` and `gcc x.c -c … -o /w/build/io/x.o …` → `CC io/x.o`
 /// (glibc, which prints whole command lines);
 /// `None` for other lines.
-pub fn target_line(line: &str) -> Option<String> {
+pub(crate) fn target_line(line: &str) -> Option<String> {
     if line.starts_with("gcc ") {
         // glibc prints whole compiler lines: show the object, relative to its directory.
         let mut words = line.split_whitespace();
@@ -240,7 +240,7 @@ pub fn target_line(line: &str) -> Option<String> {
 
 /// Runs `cmd` with its output appended to `log`, reporting [`BuildEvent::Make`] progress
 /// from the log every half second.
-pub async fn run_following(
+pub(crate) async fn run_following(
     cmd: &Cmd,
     log: &Path,
     step: &str,
@@ -285,7 +285,7 @@ pub async fn run_following(
 }
 
 /// The first `max` compiler/linker error lines of make output, else make's `***` lines.
-pub fn first_errors(output: &str, max: usize) -> Vec<String> {
+pub(crate) fn first_errors(output: &str, max: usize) -> Vec<String> {
     let pick = |f: &dyn Fn(&str) -> bool| -> Vec<String> {
         output
             .lines()

@@ -8,42 +8,26 @@
 //! ```
 //! Only re-exports live here.
 
-pub mod chroot;
-pub mod debian;
-pub mod error;
-pub mod fragment;
-pub mod glibc;
-pub mod iso;
-pub mod kconfig;
-pub mod kernel;
-pub mod make;
-pub mod progress;
-pub mod quilt;
-pub mod source;
-pub mod stock_kernel;
-pub mod tools;
+pub(crate) mod chroot;
+pub(crate) mod debian;
+pub(crate) mod error;
+pub(crate) mod fragment;
+pub(crate) mod glibc;
+pub(crate) mod iso;
+pub(crate) mod kconfig;
+pub(crate) mod kernel;
+pub(crate) mod make;
+pub(crate) mod progress;
+pub(crate) mod quilt;
+pub(crate) mod source;
+pub(crate) mod stock_kernel;
+pub(crate) mod tools;
 
-pub use chroot::{ChrootMounts, unmount_all};
-pub use debian::{
-    DEBIAN_TOOLS, DebianArtifacts, DebianBuildOptions, ISO_NAME, build_debian, cached_debian,
-    debian_key,
+pub(crate) use debian::{DebianBuildOptions, ISO_NAME, build_debian, cached_debian};
+pub(crate) use error::BuildError;
+pub(crate) use glibc::{
+    GLIBC_TOOLS, GlibcArtifacts, GlibcBuildOptions, GlibcVariant, build_glibc, cached_glibc,
 };
-pub use error::{BuildError, HunkFailure, IsoMismatch, OptionMismatch};
-pub use fragment::{
-    Requested, has_modules, parse_dot_config, parse_fragment, read_fragments, verify,
-};
-pub use glibc::{
-    GLIBC_TOOLS, GlibcArtifacts, GlibcBuildOptions, GlibcTest, GlibcVariant, build_glibc,
-    cached_glibc, glibc_key, parse_tests_list,
-};
-pub use iso::{VOLUME_LABEL, grub_embedded_cfg, isolinux_cfg};
-pub use kconfig::{ConfigBase, KernelProfile, PROFILES};
-pub use kernel::{
-    KERNEL_RECIPE, KernelArtifacts, KernelBuildOptions, KernelKey, Progress, ReproReport, STAGE,
-    build_kernel, cached_kernel, check_reproducible, kernel_key, key_from_parts, patches_dir,
-};
-pub use make::{BuildEnv, kbuild_timestamp};
-pub use progress::{BuildEvent, no_progress, stderr_progress};
-pub use quilt::{PushFailure, parse_push_output, series_patches};
-pub use source::SourceSpec;
-pub use tools::{FETCH_TOOLS, KERNEL_TOOLS, check_tools};
+pub(crate) use kernel::{KernelBuildOptions, build_kernel, cached_kernel, patches_dir};
+pub(crate) use progress::stderr_progress;
+pub(crate) use tools::{FETCH_TOOLS, KERNEL_TOOLS};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// One thing that happened during a build.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BuildEvent {
+pub(crate) enum BuildEvent {
     /// The key was computed and found in the cache: no build.
     CacheHit {
         /// The entry directory.
@@ -40,7 +40,7 @@ pub enum BuildEvent {
 
 /// A progress sink that writes compact lines to stderr: on a terminal one line rewritten
 /// in place, otherwise steps plus a make line at most every 30 s (CI logs stay short).
-pub fn stderr_progress(stage: &'static str) -> impl FnMut(&BuildEvent) + Send {
+pub(crate) fn stderr_progress(stage: &'static str) -> impl FnMut(&BuildEvent) + Send {
     let tty = std::io::stderr().is_terminal();
     let mut last_print: Option<Instant> = None;
     let mut open_line = false;
@@ -85,9 +85,4 @@ fn truncate(s: &str, max: usize) -> String {
     } else {
         s.chars().take(max - 1).chain(['…']).collect()
     }
-}
-
-/// A sink that drops everything.
-pub fn no_progress() -> impl FnMut(&BuildEvent) + Send {
-    |_: &BuildEvent| {}
 }

@@ -17,21 +17,21 @@ use crate::sys::process::{self, Cmd, ProcessError};
 /// `--quiltrc -` keeps a user's `~/.quiltrc` (or Debian's `/etc/quilt.quiltrc`) from
 /// changing what CI does; `--fuzz=0` because a hunk that only applies with fuzz has lost
 /// its context and may land in the wrong place.
-pub fn push_cmd(tree: &Path, patches: &Path) -> Cmd {
+pub(crate) fn push_cmd(tree: &Path, patches: &Path) -> Cmd {
     Cmd::new(["quilt", "--quiltrc", "-", "push", "-a", "--fuzz=0"])
         .cwd(tree)
         .env("QUILT_PATCHES", patches)
 }
 
 /// `quilt pop -a -f`: back to pristine from quilt's own backups, even if files changed.
-pub fn pop_cmd(tree: &Path, patches: &Path) -> Cmd {
+pub(crate) fn pop_cmd(tree: &Path, patches: &Path) -> Cmd {
     Cmd::new(["quilt", "--quiltrc", "-", "pop", "-a", "-f"])
         .cwd(tree)
         .env("QUILT_PATCHES", patches)
 }
 
 /// Patch names of a `series` file, in order (comments, blanks and `-pN` options skipped).
-pub fn series_patches(text: &str) -> Vec<String> {
+pub(crate) fn series_patches(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -42,7 +42,7 @@ pub fn series_patches(text: &str) -> Vec<String> {
 
 /// What quilt said about a push that failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushFailure {
+pub(crate) struct PushFailure {
     /// The patch that did not apply, relative to the patch directory.
     pub patch: String,
     /// Its failed hunks.
@@ -55,7 +55,7 @@ pub struct PushFailure {
 ///
 /// Quilt prints patch names with the `QUILT_PATCHES` prefix; `patches` is stripped so the
 /// name matches the series entry.
-pub fn parse_push_output(output: &str, patches: &Path) -> Option<PushFailure> {
+pub(crate) fn parse_push_output(output: &str, patches: &Path) -> Option<PushFailure> {
     let prefix = format!("{}/", patches.display());
     let name = |raw: &str| {
         raw.trim()
@@ -123,7 +123,7 @@ fn parse_hunk_failed(line: &str) -> Option<(u32, u32)> {
 
 /// Applies the whole series in `patches` to `tree`, appending quilt's output to `log`.
 /// A failing patch becomes [`BuildError::PatchFailed`] with its hunks.
-pub async fn push_all(tree: &Path, patches: &Path, log: &Path) -> Result<(), BuildError> {
+pub(crate) async fn push_all(tree: &Path, patches: &Path, log: &Path) -> Result<(), BuildError> {
     // A relative patch directory is relative to the tree, as for quilt itself.
     let series = tree.join(patches).join("series");
     let text = std::fs::read_to_string(&series).map_err(|source| BuildError::Input {
@@ -162,7 +162,7 @@ pub async fn push_all(tree: &Path, patches: &Path, log: &Path) -> Result<(), Bui
 
 /// Unapplies everything (a no-op on a tree without `.pc`). Quilt exits 2 for "nothing to
 /// pop", which is success here.
-pub async fn pop_all(tree: &Path, patches: &Path, log: &Path) -> Result<(), BuildError> {
+pub(crate) async fn pop_all(tree: &Path, patches: &Path, log: &Path) -> Result<(), BuildError> {
     if !tree.join(".pc").exists() {
         return Ok(());
     }
@@ -184,7 +184,7 @@ fn read_from(path: &Path, offset: u64) -> String {
 
 /// Files (relative to `tree`) that the applied patches touch, from quilt's backups in
 /// `.pc/<patch>/`.
-pub fn touched_files(tree: &Path) -> Vec<PathBuf> {
+pub(crate) fn touched_files(tree: &Path) -> Vec<PathBuf> {
     let pc = tree.join(".pc");
     let applied = std::fs::read_to_string(pc.join("applied-patches")).unwrap_or_default();
     let mut out: Vec<PathBuf> = applied
@@ -200,11 +200,11 @@ pub fn touched_files(tree: &Path) -> Vec<PathBuf> {
 
 /// Content and mtime of files, taken before a series is re-applied.
 #[derive(Debug, Default)]
-pub struct MtimeSnapshot(Vec<(PathBuf, String, SystemTime)>);
+pub(crate) struct MtimeSnapshot(Vec<(PathBuf, String, SystemTime)>);
 
 impl MtimeSnapshot {
     /// Records digest and mtime of each existing file of `files` (relative to `tree`).
-    pub fn take(tree: &Path, files: &[PathBuf]) -> Self {
+    pub(crate) fn take(tree: &Path, files: &[PathBuf]) -> Self {
         MtimeSnapshot(
             files
                 .iter()
@@ -221,7 +221,7 @@ impl MtimeSnapshot {
     /// and pushing the series does not make make rebuild everything the series touches
     /// (the series patches headers such as `include/linux/thread_info.h`). Returns how
     /// many files kept their mtime.
-    pub fn restore(&self, tree: &Path) -> usize {
+    pub(crate) fn restore(&self, tree: &Path) -> usize {
         let mut kept = 0;
         for (rel, digest, mtime) in &self.0 {
             let path = tree.join(rel);

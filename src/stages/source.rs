@@ -83,7 +83,7 @@ impl SourceSpec {
 
 /// A digest over every file's path, size and mtime below `dir` (`.git` skipped). Hashing
 /// the content of ~80k kernel files on every run would cost more than the build it saves.
-pub fn tree_fingerprint(dir: &Path) -> Result<String, BuildError> {
+pub(crate) fn tree_fingerprint(dir: &Path) -> Result<String, BuildError> {
     let files =
         crate::sys::cache::walk_sorted(dir).map_err(BuildError::io("failed to list", dir))?;
     let mut key = KeyBuilder::new();
@@ -103,7 +103,7 @@ pub fn tree_fingerprint(dir: &Path) -> Result<String, BuildError> {
 }
 
 /// `apt-get download <package>=<version>` in `dir`.
-pub fn apt_download_cmd(package: &str, version: &str, dir: &Path) -> Cmd {
+pub(crate) fn apt_download_cmd(package: &str, version: &str, dir: &Path) -> Cmd {
     Cmd::new([
         "apt-get".to_string(),
         "download".to_string(),
@@ -113,7 +113,7 @@ pub fn apt_download_cmd(package: &str, version: &str, dir: &Path) -> Cmd {
 }
 
 /// `dpkg-deb -x <deb> <dir>`: unpack a package's files without installing it.
-pub fn dpkg_extract_cmd(deb: &Path, dir: &Path) -> Cmd {
+pub(crate) fn dpkg_extract_cmd(deb: &Path, dir: &Path) -> Cmd {
     Cmd::new([
         "dpkg-deb".as_ref(),
         "-x".as_ref(),
@@ -123,12 +123,12 @@ pub fn dpkg_extract_cmd(deb: &Path, dir: &Path) -> Cmd {
 }
 
 /// `dpkg-query -W -f=${Version} <package>`: the installed version, for the drift message.
-pub fn dpkg_version_cmd(package: &str) -> Cmd {
+pub(crate) fn dpkg_version_cmd(package: &str) -> Cmd {
     Cmd::new(["dpkg-query", "-W", "-f=${Version}", package])
 }
 
 /// `tar -xf <tarball> -C <dest> --strip-components=<n>`; tar picks the decompressor.
-pub fn untar_cmd(tarball: &Path, dest: &Path, strip: u32) -> Cmd {
+pub(crate) fn untar_cmd(tarball: &Path, dest: &Path, strip: u32) -> Cmd {
     Cmd::new([
         "tar".into(),
         "-xf".into(),
@@ -140,7 +140,7 @@ pub fn untar_cmd(tarball: &Path, dest: &Path, strip: u32) -> Cmd {
 }
 
 /// `curl -fsSL -o <out> <url>`.
-pub fn curl_cmd(url: &str, out: &Path) -> Cmd {
+pub(crate) fn curl_cmd(url: &str, out: &Path) -> Cmd {
     Cmd::new([
         "curl".as_ref(),
         "-fsSL".as_ref(),
@@ -151,7 +151,7 @@ pub fn curl_cmd(url: &str, out: &Path) -> Cmd {
 }
 
 /// `cp -a <tree>/. <dest>`.
-pub fn copy_tree_cmd(tree: &Path, dest: &Path) -> Cmd {
+pub(crate) fn copy_tree_cmd(tree: &Path, dest: &Path) -> Cmd {
     Cmd::new([
         "cp".as_ref(),
         "-a".as_ref(),
@@ -162,7 +162,7 @@ pub fn copy_tree_cmd(tree: &Path, dest: &Path) -> Cmd {
 
 /// A source ready to unpack, with its verified identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Resolved {
+pub(crate) enum Resolved {
     /// A tarball whose sha256 was checked.
     Tarball(PathBuf),
     /// A pristine tree to copy.
@@ -171,7 +171,7 @@ pub enum Resolved {
 
 /// Finds (fetching if needed) and verifies the source. Drift is [`BuildError::SourceDrift`]
 /// with the exact replacement line for xsc.toml.
-pub async fn resolve(
+pub(crate) async fn resolve(
     cfg: &Config,
     spec: &SourceSpec,
     downloads: &Path,
@@ -237,7 +237,7 @@ pub async fn resolve(
 /// The pinned tarball of `[sources.<section>]`: the installed one at its path, else fetched
 /// with `apt-get download`; its sha256 must match the pin (drift names the xsc.toml lines to
 /// change). Shared by the kernel and glibc stages.
-pub async fn resolve_pinned(
+pub(crate) async fn resolve_pinned(
     cfg: &Config,
     pin: &PinnedSource,
     section: &str,
@@ -268,7 +268,11 @@ pub async fn resolve_pinned(
 }
 
 /// The xsc.toml lines that would make the pin match what was found.
-pub fn pin_update(pin: &PinnedSource, actual_sha: &str, installed_version: Option<&str>) -> String {
+pub(crate) fn pin_update(
+    pin: &PinnedSource,
+    actual_sha: &str,
+    installed_version: Option<&str>,
+) -> String {
     let mut lines = Vec::new();
     if let Some(v) = installed_version.filter(|v| *v != pin.version) {
         lines.push(format!("version = \"{v}\""));
@@ -284,7 +288,7 @@ async fn installed_version(package: &str) -> Option<String> {
 
 /// Downloads `<package>=<version>` into `<downloads>/<package>_<version>/` (once) and
 /// extracts it; returns the tarball at the pinned path inside the extracted files.
-pub async fn fetch_pinned(
+pub(crate) async fn fetch_pinned(
     pin: &PinnedSource,
     downloads: &Path,
     log: &Path,
@@ -301,7 +305,7 @@ pub async fn fetch_pinned(
 }
 
 /// `apt-get download` + `dpkg-deb -x` of one package version; returns the extracted root.
-pub async fn fetch_package(
+pub(crate) async fn fetch_package(
     package: &str,
     version: &str,
     downloads: &Path,
@@ -348,7 +352,7 @@ fn find_deb(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Unpacks (or copies) a pristine source into the empty directory `dest`.
-pub async fn unpack(source: &Resolved, dest: &Path, log: &Path) -> Result<(), BuildError> {
+pub(crate) async fn unpack(source: &Resolved, dest: &Path, log: &Path) -> Result<(), BuildError> {
     std::fs::create_dir_all(dest).map_err(BuildError::io("failed to create", dest))?;
     match source {
         // Kernel tarballs have exactly one top directory (`linux-source-6.1/`, `linux-6.1/`).

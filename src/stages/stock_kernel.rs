@@ -11,7 +11,7 @@ use crate::sys::cache::{Cache, EntryInfo, KeyBuilder};
 use crate::sys::process::{self, Cmd, ProcessError};
 
 /// The metapackage whose dependency names the current 6.1 image.
-pub const META_PACKAGE: &str = "linux-image-amd64";
+pub(crate) const META_PACKAGE: &str = "linux-image-amd64";
 
 /// Why the stock kernel is not available.
 #[derive(Debug, thiserror::Error)]
@@ -62,28 +62,28 @@ pub struct StockKernel {
 }
 
 /// `apt-cache depends linux-image-amd64` (pure).
-pub fn depends_cmd() -> Cmd {
+pub(crate) fn depends_cmd() -> Cmd {
     Cmd::new(["apt-cache", "depends", META_PACKAGE])
         .env("LC_ALL", "C")
         .deadline(Duration::from_secs(60))
 }
 
 /// `apt-cache show --no-all-versions PACKAGE` (pure).
-pub fn show_cmd(package: &str) -> Cmd {
+pub(crate) fn show_cmd(package: &str) -> Cmd {
     Cmd::new(["apt-cache", "show", "--no-all-versions", package])
         .env("LC_ALL", "C")
         .deadline(Duration::from_secs(60))
 }
 
 /// `apt-get download PACKAGE=VERSION` in `dir` (pure).
-pub fn download_cmd(package: &str, version: &str, dir: &Path) -> Cmd {
+pub(crate) fn download_cmd(package: &str, version: &str, dir: &Path) -> Cmd {
     Cmd::new(["apt-get", "download", "-q", &format!("{package}={version}")])
         .cwd(dir)
         .deadline(Duration::from_secs(900))
 }
 
 /// `dpkg-deb -x DEB DIR` (pure).
-pub fn extract_cmd(deb: &Path, dir: &Path) -> Cmd {
+pub(crate) fn extract_cmd(deb: &Path, dir: &Path) -> Cmd {
     Cmd::new(vec![
         std::ffi::OsString::from("dpkg-deb"),
         "-x".into(),
@@ -94,7 +94,7 @@ pub fn extract_cmd(deb: &Path, dir: &Path) -> Cmd {
 }
 
 /// Picks the linux-image package from `apt-cache depends` output.
-pub fn parse_depends(text: &str) -> Option<String> {
+pub(crate) fn parse_depends(text: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
         .map(str::trim)
@@ -103,7 +103,7 @@ pub fn parse_depends(text: &str) -> Option<String> {
 }
 
 /// The `Version:` field of `apt-cache show` output.
-pub fn parse_version(text: &str) -> Option<String> {
+pub(crate) fn parse_version(text: &str) -> Option<String> {
     text.lines()
         .find_map(|l| l.strip_prefix("Version: "))
         .map(|v| v.trim().to_string())

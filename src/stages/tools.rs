@@ -13,7 +13,7 @@ use crate::sys::process::{self, Cmd};
 ///
 /// Entries starting with `/` are header files: kbuild needs libelf (objtool, with
 /// CONFIG_STACK_VALIDATION/ORC) and OpenSSL (sign-file, certs) headers, which have no binary.
-pub const KERNEL_TOOLS: &[(&str, &str)] = &[
+pub(crate) const KERNEL_TOOLS: &[(&str, &str)] = &[
     ("gcc", "gcc"),
     ("make", "make"),
     ("ld", "binutils"),
@@ -31,10 +31,10 @@ pub const KERNEL_TOOLS: &[(&str, &str)] = &[
 ];
 
 /// Tools only needed to fetch the pinned source when it is not installed.
-pub const FETCH_TOOLS: &[(&str, &str)] = &[("apt-get", "apt"), ("dpkg-deb", "dpkg")];
+pub(crate) const FETCH_TOOLS: &[(&str, &str)] = &[("apt-get", "apt"), ("dpkg-deb", "dpkg")];
 
 /// Fails with [`BuildError::ToolMissing`] naming every missing tool of `tools` at once.
-pub fn check_tools(tools: &[(&str, &str)]) -> Result<(), BuildError> {
+pub(crate) fn check_tools(tools: &[(&str, &str)]) -> Result<(), BuildError> {
     let missing: Vec<&(&str, &str)> = tools
         .iter()
         .filter(|(bin, _)| {
@@ -57,7 +57,7 @@ pub fn check_tools(tools: &[(&str, &str)]) -> Result<(), BuildError> {
 }
 
 /// The commands whose first output line identifies the toolchain for the cache key.
-pub fn toolchain_cmds() -> Vec<(&'static str, Cmd)> {
+pub(crate) fn toolchain_cmds() -> Vec<(&'static str, Cmd)> {
     vec![
         ("toolchain/gcc", Cmd::new(["gcc", "--version"])),
         ("toolchain/ld", Cmd::new(["ld", "--version"])),
@@ -66,7 +66,7 @@ pub fn toolchain_cmds() -> Vec<(&'static str, Cmd)> {
 }
 
 /// Labelled first lines of `gcc --version`, `ld --version`, `make --version`.
-pub async fn toolchain_identity() -> Result<Vec<(&'static str, String)>, BuildError> {
+pub(crate) async fn toolchain_identity() -> Result<Vec<(&'static str, String)>, BuildError> {
     let mut out = Vec::new();
     for (label, cmd) in toolchain_cmds() {
         let captured = process::run(&cmd, None)

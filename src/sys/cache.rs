@@ -19,7 +19,7 @@ const LAYOUT: &str = "xsc-cache-v1";
 
 /// Builds a cache key from labelled inputs. Labels keep `a`+`bc` apart from `ab`+`c`.
 #[derive(Clone)]
-pub struct KeyBuilder {
+pub(crate) struct KeyBuilder {
     hasher: Sha256,
     inputs: Vec<(String, String)>,
 }
@@ -32,7 +32,7 @@ impl Default for KeyBuilder {
 
 impl KeyBuilder {
     /// A key for the current cache layout.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut k = KeyBuilder {
             hasher: Sha256::new(),
             inputs: Vec::new(),
@@ -42,7 +42,7 @@ impl KeyBuilder {
     }
 
     /// Adds a labelled string input.
-    pub fn str(&mut self, label: &str, value: &str) -> &mut Self {
+    pub(crate) fn str(&mut self, label: &str, value: &str) -> &mut Self {
         self.hasher.update((label.len() as u64).to_le_bytes());
         self.hasher.update(label.as_bytes());
         self.hasher.update((value.len() as u64).to_le_bytes());
@@ -52,13 +52,13 @@ impl KeyBuilder {
     }
 
     /// Adds a file's contents (by digest).
-    pub fn file(&mut self, label: &str, path: &Path) -> std::io::Result<&mut Self> {
+    pub(crate) fn file(&mut self, label: &str, path: &Path) -> std::io::Result<&mut Self> {
         let digest = sha256_file(path)?;
         Ok(self.str(label, &digest))
     }
 
     /// Adds every regular file below `dir`, in sorted order, by relative path and digest.
-    pub fn dir(&mut self, label: &str, dir: &Path) -> std::io::Result<&mut Self> {
+    pub(crate) fn dir(&mut self, label: &str, dir: &Path) -> std::io::Result<&mut Self> {
         for rel in walk_sorted(dir)? {
             let digest = sha256_file(&dir.join(&rel))?;
             self.str(&format!("{label}/{}", rel.display()), &digest);
@@ -67,18 +67,18 @@ impl KeyBuilder {
     }
 
     /// The inputs recorded so far (for `entry.json` and the release manifest).
-    pub fn inputs(&self) -> &[(String, String)] {
+    pub(crate) fn inputs(&self) -> &[(String, String)] {
         &self.inputs
     }
 
     /// The key: hex SHA-256.
-    pub fn finish(&self) -> String {
+    pub(crate) fn finish(&self) -> String {
         hex::encode(self.hasher.clone().finalize())
     }
 }
 
 /// Regular files below `dir`, relative, sorted; symlinks are followed as files.
-pub fn walk_sorted(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn walk_sorted(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -97,7 +97,7 @@ pub fn walk_sorted(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Hex SHA-256 of a file, streamed.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -112,7 +112,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// Hex SHA-256 of bytes.
-pub fn sha256_bytes(bytes: &[u8]) -> String {
+pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -279,7 +279,7 @@ impl Cache {
 }
 
 /// Disk usage of a directory tree in bytes (apparent sizes).
-pub fn du(dir: &Path) -> u64 {
+pub(crate) fn du(dir: &Path) -> u64 {
     walk_sorted(dir)
         .unwrap_or_default()
         .iter()

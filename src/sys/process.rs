@@ -26,7 +26,7 @@ static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 /// An external command line plus how to run it. Built by pure functions, so it can be
 /// compared in tests and printed for a user to reproduce.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cmd {
+pub(crate) struct Cmd {
     /// Program and arguments; `argv[0]` is looked up in `PATH`.
     pub argv: Vec<OsString>,
     /// Working directory; the caller's when `None`.
@@ -39,7 +39,7 @@ pub struct Cmd {
 
 impl Cmd {
     /// A command from a program and its arguments.
-    pub fn new<I, S>(argv: I) -> Self
+    pub(crate) fn new<I, S>(argv: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -54,27 +54,27 @@ impl Cmd {
 
     /// Sets the working directory.
     #[must_use]
-    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+    pub(crate) fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cwd = Some(dir.into());
         self
     }
 
     /// Adds an environment variable.
     #[must_use]
-    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+    pub(crate) fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
 
     /// Sets the deadline.
     #[must_use]
-    pub fn deadline(mut self, limit: Duration) -> Self {
+    pub(crate) fn deadline(mut self, limit: Duration) -> Self {
         self.deadline = Some(limit);
         self
     }
 
     /// The program name (`argv[0]`).
-    pub fn program(&self) -> &OsStr {
+    pub(crate) fn program(&self) -> &OsStr {
         self.argv
             .first()
             .map_or(OsStr::new(""), OsString::as_os_str)
@@ -109,7 +109,7 @@ impl fmt::Display for Cmd {
 }
 
 /// Quotes one word for a POSIX shell, leaving plain words alone.
-pub fn shell_quote(word: &str) -> String {
+pub(crate) fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()
@@ -198,7 +198,7 @@ impl ProcessError {
 
 /// What a finished command printed.
 #[derive(Debug, Default)]
-pub struct Captured {
+pub(crate) struct Captured {
     /// Standard output (kept only when no log file was given).
     pub stdout: String,
     /// The last lines of stdout+stderr.
@@ -207,35 +207,24 @@ pub struct Captured {
 
 /// Owner of a running child: the process group is killed when this is dropped.
 #[derive(Debug)]
-pub struct ChildGuard {
+pub(crate) struct ChildGuard {
     child: Child,
     pgid: i32,
-    cmd: String,
 }
 
 impl ChildGuard {
-    /// The leader's pid, which is also the process group id.
-    pub fn pid(&self) -> i32 {
-        self.pgid
-    }
-
-    /// The command line this child runs.
-    pub fn cmd(&self) -> &str {
-        &self.cmd
-    }
-
     /// Takes the child's stdout pipe, if it was piped.
-    pub fn take_stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+    pub(crate) fn take_stdout(&mut self) -> Option<tokio::process::ChildStdout> {
         self.child.stdout.take()
     }
 
     /// Takes the child's stderr pipe, if it was piped.
-    pub fn take_stderr(&mut self) -> Option<tokio::process::ChildStderr> {
+    pub(crate) fn take_stderr(&mut self) -> Option<tokio::process::ChildStderr> {
         self.child.stderr.take()
     }
 
     /// Waits for the leader to exit (cancel-safe).
-    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+    pub(crate) async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         let status = self.child.wait().await;
         if status.is_ok() {
             // The leader is gone; stragglers in its group are killed now rather than left.
@@ -246,12 +235,12 @@ impl ChildGuard {
     }
 
     /// Non-blocking check whether the leader has exited.
-    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+    pub(crate) fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
         self.child.try_wait()
     }
 
     /// SIGTERM to the group, up to `grace` for it to go, then SIGKILL.
-    pub async fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
+    pub(crate) async fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
         if let Ok(Some(status)) = self.child.try_wait() {
             forget_group(self.pgid);
             return Some(status);
@@ -282,9 +271,7 @@ impl Drop for ChildGuard {
 
 /// Where a spawned child's stdout and stderr go.
 #[derive(Debug)]
-pub enum Output {
-    /// Inherit nothing: /dev/null.
-    Null,
+pub(crate) enum Output {
     /// Both streams appended to this file.
     File(PathBuf),
     /// Separate files for stdout and stderr.
@@ -299,7 +286,7 @@ pub enum Output {
 }
 
 /// Starts `cmd` in its own process group and returns its owner.
-pub fn spawn(cmd: &Cmd, output: Output) -> Result<ChildGuard, ProcessError> {
+pub(crate) fn spawn(cmd: &Cmd, output: Output) -> Result<ChildGuard, ProcessError> {
     let line = cmd.to_string();
     let spawn_err = |source| ProcessError::Spawn {
         cmd: line.clone(),
@@ -318,9 +305,6 @@ pub fn spawn(cmd: &Cmd, output: Output) -> Result<ChildGuard, ProcessError> {
         command.env(k, v);
     }
     match output {
-        Output::Null => {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-        }
         Output::File(path) => {
             let file = append(&path).map_err(spawn_err)?;
             let dup = file.try_clone().map_err(spawn_err)?;
@@ -342,16 +326,12 @@ pub fn spawn(cmd: &Cmd, output: Output) -> Result<ChildGuard, ProcessError> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(pgid);
-    Ok(ChildGuard {
-        child,
-        pgid,
-        cmd: line,
-    })
+    Ok(ChildGuard { child, pgid })
 }
 
 /// Runs `cmd` to completion under its deadline. Output goes to `log` (appended, with the
 /// command line as a header) or is captured; the last lines are kept for the error.
-pub async fn run(cmd: &Cmd, log: Option<&Path>) -> Result<Captured, ProcessError> {
+pub(crate) async fn run(cmd: &Cmd, log: Option<&Path>) -> Result<Captured, ProcessError> {
     let line = cmd.to_string();
     let io_err = |source| ProcessError::Io {
         cmd: line.clone(),
@@ -455,7 +435,7 @@ fn append(path: &Path) -> std::io::Result<File> {
 }
 
 /// Looks a program up in `PATH` (what `spawn` would find), for `doctor` and early checks.
-pub fn which(program: &str) -> Option<PathBuf> {
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         let p = PathBuf::from(program);
         return p.is_file().then_some(p);
@@ -475,7 +455,7 @@ pub fn kill_all_groups() {
 /// SIGTERM to every live child group: the polite first step of stopping a build, so that
 /// make deletes the target it was writing (a SIGKILLed compiler leaves a truncated object
 /// newer than its source, which a kept work tree would trust on the next run).
-pub fn terminate_all_groups() {
+pub(crate) fn terminate_all_groups() {
     signal_all_groups(libc::SIGTERM);
 }
 

@@ -14,16 +14,16 @@ const VM: Duration = Duration::from_secs(300);
 /// A cache for one test that shares the machine's stages (so the stock kernel is fetched
 /// once), with its own `host/` directory so no probe verdict is shared. Returns the stock
 /// kernel's path.
-pub fn stock_kernel_in(cache: &Path) -> PathBuf {
+pub(crate) fn stock_kernel_in(cache: &Path) -> PathBuf {
     std::fs::create_dir_all(cache).unwrap();
-    let shared = xsc_release::input::config::default_cache_dir();
+    let shared = xsc_release::default_cache_dir();
     std::fs::create_dir_all(shared.join("stages")).unwrap();
     std::os::unix::fs::symlink(shared.join("stages"), cache.join("stages")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (kernel, _) = rt
-        .block_on(xsc_release::stages::stock_kernel::ensure(
-            &xsc_release::sys::cache::Cache::new(&shared),
-        ))
+        .block_on(xsc_release::ensure_stock_kernel(&xsc_release::Cache::new(
+            &shared,
+        )))
         .unwrap();
     kernel.vmlinuz
 }
@@ -224,13 +224,13 @@ fn the_cached_verdict_belongs_to_one_qemu_binary() {
         let md = d.path().join(sub);
         let path = wrapper_path(&md, mode);
         let qemu = PathBuf::from(path.split(':').next().unwrap()).join("qemu-system-x86_64");
-        let host = xsc_release::boot::accel::KvmHost {
+        let host = xsc_release::KvmHost {
             device: node.clone(),
             qemu,
             wait: Duration::from_secs(8),
         };
-        let c = rt.block_on(xsc_release::boot::accel::resolve(
-            xsc_release::boot::accel::AccelRequest::Auto,
+        let c = rt.block_on(xsc_release::resolve_accel(
+            xsc_release::AccelRequest::Auto,
             &host,
             &kernel,
             &host_dir,

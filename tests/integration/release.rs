@@ -159,8 +159,7 @@ fn candidate_publishes_a_release_that_minisign_and_sha256sum_accept() {
         "{}",
         String::from_utf8_lossy(&sums.stdout)
     );
-    let pubkey =
-        xsc_release::release::dev_key_paths(&xsc_release::input::config::default_cache_dir()).1;
+    let pubkey = xsc_release::dev_key_paths(&xsc_release::default_cache_dir()).1;
     for entry in std::fs::read_dir(rel).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if name.ends_with(".minisig")

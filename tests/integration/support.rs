@@ -6,12 +6,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The repository root.
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A command for the binary with the repository config.
-pub fn xsc() -> Command {
+pub(crate) fn xsc() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xsc-release"));
     c.arg("--config")
         .arg(repo().join("xsc.toml"))
@@ -20,7 +20,7 @@ pub fn xsc() -> Command {
 }
 
 /// Runs to completion; panics after `limit` (a hung harness is a failed test, not a hang).
-pub fn run(mut cmd: Command, limit: Duration) -> Output {
+pub(crate) fn run(mut cmd: Command, limit: Duration) -> Output {
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -30,7 +30,7 @@ pub fn run(mut cmd: Command, limit: Duration) -> Output {
 }
 
 /// Waits for a spawned child with a limit.
-pub fn wait(mut child: Child, limit: Duration) -> Output {
+pub(crate) fn wait(mut child: Child, limit: Duration) -> Output {
     let start = Instant::now();
     loop {
         if child.try_wait().expect("try_wait").is_some() {
@@ -50,7 +50,7 @@ pub fn wait(mut child: Child, limit: Duration) -> Output {
 }
 
 /// stdout + stderr as text, for assertion messages.
-pub fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "status: {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status.code(),
@@ -60,13 +60,13 @@ pub fn text(out: &Output) -> String {
 }
 
 /// A scenario file under scenarios/.
-pub fn scenario(rel: &str) -> String {
+pub(crate) fn scenario(rel: &str) -> String {
     repo().join("scenarios").join(rel).display().to_string()
 }
 
 /// Validates a JUnit file with xmllint against the Jenkins (Surefire) schema and returns
 /// its parsed form.
-pub fn junit(path: &Path) -> quick_junit::Report {
+pub(crate) fn junit(path: &Path) -> quick_junit::Report {
     let xsd = repo().join("tests/fixtures/junit-xsd/jenkins-xunit-junit-10.xsd");
     let out = Command::new("xmllint")
         .arg("--noout")
@@ -86,7 +86,7 @@ pub fn junit(path: &Path) -> quick_junit::Report {
 }
 
 /// All test cases of a report as (suite, case, status kind) triples.
-pub fn cases(report: &quick_junit::Report) -> Vec<(String, String, String)> {
+pub(crate) fn cases(report: &quick_junit::Report) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for s in &report.test_suites {
         for c in &s.test_cases {
@@ -112,7 +112,7 @@ pub fn cases(report: &quick_junit::Report) -> Vec<(String, String, String)> {
 }
 
 /// A suite property's value.
-pub fn property(report: &quick_junit::Report, suite: &str, name: &str) -> Option<String> {
+pub(crate) fn property(report: &quick_junit::Report, suite: &str, name: &str) -> Option<String> {
     let s = report
         .test_suites
         .iter()
@@ -124,7 +124,7 @@ pub fn property(report: &quick_junit::Report, suite: &str, name: &str) -> Option
 }
 
 /// Pids of QEMU processes whose command line mentions `needle`.
-pub fn qemu_pids(needle: &str) -> Vec<i32> {
+pub(crate) fn qemu_pids(needle: &str) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -144,7 +144,7 @@ pub fn qemu_pids(needle: &str) -> Vec<i32> {
 }
 
 /// Waits until `path` contains `needle`, up to `limit`.
-pub fn wait_for_text(path: &Path, needle: &str, limit: Duration) -> bool {
+pub(crate) fn wait_for_text(path: &Path, needle: &str, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if std::fs::read(path).is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle)) {
@@ -156,14 +156,14 @@ pub fn wait_for_text(path: &Path, needle: &str, limit: Duration) -> bool {
 }
 
 /// The run's state directory, from the first line the binary prints.
-pub fn state_dir_from_stdout(line: &str) -> Option<PathBuf> {
+pub(crate) fn state_dir_from_stdout(line: &str) -> Option<PathBuf> {
     line.split("state in ")
         .nth(1)
         .map(|p| PathBuf::from(p.trim()))
 }
 
 /// The first `name` on the test process's PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(name))

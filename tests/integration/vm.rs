@@ -285,10 +285,9 @@ fn a_run_without_ktap_is_a_failure() {
         .unwrap();
     assert!(status.success());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cache =
-        xsc_release::sys::cache::Cache::new(xsc_release::input::config::default_cache_dir());
+    let cache = xsc_release::Cache::new(xsc_release::default_cache_dir());
     let (kernel, _) = rt
-        .block_on(xsc_release::stages::stock_kernel::ensure(&cache))
+        .block_on(xsc_release::ensure_stock_kernel(&cache))
         .unwrap();
     let (out, xml, _d) = test_run(&[
         "--kernel",
