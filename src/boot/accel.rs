@@ -530,7 +530,7 @@ mod tests {
         let q = fake_qemu(
             d.path(),
             &format!(
-                "{SERIAL}\necho 'Linux version 6.1.0 (fake)' > \"$s\"; touch \"$0.ran\"; exec sleep 30"
+                "{SERIAL}\ntouch \"$0.ran\"; echo 'Linux version 6.1.0 (fake)' > \"$s\"; exec sleep 30"
             ),
         );
         let h = host(openable_device(d.path()), q);
