@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
@@ -54,6 +55,9 @@ impl LineSplitter {
 /// The reading end handed to the machine loop.
 pub(crate) struct Console {
     lines: mpsc::Receiver<String>,
+    /// Held, never written: dropping it half-closes the socket, and QEMU takes the EOF
+    /// on its read side for a disconnect and stops writing the guest's output to us.
+    _writer: OwnedWriteHalf,
 }
 
 /// Binds the serial socket at `path` (QEMU connects to it once started).
@@ -83,7 +87,7 @@ impl Console {
 
     /// Starts reading an already connected stream.
     pub(crate) async fn start(stream: UnixStream, log: PathBuf) -> std::io::Result<Console> {
-        let (mut read, _write) = stream.into_split();
+        let (mut read, writer) = stream.into_split();
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -113,7 +117,10 @@ impl Console {
                 let _ = tx.send(rest).await;
             }
         });
-        Ok(Console { lines: rx })
+        Ok(Console {
+            lines: rx,
+            _writer: writer,
+        })
     }
 
     /// The next line; `None` at end of stream (QEMU closed the port).

@@ -3,6 +3,9 @@
 
 pub(crate) mod accel;
 pub(crate) mod console;
+#[cfg(test)]
+mod fake;
 pub(crate) mod machine;
 pub(crate) mod qemu_args;
 pub(crate) mod qmp;
+pub(crate) mod step;

@@ -129,10 +129,13 @@ pub(crate) struct Qmp {
 
 impl Qmp {
     /// Reads the greeting, negotiates capabilities, and returns the connection plus the
-    /// stream of events. Events and replies are read by one background task.
+    /// stream of events. Events and replies are read by one background task. With `log`,
+    /// every line QEMU sends is appended there (a few lines per run, so cheap): the record
+    /// the machine-loop transcripts in `boot/testdata` are taken from.
     pub(crate) async fn negotiate(
         stream: UnixStream,
         deadline: Duration,
+        log: Option<std::path::PathBuf>,
     ) -> Result<(Qmp, mpsc::UnboundedReceiver<QmpEvent>), QmpError> {
         let (read, write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
@@ -143,6 +146,20 @@ impl Qmp {
                 after: deadline,
             })??
             .ok_or(QmpError::Closed)?;
+        let mut log = log.and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        });
+        let mut record = move |line: &str| {
+            if let Some(f) = log.as_mut() {
+                use std::io::Write as _;
+                let _ = writeln!(f, "{line}");
+            }
+        };
+        record(&greeting);
         let greeting: qapi::qmp::QapiCapabilities = serde_json::from_str(&greeting)
             .map_err(|e| QmpError::Protocol(format!("{e}: {greeting}")))?;
         let v = &greeting.QMP.version.qemu;
@@ -157,6 +174,7 @@ impl Qmp {
                     Ok(Some(line)) => line,
                     _ => break,
                 };
+                record(&line);
                 let Ok(msg) = serde_json::from_str::<Value>(&line) else {
                     tracing::warn!(line, "ignoring a QMP line that is not JSON");
                     continue;
@@ -318,7 +336,9 @@ mod tests {
             let mut rest = Vec::new();
             let _ = lines.into_inner().read_to_end(&mut rest).await;
         });
-        let (qmp, mut events) = Qmp::negotiate(ours, Duration::from_secs(2)).await.unwrap();
+        let (qmp, mut events) = Qmp::negotiate(ours, Duration::from_secs(2), None)
+            .await
+            .unwrap();
         assert_eq!(qmp.version, "7.2.22");
         let err = qmp
             .execute(&qapi::qmp::query_status {}, Duration::from_millis(100))
@@ -356,7 +376,9 @@ mod tests {
                 w.write_all(format!("{r}\n").as_bytes()).await.unwrap();
             }
         });
-        let (qmp, _events) = Qmp::negotiate(ours, Duration::from_secs(2)).await.unwrap();
+        let (qmp, _events) = Qmp::negotiate(ours, Duration::from_secs(2), None)
+            .await
+            .unwrap();
         let cmd = qapi::qmp::screendump {
             filename: "/x.png".into(),
             device: None,
