@@ -276,7 +276,8 @@ pub(crate) async fn run_with(
                     qemu.terminate(Duration::from_secs(2)).await;
                 }
             }
-            Action::Screendump | Action::Quit => {}
+            Action::Terminate if alive => qemu.terminate(Duration::from_secs(2)).await,
+            Action::Screendump | Action::Quit | Action::Terminate => {}
             Action::Finish(e) => end = e,
         }
     }

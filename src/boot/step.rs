@@ -89,6 +89,8 @@ pub(crate) enum Action {
     Screendump,
     /// Stop QEMU: QMP `quit`, then SIGTERM/SIGKILL if it lingers.
     Quit,
+    /// Stop QEMU without QMP (it is gone): SIGTERM, then SIGKILL.
+    Terminate,
     /// The run is over; nothing more will be asked.
     Finish(End),
 }
@@ -437,7 +439,11 @@ impl Watch {
             if end.wants_screendump() && self.qmp_open {
                 actions.push(Action::Screendump);
             }
-            actions.push(Action::Quit);
+            actions.push(if self.qmp_open {
+                Action::Quit
+            } else {
+                Action::Terminate
+            });
         }
         actions.push(Action::Finish(end));
         actions
@@ -943,7 +949,11 @@ pub(crate) mod tests {
         assert_eq!(end, End::QmpBroken);
         assert_eq!(
             actions,
-            [Action::Drain, Action::Quit, Action::Finish(End::QmpBroken)]
+            [
+                Action::Drain,
+                Action::Terminate,
+                Action::Finish(End::QmpBroken)
+            ]
         );
         assert!(matches!(end.into_run_end(""), RunEnd::HarnessError(_)));
         // After the guest's shutdown, a QMP close is the shutdown's.
