@@ -707,12 +707,17 @@ pub(crate) mod tests {
         let mut d = Drive::new(rules());
         let before = upto(PANIC, "sysrq: Trigger a crash");
         d.serial(&before);
+        assert_eq!(d.finished(), None);
+        let panic_line = upto(PANIC, "Kernel panic");
+        let panic_line = &panic_line[before.len()..];
+        assert_eq!(lines(panic_line).len(), 1);
+        d.serial(panic_line);
         assert_eq!(
-            d.feed(Event::Line(
-                "[    6.782345] Kernel panic - not syncing: sysrq triggered crash".into()
-            )),
-            [Action::Drain]
+            d.actions,
+            [Action::Drain],
+            "the panic line alone ends the run"
         );
+        let before = upto(PANIC, "Kernel panic");
         // The rest of the trace arrives during the drain; QEMU's reset is not waited for.
         d.serial(&PANIC[before.len()..]);
         assert_eq!(d.feed(Event::QemuExited(None)), []);
