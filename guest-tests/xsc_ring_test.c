@@ -31,12 +31,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/user.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <linux/filter.h>
@@ -1498,6 +1500,52 @@ static int t_timer_interrupted(void)
 	return PASS;
 }
 
+/*
+ * Hardening (issue 11, finding 6): a ring clock_nanosleep interrupted by
+ * SIGSTOP/SIGCONT (no handler) reports -EINTR in its CQE; it must not leave
+ * current->restart_block armed, or a later restart_syscall would sleep the
+ * remainder outside the ring.
+ */
+static int t_timer_restart_block_reset(void)
+{
+	struct timespec ts = { 3, 0 }, rem = { 0, 0 };
+	struct xsc_cqe c;
+	struct ring r;
+	pid_t me = getpid(), helper;
+	double t0, dt;
+	long n, ret;
+	int e, st;
+
+	SKIPIF(!has_op(SYS_clock_nanosleep), "clock_nanosleep not offered");
+	RING(&r, 8, 0);
+	PUSH(&r, SYS_clock_nanosleep, 1, CLOCK_MONOTONIC, 0, U(&ts), U(&rem));
+	fflush(stdout);
+	helper = fork();
+	if (helper == 0) {
+		usleep(300 * 1000);
+		kill(me, SIGSTOP);
+		usleep(100 * 1000);
+		kill(me, SIGCONT);
+		_exit(0);
+	}
+	n = ring_enter(&r, 1);
+	st = child_status(helper);
+	CHECK(st == 0, "helper status %d", st);
+	CHECK(n == 1, "enter -> %ld", n);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1, "CQE");
+	CHECK(c.res == -EINTR, "stopped clock_nanosleep res %lld, expected -EINTR", (long long)c.res);
+	CHECK(rem.tv_sec > 0 || rem.tv_nsec > 0, "rem not filled");
+	t0 = now_ms();
+	ret = syscall(SYS_restart_syscall);
+	e = errno;
+	dt = now_ms() - t0;
+	CHECK(ret == -1 && e == EINTR && dt < 1000,
+	      "restart_syscall after the ring op -> %ld errno %d after %.0f ms: "
+	      "stale restart_block (expected -EINTR at once)", ret, ret == -1 ? e : 0, dt);
+	ring_fini(&r);
+	return PASS;
+}
+
 /* ========================================================= 8. exec */
 
 static int t_exec_ids(void)
@@ -1672,6 +1720,49 @@ static int t_exec_exit_group_threads(void)
 	}
 	st = child_status(pid);
 	CHECK(st == 9, "child status %d, expected 9", st);
+	return PASS;
+}
+
+/*
+ * Hardening (issue 11, finding 2): close(fd) followed by exit_group in one
+ * batch.  The close defers the final fput to task work; exit_group must not
+ * run from inside task_work_run() (which has detached that work), or the
+ * file is never released and the pipe reader never sees EOF.
+ */
+static int t_exec_exit_group_task_work(void)
+{
+	struct pollfd pfd;
+	struct ring r;
+	int p[2], st, pr;
+	char buf[8];
+	ssize_t got;
+	pid_t pid;
+
+	SKIPIF(!has_op(SYS_exit_group) || !has_op(SYS_close), "exit_group/close not offered");
+	CHECK(pipe(p) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		if (ring_init(&r, 8, 0))
+			_exit(3);
+		PUSH(&r, SYS_close, 1, p[1]);
+		PUSH(&r, SYS_exit_group, 2, 21);
+		ring_enter(&r, 2);
+		_exit(4);
+	}
+	close(p[1]);
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	pr = poll(&pfd, 1, 5000);
+	got = pr == 1 ? read(p[0], buf, sizeof(buf)) : -2;
+	st = child_status(pid);
+	CHECK(st == 21, "child status %d, expected 21", st);
+	CHECK(pr == 1, "no EOF on the pipe 5 s after [close(write end), exit_group]: "
+	      "the deferred fput was dropped (poll -> %d)", pr);
+	CHECK(got == 0, "read after poll -> %zd, expected EOF", got);
+	close(p[0]);
 	return PASS;
 }
 
@@ -1980,6 +2071,93 @@ static int t_conc_setup_churn(void)
 		bad |= ret != NULL;
 	}
 	CHECK(!bad, "a thread failed");
+	return PASS;
+}
+
+/*
+ * Hardening (issue 11, finding 1): a sibling installs a TSYNC seccomp filter
+ * while ENTER is (a) blocked inside an op of its batch and (b) waiting on the
+ * ring mutex.  No op may start after the filter is in place: ENTER re-checks
+ * seccomp after taking the ring mutex and before fetching each SQE, and stops
+ * there (the SQE stays queued; -EPERM if nothing was consumed).  Both orders
+ * are forced (pipes), so one iteration hits the window every time.
+ */
+struct tsync_arg {
+	struct ring *r;
+	uint32_t n;
+	volatile int started;
+	long ret;
+};
+
+static void *tsync_enter(void *p)
+{
+	struct tsync_arg *a = p;
+
+	a->started = 1;
+	a->ret = ring_enter(a->r, a->n);
+	return NULL;
+}
+
+static int t_conc_seccomp_tsync(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = 4, .filter = f };
+	struct tsync_arg a1, a2, c2;
+	pthread_t t1, t2, tc;
+	struct ring r1, r2;
+	struct xsc_cqe c;
+	char b1[4], b2[4];
+	int p1[2], p2[2], bad = 0;
+	long ppid = getppid();
+
+	SKIPIF(!has_op(SYS_read) || !has_op(SYS_getppid), "read/getppid not offered");
+	CHECK(pipe(p1) == 0 && pipe(p2) == 0, "pipe");
+	RING(&r1, 8, 0);
+	RING(&r2, 8, 0);
+	/* (a) one ENTER, blocked in the read, getppid queued behind it */
+	PUSH(&r1, SYS_read, 1, p1[0], U(b1), 1);
+	PUSH(&r1, SYS_getppid, 2);
+	/* (b) ENTER(1) blocked in the read holds r2's mutex; a second ENTER(1) waits for it */
+	PUSH(&r2, SYS_read, 3, p2[0], U(b2), 1);
+	PUSH(&r2, SYS_getppid, 4);
+	a1 = (struct tsync_arg){ .r = &r1, .n = 2 };
+	a2 = (struct tsync_arg){ .r = &r2, .n = 1 };
+	c2 = (struct tsync_arg){ .r = &r2, .n = 1 };
+	CHECK(pthread_create(&t1, NULL, tsync_enter, &a1) == 0, "pthread_create");
+	CHECK(pthread_create(&t2, NULL, tsync_enter, &a2) == 0, "pthread_create");
+	while (!a1.started || !a2.started)
+		usleep(1000);
+	usleep(300 * 1000);		/* both are in their read now */
+	CHECK(pthread_create(&tc, NULL, tsync_enter, &c2) == 0, "pthread_create");
+	while (!c2.started)
+		usleep(1000);
+	usleep(300 * 1000);		/* the second ENTER sleeps on r2's mutex */
+	CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs");
+	CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0,
+	      "seccomp TSYNC: %s", strerror(errno));
+	CHECK(syscall(SYS_getppid) == -1 && errno == EACCES, "filter not active in this thread");
+	CHECK(write(p1[1], "a", 1) == 1 && write(p2[1], "b", 1) == 1, "write");
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	pthread_join(tc, NULL);
+	diag("enter (a) -> %ld, (b) first -> %ld, (b) waiting -> %ld", a1.ret, a2.ret, c2.ret);
+	while (cq_pop(&r1, &c) || cq_pop(&r2, &c)) {
+		diag("CQE ud=%llu op=%u res=%lld", (unsigned long long)c.user_data, c.opcode, (long long)c.res);
+		if (c.opcode == SYS_getppid && c.res == ppid)
+			bad++;
+	}
+	CHECK(!bad, "%d getppid op(s) ran unfiltered after the TSYNC filter was installed", bad);
+	CHECK(a1.ret == 1 && a2.ret == 1, "the reads: enter -> %ld, %ld (expected 1, 1)", a1.ret, a2.ret);
+	CHECK(c2.ret == -EPERM, "ENTER that waited on the mutex -> %ld, expected -EPERM", c2.ret);
+	CHECK(r1.hdr->sq_head == 1 && r2.hdr->sq_head == 1, "getppid SQE consumed (sq_head %u, %u)",
+	      r1.hdr->sq_head, r2.hdr->sq_head);
+	ring_fini(&r1);
+	ring_fini(&r2);
 	return PASS;
 }
 
@@ -2389,6 +2567,74 @@ static int t_guard_exit_group_allowed(void)
 	return PASS;
 }
 
+/*
+ * Hardening (issue 11, finding 5): a tracer that skips a syscall of a
+ * guarded thread (orig_rax = -1 at the syscall-entry stop) chooses its
+ * return value; the guard must not write -EPERM over it.
+ */
+#define PTRACE_SKIP_VALUE 4242
+static int t_guard_ptrace_skip(void)
+{
+	struct user_regs_struct regs;
+	int st, in_sys = 0, skipped = 0, stops = 0;
+	pid_t pid;
+
+	SKIPIF(!has_op(SYS_getppid), "getppid not offered");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct ring r;
+		long v;
+
+		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+			_exit(10);
+		raise(SIGSTOP);
+		if (ring_init(&r, 8, 0) || guard_on(&r, XSC_GUARD_ERRNO))
+			_exit(11);
+		v = syscall(SYS_getppid);
+		if (v == PTRACE_SKIP_VALUE)
+			_exit(0);
+		if (v == -1 && errno == EPERM)
+			_exit(12);	/* the guard overrode the tracer */
+		_exit(13);
+	}
+	CHECK(waitpid(pid, &st, 0) == pid && WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP,
+	      "child did not stop (status 0x%x)", st);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) == 0,
+	      "PTRACE_SETOPTIONS: %s", strerror(errno));
+	CHECK(ptrace(PTRACE_SYSCALL, pid, NULL, NULL) == 0, "PTRACE_SYSCALL: %s", strerror(errno));
+	for (;;) {
+		int sig = 0;
+
+		CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
+		if (WIFEXITED(st) || WIFSIGNALED(st))
+			break;
+		CHECK(++stops < 10000, "too many stops");
+		if (WIFSTOPPED(st) && WSTOPSIG(st) == (SIGTRAP | 0x80)) {
+			in_sys = !in_sys;
+			if (in_sys) {
+				CHECK(ptrace(PTRACE_GETREGS, pid, NULL, &regs) == 0, "GETREGS: %s", strerror(errno));
+				if (regs.orig_rax == SYS_getppid && !skipped) {
+					regs.orig_rax = -1;	/* skip the syscall ... */
+					regs.rax = PTRACE_SKIP_VALUE;	/* ... with this result */
+					CHECK(ptrace(PTRACE_SETREGS, pid, NULL, &regs) == 0, "SETREGS: %s",
+					      strerror(errno));
+					skipped = 1;
+				}
+			}
+		} else if (WIFSTOPPED(st)) {
+			sig = WSTOPSIG(st);
+		}
+		CHECK(ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig) == 0, "PTRACE_SYSCALL: %s",
+		      strerror(errno));
+	}
+	CHECK(skipped, "never saw the getppid entry stop");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "tracee status 0x%x (exit 12: the guard wrote -EPERM over the tracer's skip value %d)",
+	      st, PTRACE_SKIP_VALUE);
+	return PASS;
+}
+
 /* ========================================================= 13. hostile */
 
 static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
@@ -2669,17 +2915,19 @@ static const struct tcase sync_cases[] = {
 };
 static const struct tcase timer_cases[] = {
 	C(timer_clock_gettime), C(timer_nanosleep), C(timer_clock_nanosleep_abs), C(timer_sleep_batch),
-	C(timer_interrupted),
+	C(timer_interrupted), C(timer_restart_block_reset),
 };
 static const struct tcase exec_cases[] = {
 	C(exec_ids), C(exec_gettid_thread), C(exec_kill), C(exec_wait4), C(exec_execve_enoent),
 	C(exec_execve_replaces), C(exec_exit_group), C(exec_exit_group_threads),
+	C(exec_exit_group_task_work),
 };
 static const struct tcase limits_cases[] = {
 	C(lim_sq_full), C(lim_cq_backpressure), C(lim_partial_batch), C(lim_max_entries), C(lim_many_rounds),
 };
 static const struct tcase conc_cases[] = {
 	C(conc_own_rings), C(conc_shared_ring), C(conc_blocked_ring_isolated), C(conc_setup_churn),
+	C(conc_seccomp_tsync),
 };
 static const struct tcase life_cases[] = {
 	C(life_fork_child), C(life_close_keeps_mapping), C(life_munmap_then_enter), C(life_setup_loop_no_leak),
@@ -2688,6 +2936,7 @@ static const struct tcase life_cases[] = {
 static const struct tcase guard_cases[] = {
 	C(guard_errno), C(guard_one_way), C(guard_requires_setup), C(guard_int80), C(guard_new_thread),
 	C(guard_fork_child), C(guard_cleared_on_exec), C(guard_sigsys), C(guard_exit_group_allowed),
+	C(guard_ptrace_skip),
 };
 static const struct tcase hostile_cases[] = {
 	C(host_random_opcodes), C(host_random_args), C(host_tampered_indices), C(host_tampered_ro_fields),
