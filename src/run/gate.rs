@@ -4,7 +4,7 @@
 //! gets exactly one rerun — passing then makes it *flaky*, recorded as such, never green.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 
@@ -94,14 +94,20 @@ pub(crate) struct GateRun {
     pub code: ExitCode,
 }
 
+/// Where the gate run's lines for people go (the app prints them).
+pub(crate) type Say = Arc<dyn Fn(String) + Send + Sync>;
+
 /// Runs the gates: cached green verdicts are reused unless `retest`; failures get one rerun.
+/// Each finished gate, cached verdict and rerun is told through `say`.
 pub(crate) async fn run(
     cfg: &Config,
     gates: &[Scenario],
     opts: &RunOptions,
     cancel: watch::Receiver<bool>,
     retest: bool,
+    say: Say,
 ) -> Result<GateRun, Error> {
+    run::preflight()?;
     let cache = Cache::new(&cfg.cache_dir);
     let mut keys = Vec::new();
     let mut images = Vec::new();
@@ -115,10 +121,10 @@ pub(crate) async fn run(
             cached_green(&cache, &key)
         };
         if let Some(r) = &cached {
-            println!(
+            say(format!(
                 "{:<5} {} (cached verdict: same image, scenario and harness; --retest to run again)",
                 "PASS", r.name
-            );
+            ));
         }
         results.push(cached);
         keys.push(key);
@@ -132,7 +138,11 @@ pub(crate) async fn run(
         .collect();
     let mut code = ExitCode::Success;
     if !todo.is_empty() {
-        let first = run::run_all(cfg, &todo, opts, cancel.clone(), summary::print).await;
+        let line = |say: &Say| {
+            let say = say.clone();
+            move |r: &ScenarioResult| say(summary::scenario_line(r))
+        };
+        let first = run::run_all(cfg, &todo, opts, cancel.clone(), line(&say)).await;
         let mut rerun = Vec::new();
         for (g, outcome) in todo.iter().zip(first) {
             let r = outcome?;
@@ -149,8 +159,8 @@ pub(crate) async fn run(
         }
         if !rerun.is_empty() {
             let again: Vec<Scenario> = rerun.iter().map(|(_, g, _)| g.clone()).collect();
-            println!("rerunning {} failed gate(s) once", again.len());
-            let second = run::run_all(cfg, &again, opts, cancel.clone(), summary::print).await;
+            say(format!("rerunning {} failed gate(s) once", again.len()));
+            let second = run::run_all(cfg, &again, opts, cancel.clone(), line(&say)).await;
             for ((slot, _, first), outcome) in rerun.into_iter().zip(second) {
                 results[slot] = Some(after_rerun(first, outcome?));
             }
