@@ -326,6 +326,15 @@ pub(crate) async fn run_and_report(
     if interrupted {
         code = code.worst(ExitCode::Interrupted);
     }
+    // Scenarios the interrupt kept from starting are counted once, not each an error.
+    let not_started = errors.len();
+    errors.retain(|e| !matches!(e, Error::Interrupted(_)));
+    if not_started > errors.len() {
+        println!(
+            "{} scenario(s) not started: interrupted",
+            not_started - errors.len()
+        );
+    }
     println!("{}", summary::totals(&results));
     if let Some(path) = junit_path {
         let info = junit::RunInfo {

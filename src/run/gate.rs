@@ -84,7 +84,7 @@ fn store_green(cache: &Cache, key: &str, r: &ScenarioResult) {
 
 /// What running the gates produced.
 pub(crate) struct GateRun {
-    /// One result per gate, in scenario order.
+    /// One result per gate, in scenario order (after an interrupt: per gate that ran).
     pub results: Vec<ScenarioResult>,
     /// The boot media of each gate (artifacts for the release).
     pub images: Vec<Boot>,
@@ -145,7 +145,13 @@ pub(crate) async fn run(
         let first = run::run_all(cfg, &todo, opts, cancel.clone(), line(&say)).await;
         let mut rerun = Vec::new();
         for (g, outcome) in todo.iter().zip(first) {
-            let r = outcome?;
+            let r = match outcome {
+                Ok(r) => r,
+                // Never started: the user stopped the run; the gates that finished are
+                // still reported (and written to JUnit by the caller).
+                Err(Error::Interrupted(_)) => continue,
+                Err(e) => return Err(e),
+            };
             let slot = gates
                 .iter()
                 .position(|x| x.name == g.name)
@@ -162,16 +168,21 @@ pub(crate) async fn run(
             say(format!("rerunning {} failed gate(s) once", again.len()));
             let second = run::run_all(cfg, &again, opts, cancel.clone(), line(&say)).await;
             for ((slot, _, first), outcome) in rerun.into_iter().zip(second) {
-                results[slot] = Some(after_rerun(first, outcome?));
+                results[slot] = Some(match outcome {
+                    Ok(second) => after_rerun(first, second),
+                    Err(Error::Interrupted(_)) => first,
+                    Err(e) => return Err(e),
+                });
             }
         }
     }
-    let results: Vec<ScenarioResult> = results
-        .into_iter()
-        .map(|r| r.expect("every gate has a result"))
-        .collect();
     let mut flaky = Vec::new();
     for (r, key) in results.iter().zip(&keys) {
+        // Only a gate the interrupt kept from starting has no result.
+        let Some(r) = r else {
+            code = code.worst(ExitCode::Interrupted);
+            continue;
+        };
         code = code.worst(run::exit_code_of(r));
         if r.flaky_first_attempt.is_some() {
             flaky.push(r.name.clone());
@@ -180,7 +191,7 @@ pub(crate) async fn run(
         }
     }
     Ok(GateRun {
-        results,
+        results: results.into_iter().flatten().collect(),
         images,
         flaky,
         code,
