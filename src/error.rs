@@ -51,7 +51,7 @@ pub enum Error {
     /// A file named on the command line does not exist (said before any run starts).
     #[error("{what} {}: no such file", .path.display())]
     InputMissing {
-        /// Which input (`kernel`, `initrd`, `iso`).
+        /// Which input (`kernel`, `initrd`, `iso`, `log`).
         what: &'static str,
         /// The path given.
         path: PathBuf,

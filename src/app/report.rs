@@ -15,7 +15,17 @@ use crate::report::{junit, summary};
 
 /// Judges one captured log.
 pub(crate) fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
-    let bytes = std::fs::read(path).map_err(Error::io(path))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        // A log named on the command line that is not there is bad input, like --kernel.
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::InputMissing {
+                what: "log",
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::io(path)(e)
+        }
+    })?;
     let mut splitter = LineSplitter::default();
     let mut lines = splitter.push(&bytes);
     lines.extend(splitter.finish());

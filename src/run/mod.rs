@@ -639,6 +639,19 @@ mod tests {
     }
 
     #[test]
+    fn a_guest_whose_ktap_plans_nothing_is_not_green() {
+        let mut p = crate::observe::ktap::KtapParser::new();
+        p.feed("KTAP version 1");
+        p.feed("1..0");
+        let mut o = outcome(RunEnd::PoweredOff, true);
+        o.ktap = p.finish(None);
+        let s = login_scenario(RunUntil::Poweroff);
+        let r = judge(&s, o, SystemTime::now(), vec![], "/tmp/x".into());
+        assert!(!r.passed(), "{:?}", r.cases);
+        assert_eq!(exit_code_of(&r), ExitCode::ProductFailed);
+    }
+
+    #[test]
     fn iso_media_pick_the_boot_device() {
         let iso = Path::new("/i/x.iso");
         assert_eq!(iso_boot(iso, Media::Cdrom), Boot::Cdrom(iso.into()));

@@ -136,6 +136,18 @@ fn exit_2_missing_input_files_before_any_run() {
     }
 }
 
+#[test]
+fn exit_2_missing_log() {
+    let out = xsc_run(&["report", "ktap", "/nonexistent.log"]);
+    assert_code(&out, ExitCode::BadInput);
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: log /nonexistent.log: no such file",
+        "{}",
+        text(&out)
+    );
+}
+
 /// `scenarios check` refuses an image path that is not there, with its place.
 #[test]
 fn exit_2_scenario_image_missing() {
