@@ -401,6 +401,13 @@ fn parse(
                 }
             }
             initrd = doc.str(&t, "initrd").map(|p| base.join(p));
+            if let Some(p) = initrd.as_ref().filter(|p| !p.is_file()) {
+                doc.problem(
+                    t.key_span("initrd"),
+                    &t.child("initrd"),
+                    format!("no such file {}", p.display()),
+                );
+            }
             append = doc.str(&t, "append").unwrap_or_default();
             busybox = doc.bool(&t, "busybox").unwrap_or(defaults.busybox);
             firmware = match doc.str(&t, "firmware").as_deref() {
@@ -954,6 +961,16 @@ mod tests {
         assert!(
             shown.contains("k.toml:3: image.path: no such file") && shown.contains("nope.bzImage"),
             "{shown}"
+        );
+        let with_initrd = text.replace(
+            "path = \"nope.bzImage\"\n",
+            "path = \"nope.bzImage\"\ninitrd = \"gone.cpio\"\n",
+        );
+        let err = parse(&file, with_initrd, "h".into(), &gt).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("k.toml:4: image.initrd: no such file"),
+            "{err}"
         );
         std::fs::write(dir.path().join("nope.bzImage"), "k").unwrap();
         let s = parse(&file, text.into(), "h".into(), &gt).unwrap();
