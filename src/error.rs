@@ -48,7 +48,8 @@ pub enum Error {
         /// What needs it.
         why: String,
     },
-    /// A file named on the command line does not exist (said before any run starts).
+    /// A file named on the command line or in a scenario does not exist (`test` and
+    /// `scenarios check` say so before any run starts).
     #[error("{what} {}: no such file", .path.display())]
     InputMissing {
         /// Which input (`kernel`, `initrd`, `iso`, `log`).

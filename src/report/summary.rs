@@ -51,13 +51,17 @@ pub(crate) fn scenario_line(r: &ScenarioResult) -> String {
     } else {
         "FAIL"
     };
-    let not_run = if interrupted {
-        format!(", {} not run", c.not_run)
+    // Cut short, the parts must be spelled out for the total to add up.
+    let (passed, not_run) = if interrupted {
+        (
+            format!(" {} passed,", c.passed),
+            format!(", {} not run", c.not_run),
+        )
     } else {
-        String::new()
+        (String::new(), String::new())
     };
     let mut s = format!(
-        "{verdict:<5} {} ({} cases, {} failed, {} skipped{not_run}, {:.1}s) — {}",
+        "{verdict:<5} {} ({} cases,{passed} {} failed, {} skipped{not_run}, {:.1}s) — {}",
         r.name,
         c.total,
         c.failed,
@@ -157,7 +161,9 @@ mod tests {
         assert_eq!((c.total, c.passed, c.failed, c.not_run), (4, 2, 0, 2));
         let line = scenario_line(&r);
         assert!(
-            line.starts_with("INTERRUPTED xsc-ring (4 cases, 0 failed, 0 skipped, 2 not run"),
+            line.starts_with(
+                "INTERRUPTED xsc-ring (4 cases, 2 passed, 0 failed, 0 skipped, 2 not run"
+            ),
             "{line}"
         );
         assert!(!line.contains('✗'), "nothing was judged a failure: {line}");
