@@ -38,9 +38,38 @@ pub enum Error {
     /// A release-level refusal outside the release module (no gates …).
     #[error("release refused: {0}")]
     Refused(String),
-    /// A stage that does not exist yet was asked for.
-    #[error("{0}")]
-    Unavailable(String),
+    /// A host tool or file the run needs is not installed.
+    #[error("{tool} is missing: {why} (apt-get install {package})")]
+    MissingTool {
+        /// The binary or file that is not there.
+        tool: String,
+        /// The Debian package that provides it.
+        package: &'static str,
+        /// What needs it.
+        why: String,
+    },
+    /// A file named on the command line or in a scenario does not exist (`test` and
+    /// `scenarios check` say so before any run starts).
+    #[error("{what} {}: no such file", .path.display())]
+    InputMissing {
+        /// Which input (`kernel`, `initrd`, `iso`, `log`).
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The user stopped the command (SIGINT/SIGTERM) before this part started; `main`
+    /// turns the signal into 130/143.
+    #[error("interrupted: {0} did not start")]
+    Interrupted(String),
+    /// A worker task panicked or was cancelled: a bug in the harness, not the product.
+    #[error("internal error: the {task} task failed")]
+    TaskPanicked {
+        /// Which task.
+        task: String,
+        /// What tokio said.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// File-system trouble outside any build.
     #[error("i/o error on {path}")]
     Io {
@@ -56,15 +85,24 @@ impl Error {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Problems(_) | Error::Usage(_) => ExitCode::BadInput,
+            Error::Problems(_) | Error::Usage(_) | Error::InputMissing { .. } => ExitCode::BadInput,
             Error::Guest(e) => e.exit_code(),
             Error::StockKernel(e) => e.exit_code(),
-            Error::NotBuilt { .. } | Error::Unavailable(_) => ExitCode::BuildFailed,
-            Error::Io { .. } => ExitCode::Harness,
+            Error::NotBuilt { .. } => ExitCode::BuildFailed,
+            Error::Io { .. } | Error::MissingTool { .. } | Error::TaskPanicked { .. } => {
+                ExitCode::Harness
+            }
+            Error::Interrupted(_) => ExitCode::Interrupted,
             Error::Release(e) => e.exit_code(),
             Error::Build(e) => e.exit_code(),
             Error::Refused(_) => ExitCode::ReleaseRefused,
         }
+    }
+
+    /// Helper for `map_err` on a joined task.
+    pub(crate) fn task(task: impl Into<String>) -> impl FnOnce(tokio::task::JoinError) -> Error {
+        let task = task.into();
+        move |source| Error::TaskPanicked { task, source }
     }
 
     /// Helper for `map_err`.

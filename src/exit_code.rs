@@ -1,7 +1,7 @@
 //! The documented exit codes of every `xsc-release` command, and how mixed results combine.
 //!
-//! This table is an API: CI scripts branch on it. README.md repeats it and the integration
-//! tests assert it command by command. A failing guest test is a *result* (1), never an
+//! This table is an API: CI scripts branch on it. README.md repeats it and
+//! tests/integration/exit_codes.rs causes every row for real through the binary. A failing guest test is a *result* (1), never an
 //! error; an error says which part of the pipeline could not do its job (2–5).
 
 use std::process::ExitCode as StdExitCode;
@@ -14,7 +14,7 @@ pub enum ExitCode {
     /// 1: the product failed: a case failed, the guest panicked, oopsed, hung or went silent,
     /// or a release did not verify.
     ProductFailed,
-    /// 2: bad input: command line, config or scenario.
+    /// 2: bad input: command line, config or scenario, or a file they name is missing.
     BadInput,
     /// 3: a build failed (or a needed image is missing under `--no-build`).
     BuildFailed,
@@ -63,8 +63,10 @@ impl ExitCode {
             ExitCode::ProductFailed => {
                 "the product failed (a case failed, the guest panicked, oopsed, hung or went silent; a release did not verify)"
             }
-            ExitCode::BadInput => "bad input (command line, config, scenario)",
-            ExitCode::BuildFailed => "a build failed",
+            ExitCode::BadInput => {
+                "bad input (command line, config, scenario, a file they name that does not exist)"
+            }
+            ExitCode::BuildFailed => "a build failed (or an image is missing under --no-build)",
             ExitCode::Harness => {
                 "the harness could not do its job (QEMU will not start or died, QMP broke, a tool is missing, disk full)"
             }

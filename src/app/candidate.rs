@@ -54,7 +54,7 @@ pub(crate) async fn run(
     let lock_root = cfg.publish_dir.clone();
     let _lock = tokio::task::spawn_blocking(move || PublishLock::acquire(&lock_root))
         .await
-        .map_err(|e| Error::Unavailable(format!("lock task failed: {e}")))??;
+        .map_err(Error::task("publish lock"))??;
 
     let gt = crate::run::guest_tests_dir(cfg);
     let all = scenario::load_all(&dispatch::scenario_files(cfg, &[])?, &gt)?;
@@ -89,7 +89,8 @@ pub(crate) async fn run(
         cancel: Some(cancel.clone()),
     };
     let started = std::time::SystemTime::now();
-    let run = gate::run(cfg, &gates, &opts, cancel.clone(), args.retest).await?;
+    let say: gate::Say = std::sync::Arc::new(|line| println!("{line}"));
+    let run = gate::run(cfg, &gates, &opts, cancel.clone(), args.retest, say).await?;
     let run_dir = cfg.run_dir(&opts.run_id);
     std::fs::create_dir_all(&run_dir).map_err(Error::io(&run_dir))?;
     let junit_path = run_dir.join("junit.xml");
@@ -201,7 +202,7 @@ pub(crate) async fn run(
         None => release::create_dev_candidate(&inputs, &cache_dir, &candidates),
     })
     .await
-    .map_err(|e| Error::Unavailable(format!("signing task failed: {e}")))??;
+    .map_err(Error::task("signing"))??;
     let dev = if args.key.is_none() {
         " (dev-signed: the machine's development key)"
     } else {

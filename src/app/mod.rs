@@ -178,58 +178,50 @@ pub(crate) fn default_jobs() -> usize {
     cores.min(mem_gib.max(1)).max(1)
 }
 
-fn adhoc(cfg: &Config, args: &TestArgs) -> Option<Scenario> {
+/// The scenario of `test --kernel K` / `test --iso I`: the parser's defaults plus what the
+/// command line says. Files it names must exist (bad input, said before any run starts).
+fn adhoc(cfg: &Config, args: &TestArgs) -> Result<Option<Scenario>, Error> {
+    let named = [
+        ("kernel", &args.kernel),
+        ("initrd", &args.initrd),
+        ("iso", &args.iso),
+    ];
+    for (what, path) in named {
+        if let Some(path) = path.as_ref().filter(|p| !p.is_file()) {
+            return Err(Error::InputMissing {
+                what,
+                path: path.clone(),
+            });
+        }
+    }
     let image = match (&args.kernel, &args.iso) {
         (Some(k), _) => ImageSource::KernelFile(k.clone()),
         (None, Some(iso)) => ImageSource::Iso(iso.clone()),
-        (None, None) => return None,
+        (None, None) => return Ok(None),
     };
-    let programs = if args.kernel.is_some() && args.initrd.is_none() {
-        vec![Program {
-            name: "sanity".into(),
-            source: Some("sanity.c".into()),
-            libc: crate::input::scenario::Libc::Host,
-            command: vec![],
-            args: vec![],
-            timeout: None,
-        }]
-    } else {
-        vec![]
-    };
-    // A foreign initramfs does not print our marker; the kernel's own line ends boot.
-    let ready = args.ready.clone().unwrap_or_else(|| {
-        if args.initrd.is_some() {
-            r"Run \S+ as init process|xsc-init: ready".into()
-        } else {
-            scenario::DEFAULT_READY.into()
-        }
-    });
-    Some(Scenario {
-        name: "adhoc".into(),
-        file: cfg.root.join("(command line)"),
-        hash: crate::sys::cache::sha256_bytes(format!("{args:?}").as_bytes()),
-        description: "ad-hoc run from the command line".into(),
-        tags: vec![],
+    let mut s = Scenario::with_defaults(
+        "adhoc",
+        cfg.root.join("(command line)"),
+        crate::sys::cache::sha256_bytes(format!("{args:?}").as_bytes()),
         image,
-        initrd: args.initrd.clone(),
-        append: args.append.clone().unwrap_or_default(),
-        firmware: match args.firmware {
-            FirmwareArg::Bios => Firmware::Bios,
-            FirmwareArg::Uefi => Firmware::Uefi,
-        },
-        busybox: false,
-        media: scenario::Media::Cdrom,
-        fw_cfg: vec![],
-        until: scenario::RunUntil::Poweroff,
-        memory_mb: 512,
-        cpus: 1,
-        accel: None,
-        timeouts: scenario::Timeouts::default(),
-        ready,
-        programs,
-        crash: Default::default(),
-        gate: None,
-    })
+    );
+    s.description = "ad-hoc run from the command line".into();
+    if args.kernel.is_some() && args.initrd.is_none() {
+        s.programs = vec![Program::from_source("sanity", "sanity.c")];
+    }
+    // A foreign initramfs does not print our marker; the kernel's own line ends boot.
+    if let Some(ready) = &args.ready {
+        s.ready.clone_from(ready);
+    } else if args.initrd.is_some() {
+        s.ready = r"Run \S+ as init process|xsc-init: ready".into();
+    }
+    s.initrd.clone_from(&args.initrd);
+    s.append = args.append.clone().unwrap_or_default();
+    s.firmware = match args.firmware {
+        FirmwareArg::Bios => Firmware::Bios,
+        FirmwareArg::Uefi => Firmware::Uefi,
+    };
+    Ok(Some(s))
 }
 
 /// The engine's accelerator request for a command-line choice.
@@ -265,7 +257,7 @@ async fn test(
     if let Some(r) = &args.ready {
         regex::Regex::new(r).map_err(|e| Error::Usage(format!("--ready: invalid regex: {e}")))?;
     }
-    let selected: Vec<Scenario> = match adhoc(cfg, &args) {
+    let selected: Vec<Scenario> = match adhoc(cfg, &args)? {
         Some(s) => vec![s],
         None => {
             let files = scenario_files(cfg, &args.scenarios)?;
@@ -278,6 +270,7 @@ async fn test(
     if selected.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
+    run::preflight()?;
     let opts = RunOptions {
         run_id: run_id(),
         accel: args.accel.map(accel_request),
@@ -310,7 +303,10 @@ pub(crate) async fn run_and_report(
         scenarios.len(),
         cfg.run_dir(&opts.run_id).display()
     );
-    let outcomes = run::run_all(cfg, scenarios, opts, cancel.clone(), summary::print).await;
+    let outcomes = run::run_all(cfg, scenarios, opts, cancel.clone(), |r| {
+        println!("{}", summary::scenario_line(r));
+    })
+    .await;
     let mut code = ExitCode::Success;
     let mut results = Vec::new();
     let mut errors = Vec::new();
@@ -329,6 +325,15 @@ pub(crate) async fn run_and_report(
     let interrupted = *cancel.borrow();
     if interrupted {
         code = code.worst(ExitCode::Interrupted);
+    }
+    // Scenarios the interrupt kept from starting are counted once, not each an error.
+    let not_started = errors.len();
+    errors.retain(|e| !matches!(e, Error::Interrupted(_)));
+    if not_started > errors.len() {
+        println!(
+            "{} scenario(s) not started: interrupted",
+            not_started - errors.len()
+        );
     }
     println!("{}", summary::totals(&results));
     if let Some(path) = junit_path {

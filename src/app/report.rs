@@ -8,13 +8,24 @@ use crate::boot::console::LineSplitter;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::observe::crash::{CrashPatterns, CrashScanner};
+use crate::observe::judge::{self, Observed, Rules};
 use crate::observe::ktap::KtapParser;
-use crate::observe::verdict::{CaseResult, FailureKind, RunEnd, ScenarioResult, crash_cases};
+use crate::observe::verdict::{FailureKind, RunEnd, ScenarioResult};
 use crate::report::{junit, summary};
 
 /// Judges one captured log.
 pub(crate) fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
-    let bytes = std::fs::read(path).map_err(Error::io(path))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        // A log named on the command line that is not there is bad input, like --kernel.
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::InputMissing {
+                what: "log",
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::io(path)(e)
+        }
+    })?;
     let mut splitter = LineSplitter::default();
     let mut lines = splitter.push(&bytes);
     lines.extend(splitter.finish());
@@ -36,15 +47,17 @@ pub(crate) fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
     let ktap =
         ktap.finish(fatal.then_some((FailureKind::Crash, "not reported: the kernel crashed")));
     let crashes = crash.finish();
-    let mut cases = ktap.cases;
-    cases.extend(crash_cases(&crashes));
-    if !ktap.saw_ktap {
-        cases.push(CaseResult::failed(
-            "ktap",
-            FailureKind::Assertion,
-            "no KTAP results in the log",
-        ));
-    }
+    // A captured log has no ready marker: it counts as booted, and is judged like a live
+    // run that powered off (or panicked) there.
+    let verdict = judge::judge(
+        Observed {
+            end: &end,
+            ready: true,
+            ktap,
+            crashes: &crashes,
+        },
+        Rules::LOG,
+    );
     let name = path.file_stem().map_or_else(
         || "log".into(),
         |s| {
@@ -57,8 +70,8 @@ pub(crate) fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
         name,
         started: SystemTime::now(),
         duration: Duration::ZERO,
-        boot: CaseResult::passed("boot"),
-        cases,
+        boot: verdict.boot,
+        cases: verdict.cases,
         end,
         crashes,
         properties: vec![("source.log".into(), path.display().to_string())],

@@ -165,6 +165,21 @@ pub(crate) struct Scenario {
 /// The ready marker the guest init prints.
 pub(crate) const DEFAULT_READY: &str = "xsc-init: ready";
 
+impl Program {
+    /// A program compiled from `source` (under `guest-tests/`) against the host libc, with
+    /// no arguments and the scenario's clock.
+    pub(crate) fn from_source(name: impl Into<String>, source: impl Into<PathBuf>) -> Program {
+        Program {
+            name: name.into(),
+            source: Some(source.into()),
+            libc: Libc::default(),
+            command: vec![],
+            args: vec![],
+            timeout: None,
+        }
+    }
+}
+
 impl Libc {
     /// The glibc stage variant this library is built by; `None` for the host's.
     pub(crate) fn variant(self) -> Option<crate::stages::GlibcVariant> {
@@ -177,6 +192,40 @@ impl Libc {
 }
 
 impl Scenario {
+    /// A scenario booting `image` with every documented default (docs/scenarios.md): the
+    /// parser starts from it, and so does the ad-hoc `test --kernel/--iso` run, so the two
+    /// cannot drift apart.
+    pub(crate) fn with_defaults(
+        name: impl Into<String>,
+        file: impl Into<PathBuf>,
+        hash: impl Into<String>,
+        image: ImageSource,
+    ) -> Scenario {
+        Scenario {
+            name: name.into(),
+            file: file.into(),
+            hash: hash.into(),
+            description: String::new(),
+            tags: vec![],
+            image,
+            initrd: None,
+            append: String::new(),
+            firmware: Firmware::Bios,
+            busybox: false,
+            media: Media::Cdrom,
+            fw_cfg: vec![],
+            until: RunUntil::Poweroff,
+            memory_mb: 512,
+            cpus: 1,
+            accel: None,
+            timeouts: Timeouts::default(),
+            ready: DEFAULT_READY.to_string(),
+            programs: vec![],
+            crash: CrashPatterns::default(),
+            gate: None,
+        }
+    }
+
     /// True when `candidate` requires this scenario.
     pub(crate) fn is_gate(&self) -> bool {
         self.tags.iter().any(|t| t == "release-gate")
@@ -226,6 +275,8 @@ fn parse(
     guest_tests: &Path,
 ) -> Result<Scenario, Problems> {
     let doc = Doc::parse(file, text).map_err(|p| Problems(vec![p]))?;
+    // Every key left out falls back to the one set of defaults.
+    let defaults = Scenario::with_defaults("", file, "", ImageSource::StockKernel);
     let root = doc.root();
     doc.only_keys(&root, TOP_KEYS);
     let stem = file
@@ -244,9 +295,13 @@ fn parse(
     let tags = doc.str_list(&root, "tags").unwrap_or_default();
 
     let mut image = None;
-    let (mut initrd, mut append, mut firmware, mut busybox) =
-        (None, String::new(), Firmware::Bios, false);
-    let mut media = Media::Cdrom;
+    let (mut initrd, mut append, mut firmware, mut busybox) = (
+        defaults.initrd.clone(),
+        defaults.append.clone(),
+        defaults.firmware,
+        defaults.busybox,
+    );
+    let mut media = defaults.media;
     match doc.table(&root, "image") {
         Some(t) => {
             doc.only_keys(
@@ -257,6 +312,15 @@ fn parse(
             );
             let base = file.parent().unwrap_or(Path::new("."));
             let path = doc.str(&t, "path").map(|p| base.join(p));
+            // A named image must be there now: finding out after the run header (or after
+            // a build) wastes the user's time and reads like a harness failure.
+            if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
+                doc.problem(
+                    t.key_span("path"),
+                    &t.child("path"),
+                    format!("no such file {}", p.display()),
+                );
+            }
             image = match doc.req_str(&t, "kind").as_deref() {
                 Some("stock-kernel") => Some(ImageSource::StockKernel),
                 Some("xsc-kernel") => Some(ImageSource::XscKernel {
@@ -306,7 +370,8 @@ fn parse(
                 );
             }
             media = match doc.str(&t, "media").as_deref() {
-                None | Some("cdrom") => Media::Cdrom,
+                None => defaults.media,
+                Some("cdrom") => Media::Cdrom,
                 Some("disk") => Media::Disk,
                 Some(other) => {
                     doc.problem(
@@ -314,7 +379,7 @@ fn parse(
                         &t.child("media"),
                         format!("unknown media {other:?} (expected cdrom or disk)"),
                     );
-                    Media::Cdrom
+                    defaults.media
                 }
             };
             if t.has("media") && !image.as_ref().is_some_and(ImageSource::is_iso) {
@@ -336,10 +401,18 @@ fn parse(
                 }
             }
             initrd = doc.str(&t, "initrd").map(|p| base.join(p));
+            if let Some(p) = initrd.as_ref().filter(|p| !p.is_file()) {
+                doc.problem(
+                    t.key_span("initrd"),
+                    &t.child("initrd"),
+                    format!("no such file {}", p.display()),
+                );
+            }
             append = doc.str(&t, "append").unwrap_or_default();
-            busybox = doc.bool(&t, "busybox").unwrap_or(false);
+            busybox = doc.bool(&t, "busybox").unwrap_or(defaults.busybox);
             firmware = match doc.str(&t, "firmware").as_deref() {
-                None | Some("bios") => Firmware::Bios,
+                None => defaults.firmware,
+                Some("bios") => Firmware::Bios,
                 Some("uefi") => Firmware::Uefi,
                 Some(other) => {
                     doc.problem(
@@ -347,14 +420,15 @@ fn parse(
                         &t.child("firmware"),
                         format!("unknown firmware {other:?} (expected bios or uefi)"),
                     );
-                    Firmware::Bios
+                    defaults.firmware
                 }
             };
         }
         None => doc.problem(None, "image", "missing required table [image]"),
     }
 
-    let (mut memory_mb, mut cpus, mut accel) = (512, 1, None);
+    let (mut memory_mb, mut cpus, mut accel) =
+        (defaults.memory_mb, defaults.cpus, defaults.accel.clone());
     let mut fw_cfg = Vec::new();
     if let Some(t) = doc.table(&root, "machine") {
         doc.only_keys(&t, &["memory", "cpus", "accel", "fw-cfg"]);
@@ -396,7 +470,7 @@ fn parse(
         }
     }
 
-    let mut timeouts = Timeouts::default();
+    let mut timeouts = defaults.timeouts.clone();
     if let Some(t) = doc.table(&root, "timeouts") {
         doc.only_keys(&t, &["boot", "test", "silence"]);
         timeouts.boot = doc.duration(&t, "boot");
@@ -406,7 +480,7 @@ fn parse(
 
     let ready = doc
         .str(&root, "ready")
-        .unwrap_or_else(|| DEFAULT_READY.to_string());
+        .unwrap_or_else(|| defaults.ready.clone());
     if let Err(e) = regex::Regex::new(&ready) {
         doc.problem(
             root.key_span("ready"),
@@ -416,7 +490,8 @@ fn parse(
     }
 
     let until = match doc.str(&root, "until").as_deref() {
-        None | Some("poweroff") => RunUntil::Poweroff,
+        None => defaults.until,
+        Some("poweroff") => RunUntil::Poweroff,
         Some("ready") => RunUntil::Ready,
         Some(other) => {
             doc.problem(
@@ -424,7 +499,7 @@ fn parse(
                 "until",
                 format!("unknown end {other:?} (expected poweroff or ready)"),
             );
-            RunUntil::Poweroff
+            defaults.until
         }
     };
 
@@ -524,7 +599,7 @@ fn parse(
         );
     }
 
-    let mut crash = CrashPatterns::default();
+    let mut crash = defaults.crash.clone();
     if let Some(t) = doc.table(&root, "crash") {
         doc.only_keys(&t, &["fatal", "fail", "ignore"]);
         for (key, list) in [
@@ -871,6 +946,46 @@ mod tests {
         assert!(
             err.to_string().contains("program[0].source: no such file"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_named_image_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let gt = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-tests");
+        let file = dir.path().join("k.toml");
+        let text = "[image]\nkind = \"kernel\"\npath = \"nope.bzImage\"\n\
+                    [[program]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n";
+        let err = parse(&file, text.into(), "h".into(), &gt).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("k.toml:3: image.path: no such file") && shown.contains("nope.bzImage"),
+            "{shown}"
+        );
+        let with_initrd = text.replace(
+            "path = \"nope.bzImage\"\n",
+            "path = \"nope.bzImage\"\ninitrd = \"gone.cpio\"\n",
+        );
+        let err = parse(&file, with_initrd, "h".into(), &gt).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("k.toml:4: image.initrd: no such file"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("nope.bzImage"), "k").unwrap();
+        let s = parse(&file, text.into(), "h".into(), &gt).unwrap();
+        assert_eq!(
+            s.image,
+            ImageSource::KernelFile(dir.path().join("nope.bzImage"))
+        );
+        // The parser and the ad-hoc run share one set of defaults.
+        let d = Scenario::with_defaults("k", &file, "h", s.image.clone());
+        assert_eq!(
+            Scenario {
+                programs: vec![],
+                ..s
+            },
+            d
         );
     }
 

@@ -240,11 +240,6 @@ impl ScenarioResult {
         std::iter::once(&self.boot).chain(self.cases.iter())
     }
 
-    /// Number of KTAP (non-synthetic) cases reported.
-    pub(crate) fn count(&self, pred: impl Fn(&CaseStatus) -> bool) -> usize {
-        self.all_cases().filter(|c| pred(&c.status)).count()
-    }
-
     /// True when nothing failed or errored.
     pub(crate) fn passed(&self) -> bool {
         self.all_cases().all(|c| !c.status.is_bad())

@@ -4,7 +4,7 @@
 //! gets exactly one rerun — passing then makes it *flaky*, recorded as such, never green.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 
@@ -84,7 +84,7 @@ fn store_green(cache: &Cache, key: &str, r: &ScenarioResult) {
 
 /// What running the gates produced.
 pub(crate) struct GateRun {
-    /// One result per gate, in scenario order.
+    /// One result per gate, in scenario order (after an interrupt: per gate that ran).
     pub results: Vec<ScenarioResult>,
     /// The boot media of each gate (artifacts for the release).
     pub images: Vec<Boot>,
@@ -94,14 +94,20 @@ pub(crate) struct GateRun {
     pub code: ExitCode,
 }
 
+/// Where the gate run's lines for people go (the app prints them).
+pub(crate) type Say = Arc<dyn Fn(String) + Send + Sync>;
+
 /// Runs the gates: cached green verdicts are reused unless `retest`; failures get one rerun.
+/// Each finished gate, cached verdict and rerun is told through `say`.
 pub(crate) async fn run(
     cfg: &Config,
     gates: &[Scenario],
     opts: &RunOptions,
     cancel: watch::Receiver<bool>,
     retest: bool,
+    say: Say,
 ) -> Result<GateRun, Error> {
+    run::preflight()?;
     let cache = Cache::new(&cfg.cache_dir);
     let mut keys = Vec::new();
     let mut images = Vec::new();
@@ -115,10 +121,10 @@ pub(crate) async fn run(
             cached_green(&cache, &key)
         };
         if let Some(r) = &cached {
-            println!(
+            say(format!(
                 "{:<5} {} (cached verdict: same image, scenario and harness; --retest to run again)",
                 "PASS", r.name
-            );
+            ));
         }
         results.push(cached);
         keys.push(key);
@@ -132,10 +138,20 @@ pub(crate) async fn run(
         .collect();
     let mut code = ExitCode::Success;
     if !todo.is_empty() {
-        let first = run::run_all(cfg, &todo, opts, cancel.clone(), summary::print).await;
+        let line = |say: &Say| {
+            let say = say.clone();
+            move |r: &ScenarioResult| say(summary::scenario_line(r))
+        };
+        let first = run::run_all(cfg, &todo, opts, cancel.clone(), line(&say)).await;
         let mut rerun = Vec::new();
         for (g, outcome) in todo.iter().zip(first) {
-            let r = outcome?;
+            let r = match outcome {
+                Ok(r) => r,
+                // Never started: the user stopped the run; the gates that finished are
+                // still reported (and written to JUnit by the caller).
+                Err(Error::Interrupted(_)) => continue,
+                Err(e) => return Err(e),
+            };
             let slot = gates
                 .iter()
                 .position(|x| x.name == g.name)
@@ -149,19 +165,24 @@ pub(crate) async fn run(
         }
         if !rerun.is_empty() {
             let again: Vec<Scenario> = rerun.iter().map(|(_, g, _)| g.clone()).collect();
-            println!("rerunning {} failed gate(s) once", again.len());
-            let second = run::run_all(cfg, &again, opts, cancel.clone(), summary::print).await;
+            say(format!("rerunning {} failed gate(s) once", again.len()));
+            let second = run::run_all(cfg, &again, opts, cancel.clone(), line(&say)).await;
             for ((slot, _, first), outcome) in rerun.into_iter().zip(second) {
-                results[slot] = Some(after_rerun(first, outcome?));
+                results[slot] = Some(match outcome {
+                    Ok(second) => after_rerun(first, second),
+                    Err(Error::Interrupted(_)) => first,
+                    Err(e) => return Err(e),
+                });
             }
         }
     }
-    let results: Vec<ScenarioResult> = results
-        .into_iter()
-        .map(|r| r.expect("every gate has a result"))
-        .collect();
     let mut flaky = Vec::new();
     for (r, key) in results.iter().zip(&keys) {
+        // Only a gate the interrupt kept from starting has no result.
+        let Some(r) = r else {
+            code = code.worst(ExitCode::Interrupted);
+            continue;
+        };
         code = code.worst(run::exit_code_of(r));
         if r.flaky_first_attempt.is_some() {
             flaky.push(r.name.clone());
@@ -170,7 +191,7 @@ pub(crate) async fn run(
         }
     }
     Ok(GateRun {
-        results,
+        results: results.into_iter().flatten().collect(),
         images,
         flaky,
         code,

@@ -21,9 +21,8 @@ use crate::exit_code::ExitCode;
 use crate::guest::programs::{self, ExtraTree, GuestProgram, INIT_SOURCE};
 use crate::input::config::Config;
 use crate::input::scenario::{Firmware, ImageSource, Media, RunUntil, Scenario};
-use crate::observe::verdict::{
-    CaseResult, CaseStatus, FailureKind, RunEnd, ScenarioResult, crash_cases,
-};
+use crate::observe::judge::{self, Observed, Rules};
+use crate::observe::verdict::{RunEnd, ScenarioResult};
 use crate::stages::{GlibcArtifacts, GlibcVariant};
 use crate::sys::cache::Cache;
 
@@ -33,6 +32,23 @@ pub(crate) const GUEST_GLIBC_DIR: &str = "/xsc/glibc";
 
 /// Where glibc's own tests (`<subdir>/<test>`, `list`) are in that guest.
 pub(crate) const GUEST_GLIBC_TESTS_DIR: &str = "/xsc/glibc-tests";
+
+/// The QEMU binary every scenario boots in (found on PATH).
+pub(crate) const QEMU: &str = "qemu-system-x86_64";
+
+/// Checks what every run needs before anything is built or booted, so a missing QEMU is
+/// one error naming its package (exit 4), not a build followed by a failed boot per
+/// scenario.
+pub(crate) fn preflight() -> Result<(), Error> {
+    if crate::sys::process::which(QEMU).is_none() {
+        return Err(Error::MissingTool {
+            tool: QEMU.into(),
+            package: "qemu-system-x86",
+            why: "every scenario boots in QEMU".into(),
+        });
+    }
+    Ok(())
+}
 
 /// Host-side margin on top of the guest's own per-program clocks.
 const BACKSTOP_MARGIN: Duration = Duration::from_secs(60);
@@ -110,9 +126,9 @@ pub(crate) async fn kernel_for(
         }
         ImageSource::KernelFile(path) => {
             if !path.is_file() {
-                return Err(Error::Io {
+                return Err(Error::InputMissing {
+                    what: "kernel",
                     path: path.clone(),
-                    source: std::io::ErrorKind::NotFound.into(),
                 });
             }
             let release = kernel_release(path).unwrap_or_else(|| "unknown".into());
@@ -147,10 +163,12 @@ pub(crate) async fn prepare(
 ) -> Result<PreparedImage, Error> {
     let iso = match &scenario.image {
         ImageSource::Iso(iso) => {
+            // A named ISO is an input like a kernel file: `scenarios check` and `test --iso`
+            // refuse a missing one earlier; this catches one deleted since.
             if !iso.is_file() {
-                return Err(Error::NotBuilt {
-                    what: format!("ISO {}", iso.display()),
-                    hint: "xsc-release build debian".into(),
+                return Err(Error::InputMissing {
+                    what: "iso",
+                    path: iso.clone(),
                 });
             }
             Some((iso.clone(), vec![]))
@@ -177,6 +195,12 @@ pub(crate) async fn prepare(
     }
     let (kernel, mut properties) = kernel_for(cfg, cache, scenario, opts.no_build).await?;
     let initrd = match &scenario.initrd {
+        Some(p) if !p.is_file() => {
+            return Err(Error::InputMissing {
+                what: "initrd",
+                path: p.clone(),
+            });
+        }
         Some(p) => p.clone(),
         None => build_initramfs(cfg, cache, scenario, opts).await?,
     };
@@ -263,11 +287,11 @@ async fn build_initramfs(
     let busybox = scenario.busybox.then(|| PathBuf::from("/bin/busybox"));
     if let Some(bb) = &busybox {
         if !bb.is_file() {
-            return Err(Error::Unavailable(format!(
-                "scenario {} asks for busybox but {} is missing (apt-get install busybox-static)",
-                scenario.name,
-                bb.display()
-            )));
+            return Err(Error::MissingTool {
+                tool: bb.display().to_string(),
+                package: "busybox-static",
+                why: format!("scenario {} asks for busybox", scenario.name),
+            });
         }
     }
     // The XSC glibc's runtime and glibc's own tests, for dynamically linked programs that
@@ -362,7 +386,7 @@ pub(crate) async fn run_all(
         handles.push(tokio::spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore is never closed");
             if *cancel.borrow() {
-                return Err(Error::Unavailable("interrupted before start".into()));
+                return Err(Error::Interrupted(format!("scenario {}", scenario.name)));
             }
             let result = run_one(&cfg, &cache, &scenario, &opts, cancel, &accel_choice).await;
             if let Ok(r) = &result {
@@ -372,10 +396,10 @@ pub(crate) async fn run_all(
         }));
     }
     let mut out = Vec::new();
-    for h in handles {
+    for (h, s) in handles.into_iter().zip(scenarios) {
         out.push(
             h.await
-                .unwrap_or_else(|e| Err(Error::Unavailable(format!("scenario task failed: {e}")))),
+                .unwrap_or_else(|e| Err(Error::task(format!("scenario {}", s.name))(e))),
         );
     }
     out
@@ -396,7 +420,7 @@ async fn run_one(
         .or_else(|| scenario.accel.as_deref().and_then(AccelRequest::parse))
         .or_else(|| AccelRequest::parse(&cfg.test.accel))
         .unwrap_or(AccelRequest::Auto);
-    let qemu = PathBuf::from("qemu-system-x86_64");
+    let qemu = PathBuf::from(QEMU);
     let kvm = accel::KvmHost::new(&qemu);
     let host_dir = cache.host_dir();
     let choice = match (request, &image.probe_kernel) {
@@ -438,8 +462,10 @@ async fn run_one(
     let ovmf = match scenario.firmware {
         Firmware::Bios => None,
         Firmware::Uefi => {
-            let (code, vars_template) = ovmf_files().ok_or_else(|| {
-                Error::Unavailable("UEFI needs OVMF (apt-get install ovmf)".into())
+            let (code, vars_template) = ovmf_files().ok_or_else(|| Error::MissingTool {
+                tool: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+                package: "ovmf",
+                why: format!("scenario {} boots with UEFI", scenario.name),
             })?;
             let vars = state_dir.join("OVMF_VARS.fd");
             std::fs::copy(&vars_template, &vars).map_err(Error::io(&vars))?;
@@ -500,7 +526,8 @@ async fn run_one(
     Ok(judge(scenario, outcome, started, properties, state_dir))
 }
 
-/// Turns what a machine run observed into the scenario's verdict.
+/// Turns what a machine run observed into the scenario's result, by the one set of
+/// judging rules ([`judge::judge`]).
 pub(crate) fn judge(
     scenario: &Scenario,
     outcome: MachineOutcome,
@@ -508,102 +535,28 @@ pub(crate) fn judge(
     properties: Vec<(String, String)>,
     state_dir: PathBuf,
 ) -> ScenarioResult {
-    let end = outcome.end.clone();
-    let boot = match (&outcome.ready_after, &end) {
-        (Some(_), _) => CaseResult::passed("boot"),
-        (None, RunEnd::BootTimeout(_)) => {
-            CaseResult::failed("boot", FailureKind::Timeout, end.describe())
-        }
-        (None, RunEnd::Panicked | RunEnd::Reset) => {
-            CaseResult::failed("boot", FailureKind::Crash, end.describe())
-        }
-        (None, RunEnd::Silent(_)) => {
-            CaseResult::failed("boot", FailureKind::Timeout, end.describe())
-        }
-        (None, RunEnd::PoweredOff) => CaseResult::failed(
-            "boot",
-            FailureKind::Assertion,
-            "the guest powered off before the ready marker",
-        ),
-        (None, RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::TestTimeout(_)) => {
-            CaseResult::errored("boot", FailureKind::Infra, end.describe())
-        }
-        (None, RunEnd::Interrupted) => {
-            CaseResult::errored("boot", FailureKind::Infra, "interrupted")
-        }
-        // Only the ready marker stops a run this way; without it this cannot happen.
-        (None, RunEnd::StoppedAtReady) => {
-            CaseResult::errored("boot", FailureKind::Infra, end.describe())
-        }
-    };
-    let mut cases = outcome.ktap.cases;
-    let mut extra = crash_cases(&outcome.crashes);
-    if outcome.ready_after.is_some() {
-        let end_case = match &end {
-            RunEnd::PoweredOff => None,
-            RunEnd::StoppedAtReady if scenario.until == RunUntil::Ready => None,
-            RunEnd::StoppedAtReady => Some(CaseResult::errored(
-                "run",
-                FailureKind::Infra,
-                "stopped at the ready marker although the scenario runs until power-off",
-            )),
-            RunEnd::Panicked if !outcome.crashes.is_empty() => None,
-            RunEnd::Panicked | RunEnd::Reset => Some(CaseResult::failed(
-                "run",
-                FailureKind::Crash,
-                end.describe(),
-            )),
-            RunEnd::Silent(_) | RunEnd::TestTimeout(_) | RunEnd::BootTimeout(_) => Some(
-                CaseResult::failed("run", FailureKind::Timeout, end.describe()),
-            ),
-            RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::Interrupted => Some(
-                CaseResult::errored("run", FailureKind::Infra, end.describe()),
-            ),
-        };
-        extra.extend(end_case);
-        if !outcome.ktap.saw_ktap && matches!(end, RunEnd::PoweredOff) {
-            extra.push(CaseResult::failed(
-                "ktap",
-                FailureKind::Assertion,
-                "no KTAP results on the console: a run that reports nothing is not a pass",
-            ));
-        }
-    }
     for p in &outcome.ktap.problems {
         tracing::warn!(scenario = %scenario.name, problem = %p, "ktap");
     }
-    if let Some(gate) = &scenario.gate {
-        let reported = cases.len();
-        let skips = cases
-            .iter()
-            .filter(|c| matches!(c.status, CaseStatus::Skipped { .. }))
-            .count();
-        if reported < gate.min_cases {
-            extra.push(CaseResult::failed(
-                "gate.min-cases",
-                FailureKind::Assertion,
-                format!(
-                    "{reported} cases reported, the gate needs at least {}",
-                    gate.min_cases
-                ),
-            ));
-        }
-        if skips > gate.max_skips {
-            extra.push(CaseResult::failed(
-                "gate.max-skips",
-                FailureKind::Assertion,
-                format!("{skips} cases skipped, the gate allows {}", gate.max_skips),
-            ));
-        }
-    }
-    cases.extend(extra);
+    let verdict = judge::judge(
+        Observed {
+            end: &outcome.end,
+            ready: outcome.ready_after.is_some(),
+            ktap: outcome.ktap,
+            crashes: &outcome.crashes,
+        },
+        Rules {
+            until: scenario.until,
+            gate: scenario.gate.as_ref(),
+        },
+    );
     ScenarioResult {
         name: scenario.name.clone(),
         started,
         duration: outcome.duration,
-        boot,
-        cases,
-        end,
+        boot: verdict.boot,
+        cases: verdict.cases,
+        end: outcome.end,
         crashes: outcome.crashes,
         properties,
         console_tail: outcome.console_tail,
@@ -683,6 +636,19 @@ mod tests {
             true,
         );
         assert!(!r.passed());
+    }
+
+    #[test]
+    fn a_guest_whose_ktap_plans_nothing_is_not_green() {
+        let mut p = crate::observe::ktap::KtapParser::new();
+        p.feed("KTAP version 1");
+        p.feed("1..0");
+        let mut o = outcome(RunEnd::PoweredOff, true);
+        o.ktap = p.finish(None);
+        let s = login_scenario(RunUntil::Poweroff);
+        let r = judge(&s, o, SystemTime::now(), vec![], "/tmp/x".into());
+        assert!(!r.passed(), "{:?}", r.cases);
+        assert_eq!(exit_code_of(&r), ExitCode::ProductFailed);
     }
 
     #[test]

@@ -157,18 +157,4 @@ fn report_ktap_judges_captured_logs() {
     assert_eq!(run(cmd, QUICK).status.code(), Some(0));
 }
 
-/// `--no-build` with an image that is not in the cache is a build failure (3), not a boot.
-#[test]
-fn no_build_with_a_missing_image_exits_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = xsc();
-    cmd.env("XSC_CACHE_DIR", dir.path())
-        .args(["test", "xsc-ring", "--no-build", "--accel", "tcg"]);
-    let out = run(cmd, QUICK);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("xsc-release build kernel"),
-        "{}",
-        text(&out)
-    );
-}
+// `--no-build` with a missing image (exit 3) moved to exit_codes.rs with the other rows.

@@ -3,6 +3,7 @@
 
 mod accel;
 mod cli;
+mod exit_codes;
 mod glibc;
 mod iso;
 mod release;
