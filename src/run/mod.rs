@@ -75,6 +75,7 @@ pub(crate) async fn kernel_for(
     cache: &Cache,
     scenario: &Scenario,
     no_build: bool,
+    cancel: Option<watch::Receiver<bool>>,
 ) -> Result<(PathBuf, Vec<(String, String)>), Error> {
     match &scenario.image {
         ImageSource::StockKernel => {
@@ -106,7 +107,7 @@ pub(crate) async fn kernel_for(
             let profile = profile
                 .clone()
                 .unwrap_or_else(|| cfg.kernel_profile.clone());
-            crate::run::prepare::xsc_kernel(cfg, &profile, no_build).await
+            crate::run::prepare::xsc_kernel(cfg, &profile, no_build, cancel).await
         }
         ImageSource::KernelFile(path) => {
             if !path.is_file() {
@@ -175,7 +176,8 @@ pub(crate) async fn prepare(
             properties,
         });
     }
-    let (kernel, mut properties) = kernel_for(cfg, cache, scenario, opts.no_build).await?;
+    let (kernel, mut properties) =
+        kernel_for(cfg, cache, scenario, opts.no_build, opts.cancel.clone()).await?;
     let initrd = match &scenario.initrd {
         Some(p) => p.clone(),
         None => build_initramfs(cfg, cache, scenario, opts).await?,
@@ -225,7 +227,9 @@ async fn build_initramfs(
     let mut glibcs: Vec<(GlibcVariant, GlibcArtifacts)> = Vec::new();
     for variant in scenario.programs.iter().filter_map(|p| p.libc.variant()) {
         if !glibcs.iter().any(|(v, _)| *v == variant) {
-            let a = crate::run::prepare::xsc_glibc(cfg, variant, opts.no_build).await?;
+            let a =
+                crate::run::prepare::xsc_glibc(cfg, variant, opts.no_build, opts.cancel.clone())
+                    .await?;
             glibcs.push((variant, a));
         }
     }
