@@ -784,6 +784,40 @@ mod tests {
         assert!(events.iter().any(|e| matches!(e, BuildEvent::Make { .. })));
     }
 
+    /// What `test` does when a scenario needs a kernel: Ctrl-C while make runs stops the
+    /// build and stores nothing, even when make manages to finish first.
+    #[tokio::test]
+    async fn a_runner_build_cancelled_during_make_stores_nothing() {
+        let (_dir, cfg) = fake_kernel_repo().await;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        // The real stop signals every child group, and other tests' makes run beside us.
+        let cancel = Cancel::with_stop(rx, || {});
+        let mut sink = |e: &BuildEvent| {
+            if matches!(e, BuildEvent::Step { name, .. } if name.starts_with("make -j")) {
+                let _ = tx.send(true);
+            }
+        };
+        let opts = KernelBuildOptions {
+            profile: Some("qemu".into()),
+            jobs: Some(2),
+            ..KernelBuildOptions::default()
+        };
+        let err = ensure_kernel(&cfg, &opts, Policy::default(), &cancel, &mut sink)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BuildError::Interrupted), "{err}");
+        assert_eq!(err.exit_code(), crate::exit_code::ExitCode::Interrupted);
+        assert_eq!(cached_kernel(&cfg, Some("qemu")).await.unwrap(), None);
+        // The lock was released: the next (uncancelled) build goes ahead.
+        let mut quiet = |_: &BuildEvent| {};
+        assert!(
+            build_kernel(&cfg, &opts, &mut quiet)
+                .await
+                .unwrap()
+                .built_now
+        );
+    }
+
     #[tokio::test]
     async fn a_patch_that_no_longer_applies_fails_the_build_with_its_name() {
         let (_dir, cfg) = fake_kernel_repo().await;

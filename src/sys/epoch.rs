@@ -81,11 +81,18 @@ pub(crate) async fn with_env(env: Option<&str>, repo: &Path, paths: &[PathBuf]) 
     }
 }
 
-/// `git -C <repo> log -1 --format=%ct -- <paths>`; paths inside `repo` are given relative
-/// to it (git's pathspecs), paths outside it are left out (no commit there can be ours).
+/// `git -C <repo> -c safe.directory=<repo> log -1 --format=%ct -- <paths>`; paths inside
+/// `repo` are given relative to it (git's pathspecs), paths outside it are left out (no
+/// commit there can be ours). `safe.directory`: `build debian` runs as root in a user's
+/// clone, and git would refuse it, giving root another epoch (and another ISO key) than
+/// the user's `test` run; reading commit times runs no hooks or filters.
 pub(crate) fn commit_time_cmd(repo: &Path, paths: &[PathBuf]) -> Cmd {
     let mut argv: Vec<std::ffi::OsString> = ["git", "-C"].iter().map(Into::into).collect();
     argv.push(repo.into());
+    argv.push("-c".into());
+    let mut safe = std::ffi::OsString::from("safe.directory=");
+    safe.push(repo);
+    argv.push(safe);
     argv.extend(["log", "-1", "--format=%ct", "--"].iter().map(Into::into));
     for p in paths {
         let rel = if p.is_absolute() {
@@ -124,7 +131,7 @@ mod tests {
         );
         assert_eq!(
             cmd.to_string(),
-            "LC_ALL=C git -C /r log -1 --format=%ct -- patches/kernel recipes/debian"
+            "LC_ALL=C git -C /r -c safe.directory=/r log -1 --format=%ct -- patches/kernel recipes/debian"
         );
     }
 
