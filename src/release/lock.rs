@@ -1,16 +1,12 @@
-//! One candidate or promote at a time per publish root: an exclusive `flock` on
-//! `<root>/.lock`, holding the holder's pid so the refusal can name it.
-//!
-//! The lock file is never deleted (deleting it would let a third process lock a fresh inode
-//! while the second still holds the old one). The kernel drops the lock when the holder
-//! exits, however it exits, so there is no stale-lock cleanup.
+//! One candidate or promote at a time per publish root: the harness's one exclusive lock
+//! ([`crate::sys::lock::FileLock`], an `flock` recording the holder's pid) on
+//! `<root>/.lock`, refused at once rather than waited for (a release is a person's
+//! decision; they should see who holds it).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read as _, Seek as _, Write as _};
-use std::os::fd::AsRawFd as _;
 use std::path::Path;
 
 use super::error::ReleaseError;
+use crate::sys::lock::{FileLock, LockError};
 
 /// Name of the lock file inside a publish root.
 pub(crate) const LOCK_FILE: &str = ".lock";
@@ -18,58 +14,21 @@ pub(crate) const LOCK_FILE: &str = ".lock";
 /// Held lock on a publish root; released on drop.
 #[derive(Debug)]
 pub(crate) struct PublishLock {
-    file: File,
+    _lock: FileLock,
 }
 
 impl PublishLock {
     /// Takes the lock or fails at once with [`ReleaseError::LockHeld`] (exit 5).
     pub(crate) fn acquire(root: &Path) -> Result<Self, ReleaseError> {
         std::fs::create_dir_all(root).map_err(ReleaseError::io("create directory", root))?;
-        let path = root.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(ReleaseError::io("open", &path))?;
-        if !try_lock_exclusive(&file).map_err(ReleaseError::io("lock", &path))? {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Err(ReleaseError::LockHeld {
+        match FileLock::try_acquire(&root.join(LOCK_FILE)) {
+            Ok(lock) => Ok(PublishLock { _lock: lock }),
+            Err(LockError::Held { pid, .. }) => Err(ReleaseError::LockHeld {
                 root: root.to_path_buf(),
-                pid: text.trim().parse().ok(),
-            });
+                pid,
+            }),
+            Err(LockError::Io { what, path, source }) => Err(ReleaseError::io(what, path)(source)),
         }
-        let record = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| writeln!(file, "{}", std::process::id()));
-        record.map_err(ReleaseError::io("write", &path))?;
-        Ok(PublishLock { file })
-    }
-}
-
-impl Drop for PublishLock {
-    fn drop(&mut self) {
-        // Clear the pid so a later reader does not blame us; closing the file unlocks.
-        let _ = self.file.set_len(0);
-    }
-}
-
-/// `flock(LOCK_EX | LOCK_NB)`: `Ok(false)` when someone else holds it.
-#[expect(unsafe_code, reason = "libc::flock on a descriptor we own")]
-fn try_lock_exclusive(file: &File) -> io::Result<bool> {
-    // SAFETY: flock only takes an integer descriptor, which `file` keeps open for the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(err)
     }
 }
 

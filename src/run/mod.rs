@@ -91,6 +91,7 @@ pub(crate) async fn kernel_for(
     cache: &Cache,
     scenario: &Scenario,
     no_build: bool,
+    cancel: Option<watch::Receiver<bool>>,
 ) -> Result<(PathBuf, Vec<(String, String)>), Error> {
     match &scenario.image {
         ImageSource::StockKernel => {
@@ -122,7 +123,7 @@ pub(crate) async fn kernel_for(
             let profile = profile
                 .clone()
                 .unwrap_or_else(|| cfg.kernel_profile.clone());
-            crate::run::prepare::xsc_kernel(cfg, &profile, no_build).await
+            crate::run::prepare::xsc_kernel(cfg, &profile, no_build, cancel).await
         }
         ImageSource::KernelFile(path) => {
             if !path.is_file() {
@@ -193,7 +194,8 @@ pub(crate) async fn prepare(
             properties,
         });
     }
-    let (kernel, mut properties) = kernel_for(cfg, cache, scenario, opts.no_build).await?;
+    let (kernel, mut properties) =
+        kernel_for(cfg, cache, scenario, opts.no_build, opts.cancel.clone()).await?;
     let initrd = match &scenario.initrd {
         Some(p) if !p.is_file() => {
             return Err(Error::InputMissing {
@@ -249,7 +251,9 @@ async fn build_initramfs(
     let mut glibcs: Vec<(GlibcVariant, GlibcArtifacts)> = Vec::new();
     for variant in scenario.programs.iter().filter_map(|p| p.libc.variant()) {
         if !glibcs.iter().any(|(v, _)| *v == variant) {
-            let a = crate::run::prepare::xsc_glibc(cfg, variant, opts.no_build).await?;
+            let a =
+                crate::run::prepare::xsc_glibc(cfg, variant, opts.no_build, opts.cancel.clone())
+                    .await?;
             glibcs.push((variant, a));
         }
     }

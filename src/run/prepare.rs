@@ -1,41 +1,64 @@
 //! Where the test runner asks the build stages for images: the XSC kernel, the XSC glibc
-//! (for guest programs linked against it) and the Debian ISO. A cache hit costs a key
-//! computation; a miss builds (and says so) unless `--no-build`, which makes it exit 3.
+//! (for guest programs linked against it) and the Debian ISO, each through the one stage
+//! framework (`stages::stage::ensure`). A cache hit costs a key computation and prints
+//! nothing; a miss builds (and says so) unless `--no-build`, which makes it exit 3. A
+//! build started here stops on the runner's Ctrl-C like `build kernel|glibc` do (make gets
+//! SIGTERM, nothing is stored, the stage lock is released).
 
 use std::path::PathBuf;
 
+use tokio::sync::watch;
+
 use crate::error::Error;
 use crate::input::config::Config;
+use crate::stages::progress::announced_progress;
+use crate::stages::stage::{Cancel, Policy};
 use crate::stages::{
-    self, DebianBuildOptions, GlibcArtifacts, GlibcBuildOptions, GlibcVariant, KernelBuildOptions,
+    self, BuildError, GlibcArtifacts, GlibcBuildOptions, GlibcVariant, KernelBuildOptions,
 };
+
+/// The policy of a runner request: never `--force`; `--no-build` refuses to build.
+fn policy(no_build: bool) -> Policy {
+    Policy {
+        force: false,
+        no_build,
+    }
+}
+
+/// A stage's `--no-build` miss as the runner reports it: what is missing and the command
+/// that builds it.
+fn not_built(what: String, hint: String) -> impl FnOnce(BuildError) -> Error {
+    move |e| match e {
+        BuildError::NotCached { .. } => Error::NotBuilt { what, hint },
+        other => other.into(),
+    }
+}
 
 /// The XSC kernel of `profile`: its bzImage and the facts the report records.
 pub(crate) async fn xsc_kernel(
     cfg: &Config,
     profile: &str,
     no_build: bool,
+    cancel: Option<watch::Receiver<bool>>,
 ) -> Result<(PathBuf, Vec<(String, String)>), Error> {
-    let artifacts = match stages::cached_kernel(cfg, Some(profile)).await? {
-        Some(a) => a,
-        None if no_build => {
-            return Err(Error::NotBuilt {
-                what: format!("the XSC kernel (profile {profile})"),
-                hint: format!("xsc-release build kernel --profile {profile}"),
-            });
-        }
-        None => {
-            eprintln!(
-                "building the XSC kernel (profile {profile}): not in the cache for the current patches and configs"
-            );
-            let opts = KernelBuildOptions {
-                profile: Some(profile.to_string()),
-                ..KernelBuildOptions::default()
-            };
-            let mut progress = stages::stderr_progress("kernel");
-            stages::build_kernel(cfg, &opts, &mut progress).await?
-        }
+    let opts = KernelBuildOptions {
+        profile: Some(profile.to_string()),
+        ..KernelBuildOptions::default()
     };
+    let mut progress = announced_progress(
+        "kernel",
+        format!(
+            "building the XSC kernel (profile {profile}): not in the cache for the current patches and configs"
+        ),
+    );
+    let cancel = Cancel::from_option(cancel);
+    let artifacts =
+        stages::kernel::ensure_kernel(cfg, &opts, policy(no_build), &cancel, &mut progress)
+            .await
+            .map_err(not_built(
+                format!("the XSC kernel (profile {profile})"),
+                format!("xsc-release build kernel --profile {profile}"),
+            ))?;
     let mut facts = vec![
         (
             "kernel.release".to_string(),
@@ -54,7 +77,8 @@ pub(crate) async fn xsc_kernel(
     Ok((artifacts.bzimage, facts))
 }
 
-/// One glibc build at a time in this process: parallel scenarios share one build.
+/// One glibc request at a time in this process: parallel scenarios share one build (the
+/// stage lock would serialise them too, but each would announce it).
 static GLIBC_BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The XSC glibc of `variant` for the current inputs (built through the stage cache unless
@@ -63,55 +87,55 @@ pub(crate) async fn xsc_glibc(
     cfg: &Config,
     variant: GlibcVariant,
     no_build: bool,
+    cancel: Option<watch::Receiver<bool>>,
 ) -> Result<GlibcArtifacts, Error> {
     let _one = GLIBC_BUILD.lock().await;
-    match stages::cached_glibc(cfg, variant).await? {
-        Some(a) => Ok(a),
-        None if no_build => Err(Error::NotBuilt {
-            what: format!("the XSC glibc (variant {})", variant.name()),
-            hint: format!("xsc-release build glibc --variant {}", variant.name()),
-        }),
-        None => {
-            eprintln!(
-                "building the XSC glibc (variant {}): not in the cache for the current patches",
-                variant.name()
-            );
-            let opts = GlibcBuildOptions {
-                variant,
-                ..GlibcBuildOptions::default()
-            };
-            let mut progress = stages::stderr_progress("glibc");
-            Ok(stages::build_glibc(cfg, &opts, &mut progress).await?)
-        }
-    }
+    let opts = GlibcBuildOptions {
+        variant,
+        ..GlibcBuildOptions::default()
+    };
+    let mut progress = announced_progress(
+        "glibc",
+        format!(
+            "building the XSC glibc (variant {}): not in the cache for the current patches",
+            variant.name()
+        ),
+    );
+    let cancel = Cancel::from_option(cancel);
+    stages::glibc::ensure_glibc(cfg, &opts, policy(no_build), &cancel, &mut progress)
+        .await
+        .map_err(not_built(
+            format!("the XSC glibc (variant {})", variant.name()),
+            format!("xsc-release build glibc --variant {}", variant.name()),
+        ))
 }
 
-/// One Debian ISO build at a time in this process: scenarios run in parallel, and the
+/// One Debian ISO request at a time in this process: scenarios run in parallel, and the
 /// three ISO scenarios must share one build (the later ones find it in the cache).
 static DEBIAN_BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The Debian live ISO for the current inputs (built through the stage cache unless
-/// `--no-build`) and the facts the report records.
+/// `--no-build`, and then published to `iso/debian/`) and the facts the report records.
 pub(crate) async fn debian_iso(
     cfg: &Config,
     no_build: bool,
-    cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    cancel: Option<watch::Receiver<bool>>,
 ) -> Result<(PathBuf, Vec<(String, String)>), Error> {
     let _one = DEBIAN_BUILD.lock().await;
-    let artifacts = match stages::cached_debian(cfg).await? {
-        Some(a) => a,
-        None if no_build => {
-            return Err(Error::NotBuilt {
-                what: "the Debian ISO".into(),
-                hint: "xsc-release build debian".into(),
-            });
-        }
-        None => {
-            eprintln!("building the Debian ISO: not in the cache for the current inputs");
-            let cancel = cancel.unwrap_or_else(|| tokio::sync::watch::channel(false).1);
-            stages::build_debian(cfg, &DebianBuildOptions::default(), cancel).await?
-        }
-    };
+    let mut progress = announced_progress(
+        "debian",
+        "building the Debian ISO: not in the cache for the current inputs".into(),
+    );
+    let cancel = Cancel::from_option(cancel);
+    let artifacts = stages::debian::ensure_debian(cfg, policy(no_build), &cancel, &mut progress)
+        .await
+        .map_err(not_built(
+            "the Debian ISO".into(),
+            "xsc-release build debian".into(),
+        ))?;
+    if artifacts.built_now {
+        stages::debian::publish(cfg, &artifacts)?;
+    }
     let mut facts = vec![
         ("iso.sha256".to_string(), artifacts.sha256.clone()),
         ("iso.key".to_string(), artifacts.key.clone()),

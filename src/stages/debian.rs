@@ -20,16 +20,21 @@ use tokio::sync::watch;
 
 use super::chroot::{self, ChrootMounts};
 use super::error::{BuildError, IsoMismatch};
+use super::glibc::{self, GlibcBuildOptions, GlibcVariant};
 use super::iso;
 use super::kernel::{self, KernelBuildOptions};
-use super::make;
-use super::progress::stderr_progress;
+use super::progress::{BuildEvent, stderr_progress};
+use super::source::copy_dir;
+use super::stage::{
+    self, Cancel, Job, Policy, Product, Progress, Stage, StageKey, cancelled, repo_root,
+};
 use super::tools::check_tools;
 use crate::guest::initramfs::{Archive, Member, PlanEntry, plan_text};
 use crate::guest::programs;
 use crate::input::config::Config;
 use crate::input::scenario::Libc;
-use crate::sys::cache::{Cache, EntryInfo, KeyBuilder};
+use crate::sys::cache::{Cache, KeyBuilder};
+use crate::sys::epoch::{self, Epoch};
 use crate::sys::process::{self, Cmd, ProcessError};
 
 /// Stage name in the cache.
@@ -103,16 +108,18 @@ pub(crate) struct DebianArtifacts {
 /// The key and what went into it.
 #[derive(Clone, Debug)]
 pub(crate) struct DebianKey {
-    /// Hex key.
+    /// The key and its labelled inputs.
+    pub stage: StageKey,
+    /// Hex key (= `stage.key`).
     pub key: String,
-    /// Labelled inputs.
-    pub inputs: Vec<(String, String)>,
     /// Main mirror.
     pub mirror: String,
     /// Security mirror.
     pub security: String,
-    /// SOURCE_DATE_EPOCH.
+    /// SOURCE_DATE_EPOCH: the epoch of the ISO's inputs ([`epoch_inputs`]).
     pub sde: i64,
+    /// Where `sde` came from.
+    pub epoch: Epoch,
 }
 
 /// The mirrors: `[debian] mirror` from xsc.toml, else the host's apt sources.
@@ -150,7 +157,20 @@ pub(crate) fn mirrors(cfg: &Config) -> Result<(String, String), BuildError> {
 
 /// The recipe files of the stage (`recipes/debian/` of the repository).
 pub(crate) fn recipe_dir(cfg: &Config) -> PathBuf {
-    kernel::repo_root(cfg).join("recipes/debian")
+    repo_root(cfg).join("recipes/debian")
+}
+
+/// What the ISO's SOURCE_DATE_EPOCH is derived from ([`epoch::of_inputs`]): its recipe, the
+/// guest programs, and the kernel and glibc series it carries. A commit touching none of
+/// them (docs, the harness) keeps the epoch, and so the key.
+pub(crate) fn epoch_inputs(cfg: &Config) -> Vec<PathBuf> {
+    let root = repo_root(cfg);
+    vec![
+        recipe_dir(cfg),
+        std::path::absolute(&cfg.guest_tests_dir).unwrap_or_else(|_| cfg.guest_tests_dir.clone()),
+        kernel::patches_dir(cfg),
+        root.join("patches/glibc"),
+    ]
 }
 
 fn cache_of(cfg: &Config) -> Cache {
@@ -187,7 +207,8 @@ async fn archive_identity(
 /// kernel key, not the kernel).
 pub(crate) async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
     let (mirror, security) = mirrors(cfg)?;
-    let (sde, _) = make::build_epoch(&kernel::repo_root(cfg)).await;
+    let epoch = epoch::of_inputs(&repo_root(cfg), &epoch_inputs(cfg)).await;
+    let sde = epoch.secs;
     let profile = super::kconfig::KernelProfile::named(KERNEL_PROFILE)?;
     let kkey = kernel::kernel_key(cfg, &profile, &super::source::SourceSpec::Pinned).await?;
     let mut k = KeyBuilder::new();
@@ -200,9 +221,7 @@ pub(crate) async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
         .str("kernel", &kkey.key)
         .str(
             "glibc",
-            &super::glibc::glibc_key(cfg, super::glibc::GlibcVariant::Xsc)
-                .await?
-                .key,
+            &glibc::glibc_key(cfg, GlibcVariant::Xsc).await?.key,
         )
         .str("sde", &sde.to_string());
     for (label, digest) in archive_identity(&mirror, &security, &cfg.debian_suite).await? {
@@ -230,21 +249,15 @@ pub(crate) async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
     }
     k.file("busybox", Path::new("/bin/busybox"))
         .map_err(BuildError::io("cannot read", "/bin/busybox"))?;
+    let stage = StageKey::from(&k);
     Ok(DebianKey {
-        key: k.finish(),
-        inputs: k.inputs().to_vec(),
+        key: stage.key.clone(),
+        stage,
         mirror,
         security,
         sde,
+        epoch,
     })
-}
-
-/// The cached ISO for the current inputs, if any (computes the key only).
-pub(crate) async fn cached_debian(cfg: &Config) -> Result<Option<DebianArtifacts>, BuildError> {
-    let key = debian_key(cfg).await?;
-    Ok(cache_of(cfg)
-        .lookup(STAGE, &key.key)
-        .and_then(|e| artifacts_from_entry(&e, false)))
 }
 
 fn artifacts_from_entry(e: &crate::sys::cache::Entry, built_now: bool) -> Option<DebianArtifacts> {
@@ -304,18 +317,6 @@ async fn run_step(
     }
 }
 
-/// Resolves when the flag turns true; never when its sender is gone (nobody can cancel).
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    loop {
-        if *cancel.borrow_and_update() {
-            return;
-        }
-        if cancel.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
 fn append_log(log: &Path, text: &str) {
     use std::io::Write;
     if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -331,53 +332,90 @@ fn append_log(log: &Path, text: &str) {
 pub(crate) async fn build_debian(
     cfg: &Config,
     opts: &DebianBuildOptions,
-    mut cancel: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
 ) -> Result<DebianArtifacts, BuildError> {
+    // Checked before the key (which fetches from the mirrors): `build debian` always needs
+    // root, even for a cache hit.
     if !is_root() {
-        return Err(BuildError::NotRoot {
-            what: "build debian (debootstrap, chroot and mounts need root)".into(),
-        });
+        return Err(not_root());
     }
     check_tools(DEBIAN_TOOLS)?;
+    let policy = Policy {
+        force: opts.force,
+        no_build: false,
+    };
+    let mut progress = stderr_progress("debian");
+    let a = ensure_debian(cfg, policy, &Cancel::new(cancel), &mut progress).await?;
+    publish(cfg, &a)?;
+    Ok(a)
+}
+
+fn not_root() -> BuildError {
+    BuildError::NotRoot {
+        what: "build debian (debootstrap, chroot and mounts need root)".into(),
+    }
+}
+
+/// The ISO for the current inputs through the stage framework: cached, built (as root), or
+/// (`--no-build`) [`BuildError::NotCached`]. Not published to `iso/debian/`
+/// ([`publish`] does that). `--force` over a valid entry must give the same ISO bit for bit.
+pub(crate) async fn ensure_debian(
+    cfg: &Config,
+    policy: Policy,
+    cancel: &Cancel,
+    progress: Progress<'_>,
+) -> Result<DebianArtifacts, BuildError> {
     let key = debian_key(cfg).await?;
     let cache = cache_of(cfg);
-    if !opts.force {
-        if let Some(a) = cache
-            .lookup(STAGE, &key.key)
-            .and_then(|e| artifacts_from_entry(&e, false))
-        {
-            publish(cfg, &a)?;
-            return Ok(a);
-        }
-    }
     // One build per machine: the work tree, its chroot mounts and the .deb cache are shared
     // by every process (a CI run's tests build the same ISO side by side).
-    let mut note = super::progress::stderr_progress("debian");
-    let _lock = super::kernel::WorkLock::acquire(
-        &cache.root().join("work").join("debian-iso.lock"),
-        &mut note,
-    )
+    let stage = Stage {
+        name: STAGE,
+        key: &key.stage,
+        lock: "debian-iso.lock",
+        log_dir: None,
+    };
+    let got = stage::ensure(&cache, stage, policy, cancel, progress, |job: Job<'_>| {
+        build_entry(cfg, &cache, &key, policy, job)
+    })
     .await?;
-    if !opts.force {
-        // Another process may have built the same inputs while we waited for the lock.
-        if let Some(a) = cache
-            .lookup(STAGE, &key.key)
-            .and_then(|e| artifacts_from_entry(&e, false))
-        {
-            publish(cfg, &a)?;
-            return Ok(a);
-        }
+    artifacts_from_entry(&got.entry, got.built_now).ok_or_else(|| BuildError::MissingArtifact {
+        path: got.entry.dir.join(ISO_NAME),
+        log: None,
+    })
+}
+
+/// One build of the ISO into the staging entry: the log lives in it (`build.log`), a
+/// failed build's log is kept in `<cache>/logs/`, and a `--force` rebuild is compared with
+/// the entry it would replace.
+async fn build_entry(
+    cfg: &Config,
+    cache: &Cache,
+    key: &DebianKey,
+    policy: Policy,
+    job: Job<'_>,
+) -> Result<Product, BuildError> {
+    if !is_root() {
+        return Err(not_root());
     }
-    let previous = cache.lookup(STAGE, &key.key);
-    let staged = cache
-        .staging(STAGE, &key.key)
-        .map_err(BuildError::io("failed to create", cache.root()))?;
+    check_tools(DEBIAN_TOOLS)?;
+    let Job {
+        staged,
+        progress,
+        mut cancel,
+        ..
+    } = job;
+    let previous = if policy.force {
+        cache.lookup(STAGE, &key.key)
+    } else {
+        None
+    };
     let log = staged.join("build.log");
     std::fs::write(&log, format!("key {}\n", key.key))
         .map_err(BuildError::io("failed to create", &log))?;
-    eprintln!("debian: building the ISO (log: {})", log.display());
+    progress(&BuildEvent::Log { path: log.clone() });
     let work = cache.work_dir(STAGE, "build");
-    let result = build_in(cfg, &key, &work, &staged, &log, &mut cancel).await;
+    let result = build_in(cfg, key, &work, &staged, &log, &mut cancel, progress).await;
     // The work tree (a whole root filesystem) is not kept: the .debs are cached instead.
     let leftover = chroot::mounts_below(&work);
     if leftover.is_empty() {
@@ -390,12 +428,15 @@ pub(crate) async fn build_debian(
             let _ = std::fs::create_dir_all(&keep);
             let kept = keep.join(format!("debian-failed-{}.log", &key.key[..12]));
             let _ = std::fs::copy(&log, &kept);
-            let _ = std::fs::remove_dir_all(&staged);
-            eprintln!("debian: build log kept at {}", kept.display());
+            progress(&BuildEvent::Step {
+                name: "build log kept".into(),
+                detail: kept.display().to_string(),
+            });
             return Err(e);
         }
     };
-    // `--force` over a valid entry: the new ISO must equal the old one bit for bit.
+    // `--force` over a valid entry: the new ISO must equal the old one bit for bit. When it
+    // does, the commit keeps the old entry (same key).
     if let Some(prev) = previous {
         let old = prev
             .info
@@ -420,37 +461,18 @@ pub(crate) async fn build_debian(
                 differences: report,
             })));
         }
-        eprintln!("debian: --force rebuild is bit-identical to the cached ISO ({new})");
-        let _ = std::fs::remove_dir_all(&staged);
-        let a = artifacts_from_entry(&prev, true).ok_or_else(|| BuildError::MissingArtifact {
-            path: prev.dir.join(ISO_NAME),
-            log: None,
-        })?;
-        publish(cfg, &a)?;
-        return Ok(a);
+        progress(&BuildEvent::Step {
+            name: "--force rebuild is bit-identical to the cached ISO".into(),
+            detail: new,
+        });
     }
-    let info = EntryInfo {
-        stage: STAGE.into(),
-        key: key.key.clone(),
-        created: 0,
-        inputs: key.inputs.clone(),
-        artifacts: [
-            ("iso".to_string(), ISO_NAME.to_string()),
-            ("packages".to_string(), "packages.txt".to_string()),
-            ("build.log".to_string(), "build.log".to_string()),
-        ]
-        .into(),
-        facts: facts.into_iter().collect(),
-    };
-    let entry = cache
-        .commit(&staged, info)
-        .map_err(BuildError::io("failed to store", cache.root()))?;
-    let a = artifacts_from_entry(&entry, true).ok_or_else(|| BuildError::MissingArtifact {
-        path: entry.dir.join(ISO_NAME),
-        log: None,
-    })?;
-    publish(cfg, &a)?;
-    Ok(a)
+    let mut product = Product::new(["build.log"], []);
+    product.artifacts.insert("iso".into(), ISO_NAME.into());
+    product
+        .artifacts
+        .insert("packages".into(), "packages.txt".into());
+    product.facts = facts;
+    Ok(product)
 }
 
 /// Which files differ between two ISOs: diffoscope when installed, else the first
@@ -487,7 +509,7 @@ async fn compare(a: &Path, b: &Path, log: &Path) -> String {
 
 /// Copies the ISO, its `.sha256` and the package list to `iso/debian/`.
 pub(crate) fn publish(cfg: &Config, a: &DebianArtifacts) -> Result<PathBuf, BuildError> {
-    let dir = kernel::repo_root(cfg).join("iso/debian");
+    let dir = repo_root(cfg).join("iso/debian");
     std::fs::create_dir_all(&dir).map_err(BuildError::io("failed to create", &dir))?;
     let dest = dir.join(ISO_NAME);
     let tmp = dir.join(format!(".{ISO_NAME}.tmp"));
@@ -512,6 +534,7 @@ async fn build_in(
     staged: &Path,
     log: &Path,
     cancel: &mut watch::Receiver<bool>,
+    progress: Progress<'_>,
 ) -> Result<BTreeMap<String, String>, BuildError> {
     let sde = key.sde;
     let suite = &cfg.debian_suite;
@@ -533,29 +556,29 @@ async fn build_in(
 
     // The kernel and the guest programs first: cheap when cached, and a failure there
     // should not cost a debootstrap.
-    let kernel_art = match kernel::cached_kernel(cfg, Some(KERNEL_PROFILE)).await? {
-        Some(a) => a,
-        None => {
-            eprintln!("debian: building the XSC kernel ({KERNEL_PROFILE} profile) first");
-            let o = KernelBuildOptions {
-                profile: Some(KERNEL_PROFILE.into()),
-                ..KernelBuildOptions::default()
-            };
-            kernel::build_kernel(cfg, &o, &mut stderr_progress("kernel")).await?
-        }
+    // Through their own stages (cached, or built now under their lock), stopped by the
+    // same Ctrl-C as this one.
+    let nested = Cancel::new(cancel.clone());
+    let o = KernelBuildOptions {
+        profile: Some(KERNEL_PROFILE.into()),
+        ..KernelBuildOptions::default()
     };
-    let glibc_art = match super::glibc::cached_glibc(cfg, super::glibc::GlibcVariant::Xsc).await? {
-        Some(a) => a,
-        None => {
-            eprintln!("debian: building the XSC glibc first");
-            super::glibc::build_glibc(
-                cfg,
-                &super::glibc::GlibcBuildOptions::default(),
-                &mut stderr_progress("glibc"),
-            )
-            .await?
-        }
-    };
+    let kernel_art = kernel::ensure_kernel(
+        cfg,
+        &o,
+        Policy::default(),
+        &nested,
+        &mut stderr_progress("kernel"),
+    )
+    .await?;
+    let glibc_art = glibc::ensure_glibc(
+        cfg,
+        &GlibcBuildOptions::default(),
+        Policy::default(),
+        &nested,
+        &mut stderr_progress("glibc"),
+    )
+    .await?;
     let sysroot = glibc_art.program_sysroot();
     let gcache = cache_of(cfg);
     let gt = &cfg.guest_tests_dir;
@@ -585,7 +608,10 @@ async fn build_in(
     let debs = gcache.downloads().join("debian-debs");
     std::fs::create_dir_all(&debs).map_err(BuildError::io("failed to create", &debs))?;
     let t = Instant::now();
-    eprintln!("debian: debootstrap {suite} from {}", key.mirror);
+    progress(&BuildEvent::Step {
+        name: format!("debootstrap {suite}"),
+        detail: key.mirror.clone(),
+    });
     step(
         "debootstrap",
         &iso::debootstrap_cmd(suite, &root, &key.mirror, &debs, iso::EXTRA_PACKAGES, sde),
@@ -662,7 +688,7 @@ async fn build_in(
         }
     }
     // The XSC glibc side by side, and a Debian (stock-linked) binary run through it.
-    super::glibc::copy_dir(&glibc_art.runtime, &root.join(XSC_GLIBC_PREFIX), log).await?;
+    copy_dir(&glibc_art.runtime, &root.join(XSC_GLIBC_PREFIX), log).await?;
     let rdir = recipe_dir(cfg);
     copy_mode(
         &rdir.join("xsc-run.sh"),
@@ -788,6 +814,7 @@ async fn build_in(
     facts.insert("kernel.key".into(), kernel_art.key.clone());
     facts.insert("kernel.release".into(), kernel_art.kernelrelease.clone());
     facts.insert("sde".into(), sde.to_string());
+    facts.insert("sde.source".into(), key.epoch.source.describe().into());
     Ok(facts)
 }
 

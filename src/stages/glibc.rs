@@ -25,17 +25,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::error::BuildError;
-use super::kernel::{
-    Progress, WorkLock, WorkState, kernel_cache, key_series, need_artifact, new_stage_log,
-    read_input, repo_root, seal, snapshot_series,
-};
 use super::make;
 use super::progress::BuildEvent;
 use super::quilt::{self, MtimeSnapshot};
-use super::source;
+use super::source::{self, copy_dir};
+use super::stage::{
+    self, Cancel, HEAVY_LOCK, Job, Policy, Product, Progress, Stage, StageKey, WorkState,
+    key_series, need_artifact, read_input, repo_root, snapshot_series, stage_cache,
+};
 use super::tools;
 use crate::input::config::Config;
-use crate::sys::cache::{Cache, Entry, KeyBuilder, sha256_bytes, sha256_file};
+use crate::sys::cache::{Entry, KeyBuilder, sha256_bytes, sha256_file};
 use crate::sys::process::{self, Cmd};
 
 /// Bump when the recipe changes in a way that changes the artifacts (steps, flags, layout).
@@ -148,14 +148,8 @@ impl GlibcArtifacts {
     }
 }
 
-/// The key of one set of inputs, with the labelled inputs that made it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct GlibcKey {
-    /// Hex sha256.
-    pub key: String,
-    /// Labelled inputs (stored in `entry.json`).
-    pub inputs: Vec<(String, String)>,
-}
+/// The key of one set of glibc inputs.
+pub(crate) type GlibcKey = StageKey;
 
 /// One of glibc's own tests: `io/tst-openat` is subdir `io`, name `tst-openat`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -380,10 +374,7 @@ pub(crate) fn key_from_parts(
         key.str(label, line);
     }
     key.str("kernel-headers", kernel_headers);
-    Ok(GlibcKey {
-        key: key.finish(),
-        inputs: key.inputs().to_vec(),
-    })
+    Ok(StageKey::from(&key))
 }
 
 /// The key of the current inputs (runs `gcc/ld/make --version` and asks dpkg for the
@@ -395,18 +386,6 @@ pub(crate) async fn glibc_key(cfg: &Config, variant: GlibcVariant) -> Result<Gli
         .map(|c| format!("linux-libc-dev {}", c.stdout.trim()))
         .unwrap_or_else(|_| "linux-libc-dev unknown".into());
     key_from_parts(cfg, variant, &toolchain, &headers)
-}
-
-/// The cached glibc for the current inputs, without building (`--no-build`).
-pub(crate) async fn cached_glibc(
-    cfg: &Config,
-    variant: GlibcVariant,
-) -> Result<Option<GlibcArtifacts>, BuildError> {
-    let key = glibc_key(cfg, variant).await?;
-    match kernel_cache(cfg).lookup(STAGE, &key.key) {
-        Some(entry) => Ok(Some(artifacts_from_entry(&entry, false, None)?)),
-        None => Ok(None),
-    }
 }
 
 /// Turns a cache entry back into artifacts.
@@ -428,40 +407,59 @@ pub(crate) fn artifacts_from_entry(
     })
 }
 
-/// Builds the XSC glibc, or returns the cached one when the inputs are unchanged.
+/// Builds the XSC glibc, or returns the cached one when the inputs are unchanged. Nothing
+/// here stops on Ctrl-C: `build glibc` stops the whole future itself; [`ensure_glibc`]
+/// takes a cancel signal.
 pub(crate) async fn build_glibc(
     cfg: &Config,
     opts: &GlibcBuildOptions,
     progress: Progress<'_>,
 ) -> Result<GlibcArtifacts, BuildError> {
+    // `build glibc` names a missing tool (gawk) even when glibc is cached.
     tools::check_tools(GLIBC_TOOLS)?;
-    let cache = kernel_cache(cfg);
-    let key = glibc_key(cfg, opts.variant).await?;
-    let hit = |progress: Progress<'_>| -> Option<Result<GlibcArtifacts, BuildError>> {
-        let entry = cache.lookup(STAGE, &key.key)?;
-        progress(&BuildEvent::CacheHit {
-            dir: entry.dir.clone(),
-        });
-        Some(artifacts_from_entry(&entry, false, None))
+    let policy = Policy {
+        force: opts.force,
+        no_build: false,
     };
-    if !opts.force {
-        if let Some(r) = hit(progress) {
-            return r;
-        }
-    }
-    // One heavy build per machine (2 cores): the same lock as the kernel and ISO stages.
-    let _lock = WorkLock::acquire(&cache.root().join("work").join("kernel.lock"), progress).await?;
-    if !opts.force {
-        if let Some(r) = hit(progress) {
-            return r;
-        }
-    }
-    let log = new_stage_log(cfg, STAGE)?;
-    progress(&BuildEvent::Log { path: log.clone() });
-    let started = Instant::now();
-    let work = cache.work_dir(STAGE, opts.variant.name());
-    let built = build_in(cfg, opts, &work, &log, progress).await?;
-    store(cfg, &cache, &key, &built, started, &log, progress).await
+    ensure_glibc(cfg, opts, policy, &Cancel::never(), progress).await
+}
+
+/// The glibc for `opts` through the stage framework: cached, built, or (`--no-build`)
+/// [`BuildError::NotCached`]; a cancelled build stores nothing.
+pub(crate) async fn ensure_glibc(
+    cfg: &Config,
+    opts: &GlibcBuildOptions,
+    policy: Policy,
+    cancel: &Cancel,
+    progress: Progress<'_>,
+) -> Result<GlibcArtifacts, BuildError> {
+    let cache = stage_cache(cfg);
+    let key = glibc_key(cfg, opts.variant).await?;
+    // One heavy build per machine (2 cores): the same lock as the kernel stage.
+    let stage = Stage {
+        name: STAGE,
+        key: &key,
+        lock: HEAVY_LOCK,
+        log_dir: Some(stage::logs_dir(cfg)),
+    };
+    let got = stage::ensure(
+        &cache,
+        stage,
+        policy,
+        cancel,
+        progress,
+        |job: Job<'_>| async move {
+            // Here, not before the key: a cached glibc needs no build tools.
+            tools::check_tools(GLIBC_TOOLS)?;
+            let log = job.log.expect("the glibc stage asks for a log");
+            let started = Instant::now();
+            let work = stage_cache(cfg).work_dir(STAGE, opts.variant.name());
+            let built = build_in(cfg, opts, &work, &log, job.progress).await?;
+            store(cfg, &job.staged, &built, started, &log, job.progress).await
+        },
+    )
+    .await?;
+    artifacts_from_entry(&got.entry, got.built_now, got.log)
 }
 
 /// What one build in the kept tree produced.
@@ -524,7 +522,7 @@ async fn build_in(
             name: "resolve source".into(),
             detail: format!("{} {}", cfg.glibc.package, cfg.glibc.version),
         });
-        let downloads = kernel_cache(cfg).downloads();
+        let downloads = stage_cache(cfg).downloads();
         let resolved = source::resolve_pinned(cfg, &cfg.glibc, "glibc", &downloads, log).await?;
         let source::Resolved::Tarball(tarball) = resolved else {
             unreachable!("a pinned source is a tarball")
@@ -604,19 +602,16 @@ async fn build_in(
     })
 }
 
-/// Installs into the staging entry and adds headers, runtime and tests.
+/// Installs into the staging entry `staged` and adds headers, runtime and tests (the
+/// framework seals it).
 async fn store(
     cfg: &Config,
-    cache: &Cache,
-    key: &GlibcKey,
+    staged: &Path,
     built: &Built,
     started: Instant,
     log: &Path,
     progress: Progress<'_>,
-) -> Result<GlibcArtifacts, BuildError> {
-    let staged = cache
-        .staging(STAGE, &key.key)
-        .map_err(BuildError::io("failed to create staging for", cache.root()))?;
+) -> Result<Product, BuildError> {
     let sysroot = staged.join("sysroot");
     let step = "make install".to_string();
     progress(&BuildEvent::Step {
@@ -711,10 +706,6 @@ async fn store(
     }
     std::fs::copy(log, staged.join("build.log")).map_err(BuildError::io("failed to copy", log))?;
 
-    let artifacts: BTreeMap<String, String> = ["sysroot", "runtime", "tests", "build.log"]
-        .iter()
-        .map(|n| ((*n).to_string(), (*n).to_string()))
-        .collect();
     let facts = [
         ("version", cfg.glibc.version.clone()),
         ("variant", built.variant.name().to_string()),
@@ -729,26 +720,10 @@ async fn store(
         ("log", log.display().to_string()),
         ("work_tree", built.src.display().to_string()),
     ];
-    let entry = seal(
-        cache,
-        STAGE,
-        &key.key,
-        &key.inputs,
-        &staged,
-        artifacts,
+    Ok(Product::new(
+        ["sysroot", "runtime", "tests", "build.log"],
         facts,
-    )?;
-    artifacts_from_entry(&entry, true, Some(log.to_path_buf()))
-}
-
-/// Copies the directory `from` into `to` (created) with `cp -a`, as the kernel stage copies
-/// a source tree.
-pub(crate) async fn copy_dir(from: &Path, to: &Path, log: &Path) -> Result<(), BuildError> {
-    std::fs::create_dir_all(to).map_err(BuildError::io("failed to create", to))?;
-    process::run(&source::copy_tree_cmd(from, to), Some(log))
-        .await
-        .map(|_| ())
-        .map_err(BuildError::step(format!("copy {}", from.display())))
+    ))
 }
 
 /// The regular files directly in `dir` (the shared objects to strip; symlinks skipped).

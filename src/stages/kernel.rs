@@ -8,9 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
-
-use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
 use super::error::BuildError;
 use super::fragment;
@@ -19,19 +17,24 @@ use super::make::{self, BuildEnv};
 use super::progress::BuildEvent;
 use super::quilt::{self, MtimeSnapshot};
 use super::source::{self, SourceSpec};
+use super::stage::{
+    self, Cancel, HEAVY_LOCK, Job, Policy, Product, Progress, Stage, StageKey, WorkState,
+    key_series, need_artifact, snapshot_series,
+};
 use super::tools::{self, KERNEL_TOOLS};
 use crate::input::config::Config;
-use crate::sys::cache::{Cache, Entry, EntryInfo, KeyBuilder, sha256_file};
+use crate::sys::cache::{Cache, Entry, KeyBuilder, sha256_file};
+use crate::sys::epoch::{self, Epoch};
 use crate::sys::process;
+
+// The commands (src/app) find the repository root here.
+pub(crate) use super::stage::repo_root;
 
 /// Bump when the recipe changes in a way that changes the artifacts (steps, env, flags).
 pub(crate) const KERNEL_RECIPE: &str = "kernel-recipe-1";
 
 /// The cache stage name.
 pub(crate) const STAGE: &str = "kernel";
-
-/// A progress sink.
-pub(crate) type Progress<'a> = &'a mut (dyn FnMut(&BuildEvent) + Send);
 
 /// What to build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,14 +87,8 @@ pub(crate) struct KernelArtifacts {
     pub facts: BTreeMap<String, String>,
 }
 
-/// The key of one set of inputs, with the labelled inputs that made it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct KernelKey {
-    /// Hex sha256.
-    pub key: String,
-    /// Labelled inputs (stored in `entry.json`).
-    pub inputs: Vec<(String, String)>,
-}
+/// The key of one set of kernel inputs.
+pub(crate) type KernelKey = StageKey;
 
 /// `patches/kernel` of the repository, absolute (commands run with the tree as cwd).
 pub(crate) fn patches_dir(cfg: &Config) -> PathBuf {
@@ -100,12 +97,13 @@ pub(crate) fn patches_dir(cfg: &Config) -> PathBuf {
 
 /// The cache, by absolute path (quilt and make run with the work tree as cwd).
 pub(crate) fn kernel_cache(cfg: &Config) -> Cache {
-    Cache::new(std::path::absolute(&cfg.cache_dir).unwrap_or_else(|_| cfg.cache_dir.clone()))
+    stage::stage_cache(cfg)
 }
 
-/// The repository root as an absolute path (`xsc.toml` may have been given as relative).
-pub(crate) fn repo_root(cfg: &Config) -> PathBuf {
-    std::path::absolute(&cfg.root).unwrap_or_else(|_| cfg.root.clone())
+/// What the kernel's build time is derived from ([`epoch::of_inputs`]): `patches/kernel`
+/// (the series, its patches and the fragments), so a commit elsewhere does not move it.
+pub(crate) fn epoch_inputs(cfg: &Config) -> Vec<PathBuf> {
+    vec![patches_dir(cfg)]
 }
 
 /// Builds the key from everything that decides the artifacts: recipe, source, profile and
@@ -139,10 +137,7 @@ pub(crate) fn key_from_parts(
     for (label, line) in toolchain {
         key.str(label, line);
     }
-    Ok(KernelKey {
-        key: key.finish(),
-        inputs: key.inputs().to_vec(),
-    })
+    Ok(StageKey::from(&key))
 }
 
 /// The key of the current inputs (runs `gcc/ld/make --version`).
@@ -153,81 +148,6 @@ pub(crate) async fn kernel_key(
 ) -> Result<KernelKey, BuildError> {
     let toolchain = tools::toolchain_identity().await?;
     key_from_parts(cfg, profile, &source.identity(cfg)?, &toolchain)
-}
-
-/// Adds a quilt series and every patch it lists to `key`; files in the directory that the
-/// series does not list are not inputs. Shared by the kernel and glibc stages.
-pub(crate) fn key_series(key: &mut KeyBuilder, patches: &Path) -> Result<(), BuildError> {
-    let text = read_input("patch series", &patches.join("series"))?;
-    key.str("series", &crate::sys::cache::sha256_bytes(text.as_bytes()));
-    for name in quilt::series_patches(&text) {
-        let path = patches.join(&name);
-        let digest = sha256_file(&path).map_err(|source| BuildError::Input {
-            what: "patch",
-            path,
-            source,
-        })?;
-        key.str(&format!("patch/{name}"), &digest);
-    }
-    Ok(())
-}
-
-/// Commits a staged entry with its labelled inputs, artifacts and facts.
-pub(crate) fn seal(
-    cache: &Cache,
-    stage: &str,
-    key: &str,
-    inputs: &[(String, String)],
-    staged: &Path,
-    artifacts: BTreeMap<String, String>,
-    facts: impl IntoIterator<Item = (&'static str, String)>,
-) -> Result<Entry, BuildError> {
-    let info = EntryInfo {
-        stage: stage.into(),
-        key: key.to_string(),
-        created: 0,
-        inputs: inputs.to_vec(),
-        artifacts,
-        facts: facts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-    };
-    cache
-        .commit(staged, info)
-        .map_err(BuildError::io("failed to commit cache entry", staged))
-}
-
-/// The artifact `name` of a cache entry, which must exist.
-pub(crate) fn need_artifact(entry: &Entry, name: &str) -> Result<PathBuf, BuildError> {
-    entry
-        .artifact(name)
-        .filter(|p| p.exists())
-        .ok_or_else(|| BuildError::MissingArtifact {
-            path: entry.dir.join(name),
-            log: None,
-        })
-}
-
-pub(crate) fn read_input(what: &'static str, path: &Path) -> Result<String, BuildError> {
-    std::fs::read_to_string(path).map_err(|source| BuildError::Input {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// The cached kernel for the current inputs of `profile` (pinned source), without building:
-/// for `--no-build`, where a miss is exit 3 ([`BuildError::NotCached`] from the caller).
-///
-/// Async because the key includes the toolchain (`gcc --version`, …).
-pub(crate) async fn cached_kernel(
-    cfg: &Config,
-    profile: Option<&str>,
-) -> Result<Option<KernelArtifacts>, BuildError> {
-    let profile = KernelProfile::named(profile.unwrap_or(&cfg.kernel_profile))?;
-    let key = kernel_key(cfg, &profile, &SourceSpec::Pinned).await?;
-    match kernel_cache(cfg).lookup(STAGE, &key.key) {
-        Some(entry) => Ok(Some(artifacts_from_entry(&entry, false, None)?)),
-        None => Ok(None),
-    }
 }
 
 /// Turns a cache entry back into artifacts.
@@ -259,40 +179,62 @@ pub(crate) fn artifacts_from_entry(
 
 /// Builds the kernel for `opts`, or returns the cached one when the inputs are unchanged
 /// (no make at all). A rebuild reuses the kept work tree so kbuild rebuilds only what
-/// changed.
+/// changed. Nothing here stops on Ctrl-C: `build kernel` stops the whole future itself;
+/// [`ensure_kernel`] takes a cancel signal.
 pub(crate) async fn build_kernel(
     cfg: &Config,
     opts: &KernelBuildOptions,
     progress: Progress<'_>,
 ) -> Result<KernelArtifacts, BuildError> {
-    let profile = KernelProfile::named(opts.profile.as_deref().unwrap_or(&cfg.kernel_profile))?;
+    // `build kernel` names a missing tool even when the kernel is cached.
     tools::check_tools(KERNEL_TOOLS)?;
+    let policy = Policy {
+        force: opts.force,
+        no_build: false,
+    };
+    ensure_kernel(cfg, opts, policy, &Cancel::never(), progress).await
+}
+
+/// The kernel for `opts` through the stage framework: cached, built, or (`--no-build`)
+/// [`BuildError::NotCached`]; a cancelled build stores nothing.
+pub(crate) async fn ensure_kernel(
+    cfg: &Config,
+    opts: &KernelBuildOptions,
+    policy: Policy,
+    cancel: &Cancel,
+    progress: Progress<'_>,
+) -> Result<KernelArtifacts, BuildError> {
+    let profile = KernelProfile::named(opts.profile.as_deref().unwrap_or(&cfg.kernel_profile))?;
     let cache = kernel_cache(cfg);
     let key = kernel_key(cfg, &profile, &opts.source).await?;
-    if !opts.force {
-        if let Some(entry) = cache.lookup(STAGE, &key.key) {
-            progress(&BuildEvent::CacheHit {
-                dir: entry.dir.clone(),
-            });
-            return artifacts_from_entry(&entry, false, None);
+    let stage = Stage {
+        name: STAGE,
+        key: &key,
+        lock: HEAVY_LOCK,
+        log_dir: Some(stage::logs_dir(cfg)),
+    };
+    let got = stage::ensure(&cache, stage, policy, cancel, progress, |job: Job<'_>| {
+        let (cfg, profile) = (cfg, &profile);
+        async move {
+            // Here, not before the key: a cached kernel needs no build tools.
+            tools::check_tools(KERNEL_TOOLS)?;
+            let log = job.log.expect("the kernel stage asks for a log");
+            let started = Instant::now();
+            let work = kernel_cache(cfg).work_dir(STAGE, &profile.name);
+            let built = build_in(cfg, profile, opts, &work, true, &log, job.progress).await?;
+            store(&job.staged, profile, &built, started, &log).await
         }
-    }
-    let _lock = WorkLock::acquire(&cache.root().join("work").join("kernel.lock"), progress).await?;
-    // Another process may have built the same inputs while we waited for the lock.
-    if !opts.force {
-        if let Some(entry) = cache.lookup(STAGE, &key.key) {
-            progress(&BuildEvent::CacheHit {
-                dir: entry.dir.clone(),
-            });
-            return artifacts_from_entry(&entry, false, None);
-        }
-    }
-    let log = new_log(cfg)?;
-    progress(&BuildEvent::Log { path: log.clone() });
-    let started = Instant::now();
-    let work = cache.work_dir(STAGE, &profile.name);
-    let built = build_in(cfg, &profile, opts, &work, true, &log, progress).await?;
-    store(&cache, &key, &profile, &built, started, &log).await
+    })
+    .await
+    .map_err(|e| match e {
+        // Name the profile and the command that builds it, as `--no-build` users need.
+        BuildError::NotCached { key, .. } => BuildError::NotCached {
+            profile: profile.name.clone(),
+            key,
+        },
+        other => other,
+    })?;
+    artifacts_from_entry(&got.entry, got.built_now, got.log)
 }
 
 /// What one build in a tree produced.
@@ -303,34 +245,7 @@ struct Built {
     modules: bool,
     incremental: bool,
     env: BuildEnv,
-    epoch_source: &'static str,
-}
-
-/// Remembered about a kept work tree.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct WorkState {
-    /// Source identity the tree was unpacked from.
-    pub(crate) source: String,
-    /// Fingerprint of what configured the tree ([`config_fingerprint`] for the kernel);
-    /// empty when unknown.
-    #[serde(default)]
-    pub(crate) config: String,
-}
-
-impl WorkState {
-    /// The state in `path`, or the default (nothing known) when absent or unreadable.
-    pub(crate) fn read(path: &Path) -> WorkState {
-        std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn write(&self, path: &Path) -> Result<(), BuildError> {
-        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other);
-        json.and_then(|j| std::fs::write(path, j))
-            .map_err(BuildError::io("failed to write", path))
-    }
+    epoch: Epoch,
 }
 
 /// What decides the `.config`: the base, the fragments, and every Kconfig file the series
@@ -430,8 +345,8 @@ async fn build_in(
     });
     quilt::push_all(&linux, &snapshot_dir, log).await?;
 
-    let (epoch, epoch_source) = make::build_epoch(&cfg.root).await;
-    let env = BuildEnv::new(epoch, opts.jobs);
+    let epoch = epoch::of_inputs(&repo_root(cfg), &epoch_inputs(cfg)).await;
+    let env = BuildEnv::new(epoch.secs, opts.jobs);
     let fragments = profile.fragment_paths(&patches_dir(cfg));
     let config_key = config_fingerprint(cfg, profile, &linux, &fragments)?;
     if incremental && state.config == config_key && linux.join(".config").is_file() {
@@ -487,47 +402,19 @@ async fn build_in(
         modules,
         incremental,
         env,
-        epoch_source,
+        epoch,
     })
 }
 
-/// Copies `series` and the patches it lists into `dest`, so the tree's quilt state refers
-/// to a snapshot that matches the key rather than files someone may be editing.
-pub(crate) fn snapshot_series(patches: &Path, dest: &Path) -> Result<(), BuildError> {
-    let series = patches.join("series");
-    let text = read_input("patch series", &series)?;
-    if dest.exists() {
-        std::fs::remove_dir_all(dest).map_err(BuildError::io("failed to remove", dest))?;
-    }
-    for name in quilt::series_patches(&text) {
-        let to = dest.join(&name);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(BuildError::io("failed to create", parent))?;
-        }
-        std::fs::copy(patches.join(&name), &to).map_err(|source| BuildError::Input {
-            what: "patch",
-            path: patches.join(&name),
-            source,
-        })?;
-    }
-    std::fs::create_dir_all(dest).map_err(BuildError::io("failed to create", dest))?;
-    std::fs::write(dest.join("series"), text)
-        .map_err(BuildError::io("failed to write", dest.join("series")))
-}
-
-/// Seals the artifacts of `built` as the cache entry for `key`.
+/// Puts the artifacts of `built` into the staging entry `staged` (the framework seals it).
 async fn store(
-    cache: &Cache,
-    key: &KernelKey,
+    staged: &Path,
     profile: &KernelProfile,
     built: &Built,
     started: Instant,
     log: &Path,
-) -> Result<KernelArtifacts, BuildError> {
-    let staged = cache
-        .staging(STAGE, &key.key)
-        .map_err(BuildError::io("failed to create staging for", cache.root()))?;
-    let mut artifacts = BTreeMap::new();
+) -> Result<Product, BuildError> {
+    let mut artifacts = vec!["bzImage", "config", "System.map"];
     for (name, rel) in [
         ("bzImage", "arch/x86/boot/bzImage"),
         ("config", ".config"),
@@ -541,7 +428,6 @@ async fn store(
             });
         }
         std::fs::copy(&from, staged.join(name)).map_err(BuildError::io("failed to copy", &from))?;
-        artifacts.insert(name.to_string(), name.to_string());
     }
     if built.modules {
         let dest = staged.join("modules");
@@ -551,7 +437,7 @@ async fn store(
         )
         .await
         .map_err(BuildError::step("make modules_install"))?;
-        artifacts.insert("modules".into(), "modules".into());
+        artifacts.push("modules");
     }
     std::fs::write(
         staged.join("kernelrelease"),
@@ -561,9 +447,8 @@ async fn store(
         "failed to write",
         staged.join("kernelrelease"),
     ))?;
-    artifacts.insert("kernelrelease".into(), "kernelrelease".into());
     std::fs::copy(log, staged.join("build.log")).map_err(BuildError::io("failed to copy", log))?;
-    artifacts.insert("build.log".into(), "build.log".into());
+    artifacts.extend(["kernelrelease", "build.log"]);
 
     let bz_sha = sha256_file(&staged.join("bzImage"))
         .map_err(BuildError::io("failed to read", staged.join("bzImage")))?;
@@ -581,42 +466,15 @@ async fn store(
             "kbuild_build_timestamp",
             make::kbuild_timestamp(built.env.epoch),
         ),
-        ("timestamp_source", built.epoch_source.to_string()),
+        (
+            "timestamp_source",
+            built.epoch.source.describe().to_string(),
+        ),
         ("bzimage_sha256", bz_sha),
         ("log", log.display().to_string()),
         ("work_tree", built.tree.display().to_string()),
     ];
-    let entry = seal(
-        cache,
-        STAGE,
-        &key.key,
-        &key.inputs,
-        &staged,
-        artifacts,
-        facts,
-    )?;
-    artifacts_from_entry(&entry, true, Some(log.to_path_buf()))
-}
-
-/// `logs/kernel-build-<UTC>.log`, unique.
-fn new_log(cfg: &Config) -> Result<PathBuf, BuildError> {
-    new_stage_log(cfg, "kernel")
-}
-
-/// `logs/<stage>-build-<UTC>.log`, unique (shared by the kernel and glibc stages).
-pub(crate) fn new_stage_log(cfg: &Config, stage: &str) -> Result<PathBuf, BuildError> {
-    let dir = repo_root(cfg).join("logs");
-    std::fs::create_dir_all(&dir).map_err(BuildError::io("failed to create", &dir))?;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let stamp = make::compact_utc(i64::try_from(now).unwrap_or(0));
-    let mut path = dir.join(format!("{stage}-build-{stamp}.log"));
-    if path.exists() {
-        path = dir.join(format!("{stage}-build-{stamp}-{}.log", std::process::id()));
-    }
-    std::fs::write(&path, "").map_err(BuildError::io("failed to create", &path))?;
-    Ok(path)
+    Ok(Product::new(artifacts, facts))
 }
 
 /// Result of `--check-repro`.
@@ -640,8 +498,8 @@ pub(crate) async fn check_reproducible(
     let profile = KernelProfile::named(opts.profile.as_deref().unwrap_or(&cfg.kernel_profile))?;
     tools::check_tools(KERNEL_TOOLS)?;
     let cache = kernel_cache(cfg);
-    let _lock = WorkLock::acquire(&cache.root().join("work").join("kernel.lock"), progress).await?;
-    let log = new_log(cfg)?;
+    let _lock = stage::work_lock(&cache, HEAVY_LOCK, progress).await?;
+    let log = stage::new_log(&stage::logs_dir(cfg), STAGE)?;
     progress(&BuildEvent::Log { path: log.clone() });
     let mut digests = Vec::new();
     let mut trees = Vec::new();
@@ -667,76 +525,10 @@ pub(crate) async fn check_reproducible(
     })
 }
 
-/// One kernel build per machine at a time (2 cores; the kept work trees are shared by
-/// every clone). A pid file; a stale one (its process gone) is taken over.
-/// A per-machine lock on a stage's kept work tree: a pid file, taken over when its holder
-/// is gone. Shared by the kernel and Debian ISO stages.
-pub(crate) struct WorkLock {
-    path: PathBuf,
-}
-
-impl WorkLock {
-    pub(crate) async fn acquire(
-        path: &Path,
-        progress: Progress<'_>,
-    ) -> Result<WorkLock, BuildError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(BuildError::io("failed to create", dir))?;
-        }
-        let mut told = false;
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut f) => {
-                    std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes())
-                        .map_err(BuildError::io("failed to write", path))?;
-                    return Ok(WorkLock {
-                        path: path.to_path_buf(),
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(path)
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
-                    let alive = !holder.is_empty() && Path::new("/proc").join(&holder).exists();
-                    if !alive {
-                        let _ = std::fs::remove_file(path);
-                        continue;
-                    }
-                    if !told {
-                        progress(&BuildEvent::Step {
-                            name: "waiting for another build of this stage".into(),
-                            detail: format!("pid {holder}, lock {}", path.display()),
-                        });
-                        told = true;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                }
-                Err(e) => {
-                    return Err(BuildError::Io {
-                        what: "failed to create lock".into(),
-                        path: path.to_path_buf(),
-                        source: e,
-                    });
-                }
-            }
-        }
-    }
-}
-
-impl Drop for WorkLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::cache::EntryInfo;
 
     /// A repo with a two-patch series, an unlisted patch, a README and two fragments.
     fn repo() -> (tempfile::TempDir, Config) {
@@ -855,6 +647,29 @@ mod tests {
         (dir, cfg)
     }
 
+    /// The cached kernel of `profile` (pinned source) without building: `--no-build`.
+    async fn cached_kernel(
+        cfg: &Config,
+        profile: Option<&str>,
+    ) -> Result<Option<KernelArtifacts>, BuildError> {
+        let opts = KernelBuildOptions {
+            profile: profile.map(str::to_string),
+            ..KernelBuildOptions::default()
+        };
+        let no_build = Policy {
+            force: false,
+            no_build: true,
+        };
+        let mut quiet = |_: &BuildEvent| {};
+        match ensure_kernel(cfg, &opts, no_build, &Cancel::never(), &mut quiet).await {
+            Err(BuildError::NotCached { profile: p, .. }) => {
+                assert_eq!(Some(p.as_str()), profile, "names the profile");
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    }
+
     fn compiled(cfg: &Config) -> usize {
         let tree = cfg.cache_dir.join("work/kernel/qemu/linux");
         std::fs::read_to_string(tree.join("make-count"))
@@ -969,6 +784,40 @@ mod tests {
         assert!(events.iter().any(|e| matches!(e, BuildEvent::Make { .. })));
     }
 
+    /// What `test` does when a scenario needs a kernel: Ctrl-C while make runs stops the
+    /// build and stores nothing, even when make manages to finish first.
+    #[tokio::test]
+    async fn a_runner_build_cancelled_during_make_stores_nothing() {
+        let (_dir, cfg) = fake_kernel_repo().await;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        // The real stop signals every child group, and other tests' makes run beside us.
+        let cancel = Cancel::with_stop(rx, || {});
+        let mut sink = |e: &BuildEvent| {
+            if matches!(e, BuildEvent::Step { name, .. } if name.starts_with("make -j")) {
+                let _ = tx.send(true);
+            }
+        };
+        let opts = KernelBuildOptions {
+            profile: Some("qemu".into()),
+            jobs: Some(2),
+            ..KernelBuildOptions::default()
+        };
+        let err = ensure_kernel(&cfg, &opts, Policy::default(), &cancel, &mut sink)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BuildError::Interrupted), "{err}");
+        assert_eq!(err.exit_code(), crate::exit_code::ExitCode::Interrupted);
+        assert_eq!(cached_kernel(&cfg, Some("qemu")).await.unwrap(), None);
+        // The lock was released: the next (uncancelled) build goes ahead.
+        let mut quiet = |_: &BuildEvent| {};
+        assert!(
+            build_kernel(&cfg, &opts, &mut quiet)
+                .await
+                .unwrap()
+                .built_now
+        );
+    }
+
     #[tokio::test]
     async fn a_patch_that_no_longer_applies_fails_the_build_with_its_name() {
         let (_dir, cfg) = fake_kernel_repo().await;
@@ -1056,7 +905,7 @@ mod tests {
 
     #[tokio::test]
     async fn entries_turn_back_into_artifacts_and_a_stale_lock_is_taken_over() {
-        let (dir, cfg) = repo();
+        let (_dir, cfg) = repo();
         let cache = kernel_cache(&cfg);
         let staged = cache.staging(STAGE, "k").unwrap();
         for f in ["bzImage", "config", "System.map", "build.log"] {
@@ -1088,15 +937,20 @@ mod tests {
         assert_eq!(a.log, Some(entry.dir.join("build.log")));
         assert_eq!(a.modules, None);
 
-        let lock = dir.path().join("kernel.lock");
-        std::fs::write(&lock, "999999999").unwrap(); // no such pid
+        // A pid file the old lock left (no such pid) does not hold the flock-based one.
+        let lock = cache.root().join("work").join(HEAVY_LOCK);
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        std::fs::write(&lock, "999999999").unwrap();
         let mut sink = |_: &super::super::progress::BuildEvent| {};
-        let held = WorkLock::acquire(&lock, &mut sink).await.unwrap();
+        let held = stage::work_lock(&cache, HEAVY_LOCK, &mut sink)
+            .await
+            .unwrap();
         assert_eq!(
-            std::fs::read_to_string(&lock).unwrap(),
+            std::fs::read_to_string(&lock).unwrap().trim(),
             std::process::id().to_string()
         );
         drop(held);
-        assert!(!lock.exists());
+        // Kept (deleting it would race), emptied so nobody is blamed.
+        assert_eq!(std::fs::read_to_string(&lock).unwrap(), "");
     }
 }

@@ -1,5 +1,6 @@
-//! `make` for the kernel: the reproducible-build environment (KBUILD_BUILD_*), the make
-//! command lines, and following the build log to show compact progress.
+//! `make` for the kernel: the reproducible-build environment (KBUILD_BUILD_*, from the
+//! stage's epoch, `sys::epoch`), the make command lines, and following the build log to
+//! show compact progress.
 //!
 //! The full output goes to the log via `process::run`; progress is read back from that
 //! log while make runs, so the one place that runs programs stays `process`.
@@ -47,37 +48,6 @@ impl BuildEnv {
         }
         cmd
     }
-}
-
-/// The build time: `SOURCE_DATE_EPOCH` if set, else the commit time of the repo's HEAD
-/// (`git log -1 --format=%ct`), else 0 when the repo is not a git checkout.
-pub(crate) async fn build_epoch(repo: &Path) -> (i64, &'static str) {
-    if let Some(e) = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
-        return (e, "SOURCE_DATE_EPOCH");
-    }
-    match process::run(&commit_time_cmd(repo), None).await {
-        Ok(out) => out
-            .stdout
-            .trim()
-            .parse()
-            .map_or((0, "none (epoch 0)"), |e| (e, "git HEAD commit time")),
-        Err(_) => (0, "none (epoch 0)"),
-    }
-}
-
-/// `git -C <repo> log -1 --format=%ct`.
-pub(crate) fn commit_time_cmd(repo: &Path) -> Cmd {
-    Cmd::new([
-        "git".as_ref(),
-        "-C".as_ref(),
-        repo.as_os_str(),
-        "log".as_ref(),
-        "-1".as_ref(),
-        "--format=%ct".as_ref(),
-    ])
 }
 
 /// `date`'s default format in UTC (`Thu Jan  1 00:00:00 UTC 1970`), what kbuild would
@@ -347,10 +317,6 @@ mod tests {
         );
         assert!(BuildEnv::new(0, None).jobs >= 1);
         assert_eq!(BuildEnv::new(0, Some(3)).jobs, 3);
-        assert_eq!(
-            commit_time_cmd(Path::new("/repo")).to_string(),
-            "git -C /repo log -1 --format=%ct"
-        );
     }
 
     #[test]

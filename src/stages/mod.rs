@@ -6,6 +6,8 @@
 //! cli ─► kernel ─► source (tarball/apt/tree) ─► quilt (series) ─► kconfig + fragment ─► make
 //!           └────► cache (key → entry)                     progress ◄─ make log follower
 //! ```
+//! Every stage runs through one skeleton, `stage::ensure` (key → cache → lock → build →
+//! seal, cancellable); shared helpers live in `stage`, not in another stage.
 //! Only re-exports live here.
 
 pub(crate) mod chroot;
@@ -20,14 +22,12 @@ pub(crate) mod make;
 pub(crate) mod progress;
 pub(crate) mod quilt;
 pub(crate) mod source;
+pub(crate) mod stage;
 pub(crate) mod stock_kernel;
 pub(crate) mod tools;
 
-pub(crate) use debian::{DebianBuildOptions, ISO_NAME, build_debian, cached_debian};
+pub(crate) use debian::ISO_NAME;
 pub(crate) use error::BuildError;
-pub(crate) use glibc::{
-    GLIBC_TOOLS, GlibcArtifacts, GlibcBuildOptions, GlibcVariant, build_glibc, cached_glibc,
-};
-pub(crate) use kernel::{KernelBuildOptions, build_kernel, cached_kernel, patches_dir};
-pub(crate) use progress::stderr_progress;
+pub(crate) use glibc::{GLIBC_TOOLS, GlibcArtifacts, GlibcBuildOptions, GlibcVariant};
+pub(crate) use kernel::{KernelBuildOptions, patches_dir};
 pub(crate) use tools::{FETCH_TOOLS, KERNEL_TOOLS};

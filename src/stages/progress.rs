@@ -79,6 +79,27 @@ pub(crate) fn stderr_progress(stage: &'static str) -> impl FnMut(&BuildEvent) + 
     }
 }
 
+/// [`stderr_progress`] for a build that another command asked for (a scenario needs the
+/// image): silent on a cache hit; before the first sign of a build, one `announce` line
+/// saying what is built and why.
+pub(crate) fn announced_progress(
+    stage: &'static str,
+    announce: String,
+) -> impl FnMut(&BuildEvent) + Send {
+    let mut inner = stderr_progress(stage);
+    let mut announced = false;
+    move |event: &BuildEvent| {
+        if matches!(event, BuildEvent::CacheHit { .. }) {
+            return;
+        }
+        if !announced {
+            announced = true;
+            let _ = writeln!(std::io::stderr().lock(), "{announce}");
+        }
+        inner(event);
+    }
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()

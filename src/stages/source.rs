@@ -160,6 +160,17 @@ pub(crate) fn copy_tree_cmd(tree: &Path, dest: &Path) -> Cmd {
     ])
 }
 
+/// Copies the directory `from` into `to` (created) with [`copy_tree_cmd`]: the one tree
+/// copier of the stages (kernel headers and runtime into glibc's entry, the runtime into
+/// the ISO's root filesystem).
+pub(crate) async fn copy_dir(from: &Path, to: &Path, log: &Path) -> Result<(), BuildError> {
+    std::fs::create_dir_all(to).map_err(BuildError::io("failed to create", to))?;
+    process::run(&copy_tree_cmd(from, to), Some(log))
+        .await
+        .map(|_| ())
+        .map_err(BuildError::step(format!("copy {}", from.display())))
+}
+
 /// A source ready to unpack, with its verified identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Resolved {

@@ -3,12 +3,16 @@
 //! the package `linux-image-amd64` depends on, then `dpkg-deb -x`) into the cache, keyed by
 //! the exact package and version so a kernel update in the archive is a new entry.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::sys::cache::{Cache, EntryInfo, KeyBuilder};
+use super::stage::{self, Cancel, Job, Policy, Product, Stage, StageError, StageKey};
+use crate::sys::cache::{Cache, KeyBuilder};
+use crate::sys::lock::LockError;
 use crate::sys::process::{self, Cmd, ProcessError};
+
+/// The cache stage name.
+pub(crate) const STAGE: &str = "stock-kernel";
 
 /// The metapackage whose dependency names the current 6.1 image.
 pub(crate) const META_PACKAGE: &str = "linux-image-amd64";
@@ -39,12 +43,39 @@ pub enum StockKernelError {
         #[source]
         source: std::io::Error,
     },
+    /// Ctrl-C or SIGTERM during the fetch; nothing was stored.
+    #[error("stock kernel fetch interrupted")]
+    Interrupted,
 }
 
 impl StockKernelError {
     /// Fetch problems are the harness's (4): the product was never built here.
     pub fn exit_code(&self) -> crate::exit_code::ExitCode {
-        crate::exit_code::ExitCode::Harness
+        match self {
+            StockKernelError::Interrupted => crate::exit_code::ExitCode::Interrupted,
+            _ => crate::exit_code::ExitCode::Harness,
+        }
+    }
+}
+
+impl From<StageError> for StockKernelError {
+    fn from(e: StageError) -> StockKernelError {
+        match e {
+            StageError::Interrupted => StockKernelError::Interrupted,
+            StageError::Io { path, source, .. }
+            | StageError::Lock(LockError::Io { path, source, .. }) => {
+                StockKernelError::Io { path, source }
+            }
+            StageError::Lock(LockError::Held { path, .. }) => StockKernelError::Io {
+                path,
+                source: std::io::ErrorKind::WouldBlock.into(),
+            },
+            // Never asked for: `--no-build` is decided by the runner before it calls here.
+            StageError::NotCached { key, .. } => StockKernelError::Io {
+                path: PathBuf::from(key),
+                source: std::io::ErrorKind::NotFound.into(),
+            },
+        }
     }
 }
 
@@ -112,36 +143,73 @@ pub(crate) fn parse_version(text: &str) -> Option<String> {
 /// Returns the cached stock kernel, fetching it on a miss. `fetched` is set when it was
 /// downloaded now (the caller says so to the user).
 pub async fn ensure(cache: &Cache) -> Result<(StockKernel, bool), StockKernelError> {
+    ensure_cancellable(cache, &Cancel::never()).await
+}
+
+/// [`ensure`] through the stage framework: two processes missing the cache at once fetch
+/// once (the second waits for the stage lock and finds the first one's entry).
+pub(crate) async fn ensure_cancellable(
+    cache: &Cache,
+    cancel: &Cancel,
+) -> Result<(StockKernel, bool), StockKernelError> {
     let deps = process::run(&depends_cmd(), None).await?;
     let package = parse_depends(&deps.stdout).ok_or(StockKernelError::NoPackage)?;
     let show = process::run(&show_cmd(&package), None).await?;
     let version = parse_version(&show.stdout).ok_or(StockKernelError::NoPackage)?;
-    let key = KeyBuilder::new()
-        .str("recipe", "stock-kernel-v1")
-        .str("package", &package)
-        .str("version", &version)
-        .finish();
-    if let Some(kernel) = cache
-        .lookup("stock-kernel", &key)
-        .and_then(|e| from_entry(&e))
-    {
-        return Ok((kernel, false));
-    }
+    let key = stock_key(&package, &version);
+    let stage = Stage {
+        name: STAGE,
+        key: &key,
+        lock: "stock-kernel.lock",
+        log_dir: None,
+    };
+    let mut quiet = |_: &super::progress::BuildEvent| {};
+    let got = stage::ensure(cache, stage, Policy::default(), cancel, &mut quiet, |job| {
+        fetch(cache, &package, &version, job)
+    })
+    .await?;
+    let kernel = from_entry(&got.entry).ok_or_else(|| StockKernelError::NoImage {
+        package: package.clone(),
+    })?;
+    Ok((kernel, got.built_now))
+}
+
+/// The key: the exact package and version (a kernel update in the archive is a new entry).
+/// The inputs are recorded as `package` and `version`.
+fn stock_key(package: &str, version: &str) -> StageKey {
+    let mut k = KeyBuilder::new();
+    k.str("recipe", "stock-kernel-v1")
+        .str("package", package)
+        .str("version", version);
+    let mut key = StageKey::from(&k);
+    // entry.json has always listed just these two.
+    key.inputs = vec![
+        ("package".into(), package.to_string()),
+        ("version".into(), version.to_string()),
+    ];
+    key
+}
+
+/// Downloads (unless the .deb is cached) and extracts the image into the staging entry.
+async fn fetch(
+    cache: &Cache,
+    package: &str,
+    version: &str,
+    job: Job<'_>,
+) -> Result<Product, StockKernelError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| StockKernelError::Io { path, source }
     };
+    let staged = job.staged;
     let downloads = cache.downloads();
     std::fs::create_dir_all(&downloads).map_err(io(&downloads))?;
     let deb_name = format!("{package}_{}_amd64.deb", version.replace(':', "%3a"));
     let deb = downloads.join(&deb_name);
-    let staged = cache
-        .staging("stock-kernel", &key)
-        .map_err(io(cache.root()))?;
     if !deb.is_file() {
         // Download beside the entry being staged, then rename: parallel runs never see a
         // half-written .deb.
-        process::run(&download_cmd(&package, &version, &staged), None).await?;
+        process::run(&download_cmd(package, version, &staged), None).await?;
         std::fs::rename(staged.join(&deb_name), &deb).map_err(io(&deb))?;
     }
     let root = staged.join("root");
@@ -153,30 +221,21 @@ pub async fn ensure(cache: &Cache) -> Result<(StockKernel, bool), StockKernelErr
         .map(|e| e.file_name().to_string_lossy().to_string())
         .find(|n| n.starts_with("vmlinuz-"))
         .ok_or_else(|| StockKernelError::NoImage {
-            package: package.clone(),
+            package: package.to_string(),
         })?;
     let release = vmlinuz.trim_start_matches("vmlinuz-").to_string();
     std::fs::copy(boot.join(&vmlinuz), staged.join("vmlinuz")).map_err(io(&boot))?;
     // Only the image is needed: the modules tree is 400 MB the tests never load.
     std::fs::remove_dir_all(&root).map_err(io(&root))?;
-    let info = EntryInfo {
-        stage: "stock-kernel".into(),
-        key,
-        created: 0,
-        inputs: vec![
-            ("package".into(), package.clone()),
-            ("version".into(), version.clone()),
+    Ok(Product::new(
+        ["vmlinuz"],
+        [
+            ("package", package.to_string()),
+            ("version", version.to_string()),
+            ("release", release),
+            ("deb", deb.display().to_string()),
         ],
-        artifacts: [("vmlinuz".to_string(), "vmlinuz".to_string())].into(),
-        facts: BTreeMap::from([
-            ("package".to_string(), package),
-            ("version".to_string(), version),
-            ("release".to_string(), release),
-            ("deb".to_string(), deb.display().to_string()),
-        ]),
-    };
-    let entry = cache.commit(&staged, info).map_err(io(cache.root()))?;
-    Ok((from_entry(&entry).expect("entry written above"), true))
+    ))
 }
 
 fn from_entry(e: &crate::sys::cache::Entry) -> Option<StockKernel> {
@@ -204,6 +263,23 @@ mod tests {
             parse_version("Package: x\nVersion: 6.1.158-1\n").as_deref(),
             Some("6.1.158-1")
         );
+    }
+
+    #[test]
+    fn the_key_is_the_package_and_version_only() {
+        let a = stock_key("linux-image-6.1.0-57-amd64", "6.1.158-1");
+        assert_eq!(a, stock_key("linux-image-6.1.0-57-amd64", "6.1.158-1"));
+        assert_ne!(
+            a.key,
+            stock_key("linux-image-6.1.0-57-amd64", "6.1.158-2").key
+        );
+        // The key of the recipe before the stage framework: cached entries stay valid.
+        let old = KeyBuilder::new()
+            .str("recipe", "stock-kernel-v1")
+            .str("package", "linux-image-6.1.0-57-amd64")
+            .str("version", "6.1.158-1")
+            .finish();
+        assert_eq!(a.key, old);
     }
 
     #[test]
