@@ -1,5 +1,6 @@
 //! The terminal summary: one line per scenario as it finishes, then totals. The only place
-//! that formats results for people; logs go through tracing, results through here.
+//! that formats results for people; logs go through tracing, results through here. It
+//! returns strings: src/app prints them (stdout, or stderr under `test --json`).
 
 use std::fmt::Write as _;
 
@@ -52,9 +53,21 @@ pub(crate) fn scenario_line(r: &ScenarioResult) -> String {
     s
 }
 
-/// Prints the line of a finished scenario (the live summary).
+/// Where [`print`] sends a line: installed by the app (it alone prints).
+static LIVE: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Installs the printer of live summary lines (the first call wins).
+pub(crate) fn set_printer(print: fn(&str)) {
+    let _ = LIVE.set(print);
+}
+
+/// Hands the line of a finished scenario to the installed printer (nothing when none is).
+/// Kept for run/gate.rs, which passes it as its live callback; new callers format with
+/// [`scenario_line`] and print in src/app.
 pub(crate) fn print(r: &ScenarioResult) {
-    println!("{}", scenario_line(r));
+    if let Some(print) = LIVE.get() {
+        print(&scenario_line(r));
+    }
 }
 
 /// The closing totals line (`N passed, N failed` is what CI log scrapers look for).
