@@ -289,6 +289,36 @@ mod tests {
     }
 
     #[test]
+    fn a_bar_takes_every_event_and_outlives_its_estimate() {
+        // stderr is not a terminal under the test harness: indicatif draws nothing, but
+        // the bar's state is exercised all the same.
+        let mut p = StageProgress::new("kernel", Mode::Bar, Some(Duration::from_secs(1)));
+        p.event(&BuildEvent::Log {
+            path: "/l/build.log".into(),
+        });
+        p.event(&BuildEvent::Step {
+            name: "make bzImage".into(),
+            detail: String::new(),
+        });
+        std::thread::sleep(Duration::from_millis(1100));
+        p.event(&BuildEvent::Make {
+            step: "make bzImage".into(),
+            lines: 3,
+            last: None,
+        });
+        let bar = p.bar.as_ref().expect("a build event makes the bar");
+        assert_eq!(bar.length(), Some(1));
+        assert!(
+            bar.position() < 1,
+            "past the estimate the bar is never full"
+        );
+        // A cache hit alone draws no bar.
+        let mut hit = StageProgress::new("glibc", Mode::Bar, None);
+        hit.event(&BuildEvent::CacheHit { dir: "/c/e".into() });
+        assert!(hit.bar.is_none());
+    }
+
+    #[test]
     fn durations_are_remembered_per_stage() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(last_duration(dir.path(), "kernel"), None);
