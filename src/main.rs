@@ -1,6 +1,9 @@
 //! The `xsc-release` binary: parse the command line, set up logging and signals, run,
 //! print an error chain once, and exit with the documented code.
 
+// The binary prints the one error chain and the interrupt notice (clippy.toml).
+#![allow(clippy::disallowed_macros)]
+
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::Parser;

@@ -8,12 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::app::progress::{record_duration, stderr_progress};
 use crate::exit_code::ExitCode;
 use crate::input::config::Config;
 use crate::stages::error::BuildError;
 use crate::stages::kconfig::{KernelProfile, PROFILES};
 use crate::stages::kernel::{self, KernelArtifacts, KernelBuildOptions, STAGE};
-use crate::stages::progress::stderr_progress;
 use crate::stages::quilt;
 use crate::stages::source::{self, SourceSpec};
 use crate::stages::tools;
@@ -74,6 +74,9 @@ pub(crate) async fn run_build_debian(
     let started = std::time::Instant::now();
     let opts = crate::stages::debian::DebianBuildOptions { force: args.force };
     let a = crate::stages::debian::build_debian(cfg, &opts, cancel).await?;
+    if a.built_now {
+        record_duration(&cfg.cache_dir, "debian", started.elapsed());
+    }
     let how = if a.built_now {
         format!("built in {:.1}s", started.elapsed().as_secs_f64())
     } else {
@@ -133,6 +136,10 @@ pub(crate) async fn run_build_glibc(
     let mut progress = stderr_progress("glibc");
     let started = std::time::Instant::now();
     let a = crate::stages::glibc::build_glibc(cfg, &opts, &mut progress).await?;
+    drop(progress);
+    if a.built_now {
+        record_duration(&cfg.cache_dir, "glibc", started.elapsed());
+    }
     let took = started.elapsed().as_secs_f64();
     let how = match (a.built_now, a.facts.get("incremental").map(String::as_str)) {
         (false, _) => format!("cache hit, nothing built ({took:.1}s)"),
@@ -205,6 +212,7 @@ pub(crate) async fn run_build_kernel(
     let mut progress = stderr_progress("kernel");
     if args.check_repro {
         let report = kernel::check_reproducible(cfg, &opts, &mut progress).await?;
+        drop(progress);
         println!(
             "kernel: reproducible: both clean builds give bzImage sha256 {}",
             report.bzimage_sha256
@@ -219,6 +227,11 @@ pub(crate) async fn run_build_kernel(
     }
     let started = std::time::Instant::now();
     let a = kernel::build_kernel(cfg, &opts, &mut progress).await?;
+    // The bar goes before the summary is printed.
+    drop(progress);
+    if a.built_now {
+        record_duration(&cfg.cache_dir, "kernel", started.elapsed());
+    }
     print!("{}", describe(&a, started.elapsed()));
     Ok(ExitCode::Success)
 }
@@ -399,9 +412,11 @@ pub(crate) struct StageStatus {
     pub stage: String,
     /// Profile or variant (`qemu`); `-` when none.
     pub variant: String,
-    /// `built`, `not built yet`, `stale`, or an error.
+    /// The state, for machines (`status --json`).
+    pub kind: StateKind,
+    /// `built`, `not built yet`, `stale`, or an error, in words.
     pub state: String,
-    /// Key of the current inputs (short).
+    /// Key of the current inputs (full; `status` shows the first 12 digits).
     pub key: Option<String>,
     /// When the entry was built (RFC 3339).
     pub built: Option<String>,
@@ -411,11 +426,37 @@ pub(crate) struct StageStatus {
     pub log: Option<PathBuf>,
 }
 
+/// A stage's state for the current inputs, as `status --json` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StateKind {
+    /// The cache has an entry for the current key.
+    Built,
+    /// An entry of the same variant exists, for older inputs.
+    Stale,
+    /// Nothing of this variant in the cache.
+    NotBuilt,
+    /// The key could not be computed (offline, source missing).
+    Unknown,
+}
+
+impl StateKind {
+    /// The JSON word.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Built => "built",
+            StateKind::Stale => "stale",
+            StateKind::NotBuilt => "not-built",
+            StateKind::Unknown => "unknown",
+        }
+    }
+}
+
 impl StageStatus {
     fn new(stage: &str, variant: &str) -> Self {
         StageStatus {
             stage: stage.into(),
             variant: variant.into(),
+            kind: StateKind::Unknown,
             state: String::new(),
             key: None,
             built: None,
@@ -446,15 +487,21 @@ impl StageStatus {
                 return;
             }
         };
-        self.key = Some(key[..12].to_string());
+        self.key = Some(key.clone());
         match cache.lookup(&self.stage, &key) {
             Some(entry) => {
+                self.kind = StateKind::Built;
                 self.state = "built".into();
                 self.built = Some(when(entry.info.created));
                 self.log = entry.artifact("build.log");
                 self.artifacts = Some(entry.dir);
             }
             None => {
+                self.kind = if latest.is_some() {
+                    StateKind::Stale
+                } else {
+                    StateKind::NotBuilt
+                };
                 self.state = match latest {
                     Some(old) => format!(
                         "stale (inputs changed; last built {} key {})",
@@ -522,7 +569,7 @@ pub(crate) fn format_status(rows: &[StageStatus]) -> String {
     for r in rows {
         out.push_str(&format!("{:<11} {:<8} {}", r.stage, r.variant, r.state));
         if let Some(k) = &r.key {
-            out.push_str(&format!("  key {k}"));
+            out.push_str(&format!("  key {}", k.get(..12).unwrap_or(k)));
         }
         out.push('\n');
         if let Some(b) = &r.built {
@@ -538,9 +585,18 @@ pub(crate) fn format_status(rows: &[StageStatus]) -> String {
     out
 }
 
-/// Runs `status`: prints each stage's state for the current inputs.
-pub(crate) async fn run_status(cfg: &Config) -> Result<ExitCode, BuildError> {
-    print!("{}", format_status(&stage_status(cfg).await));
+/// Runs `status`: prints each stage's state for the current inputs, for people or (with
+/// `json`) as the docs/json.md document.
+pub(crate) async fn run_status(cfg: &Config, json: bool) -> Result<ExitCode, BuildError> {
+    let rows = stage_status(cfg).await;
+    if json {
+        print!(
+            "{}",
+            crate::app::json::render(&crate::app::json::status(&rows))
+        );
+    } else {
+        print!("{}", format_status(&rows));
+    }
     Ok(ExitCode::Success)
 }
 
@@ -615,8 +671,9 @@ mod tests {
             StageStatus {
                 stage: "kernel".into(),
                 variant: "qemu".into(),
+                kind: StateKind::Built,
                 state: "built".into(),
-                key: Some("0123456789ab".into()),
+                key: Some("0123456789abcdef".into()),
                 built: Some("2026-11-30T02:00:00Z".into()),
                 artifacts: Some("/c/stages/kernel/0123".into()),
                 log: Some("/c/stages/kernel/0123/build.log".into()),
@@ -624,6 +681,7 @@ mod tests {
             StageStatus {
                 stage: "glibc".into(),
                 variant: "xsc".into(),
+                kind: StateKind::NotBuilt,
                 state: "not built yet".into(),
                 key: None,
                 built: None,

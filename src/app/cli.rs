@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "xsc-release", version, about, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
-    /// Project config.
-    #[arg(long, global = true, default_value = "xsc.toml", env = "XSC_CONFIG")]
-    pub config: PathBuf,
+    /// Project config (default: the nearest xsc.toml in this directory or a parent).
+    #[arg(long, global = true, env = "XSC_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Log filter (tracing env-filter syntax), e.g. `debug` or `xsc_release=debug`.
     #[arg(long, global = true, env = "XSC_LOG", default_value = "warn")]
     pub log: String,
@@ -65,7 +65,17 @@ pub enum Command {
     /// Edit the kernel series the quilt way.
     Patches(crate::app::build::PatchesArgs),
     /// Show each stage: built or not for the current inputs, key, when, where.
-    Status,
+    Status {
+        /// One JSON document on stdout (fields: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (e.g. `xsc-release completions bash > …`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Inspect or trim the build cache.
     Cache {
         /// path, gc or clean.
@@ -141,6 +151,10 @@ pub struct TestArgs {
     /// Never build or fetch a missing image: exit 3 instead.
     #[arg(long)]
     pub no_build: bool,
+    /// At the end, one JSON summary document on stdout instead of the human summary
+    /// lines (fields: docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `xsc-release build …`.
@@ -173,7 +187,11 @@ pub enum ReportCommand {
 #[derive(Debug, Subcommand)]
 pub enum ScenariosCommand {
     /// One line per scenario.
-    List,
+    List {
+        /// One JSON document on stdout (fields: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate files (default: every scenarios/*.toml) and report every problem.
     Check {
         /// Files to check.

@@ -1,10 +1,16 @@
 //! Runs a parsed command line and decides the exit code. Results (verdicts) go to stdout
 //! and JUnit; errors come back to `main`, which prints them once.
 
+// src/app is where output happens (clippy.toml forbids printing everywhere else).
+#![allow(clippy::disallowed_macros)]
+
 pub(crate) mod build;
 pub(crate) mod candidate;
 pub(crate) mod cli;
+pub(crate) mod completions;
 pub(crate) mod doctor;
+pub(crate) mod json;
+pub(crate) mod progress;
 pub(crate) mod release;
 pub(crate) mod report;
 
@@ -28,7 +34,11 @@ use crate::sys::cache::Cache;
 
 /// Runs `cli`; `cancel` flips when SIGINT/SIGTERM arrives.
 pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Error> {
-    let load_cfg = || Config::load(&cli.config).map_err(Error::from);
+    let load_cfg = || {
+        let cfg = Config::discover(cli.config.as_deref())?;
+        crate::app::progress::install(&cfg.cache_dir);
+        Ok::<_, Error>(cfg)
+    };
     match cli.command {
         Command::Test(args) => test(&load_cfg()?, *args, cancel).await,
         Command::Report {
@@ -57,7 +67,8 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Patches(crate::app::build::PatchesArgs {
             command: crate::app::build::PatchesCommand::Edit(args),
         }) => Ok(crate::app::build::run_patches_edit(&load_cfg()?, &args).await?),
-        Command::Status => Ok(crate::app::build::run_status(&load_cfg()?).await?),
+        Command::Status { json } => Ok(crate::app::build::run_status(&load_cfg()?, json).await?),
+        Command::Completions { shell } => Ok(crate::app::completions::print(shell)),
         Command::Candidate(args) => crate::app::candidate::run(&load_cfg()?, args, cancel).await,
         Command::Keygen(args) => Ok(crate::app::release::keygen(args).await?),
         Command::Verify(args) => Ok(crate::app::release::verify(args).await?),
@@ -120,8 +131,12 @@ pub(crate) fn scenario_files(cfg: &Config, names: &[String]) -> Result<Vec<PathB
 fn scenarios(cfg: &Config, what: ScenariosCommand) -> Result<ExitCode, Error> {
     let gt = run::guest_tests_dir(cfg);
     match what {
-        ScenariosCommand::List => {
+        ScenariosCommand::List { json } => {
             let all = scenario::load_all(&scenario_files(cfg, &[])?, &gt)?;
+            if json {
+                print!("{}", json::render(&json::scenario_list(&all)));
+                return Ok(ExitCode::Success);
+            }
             for s in all {
                 println!("{:<20} {:<28} {}", s.name, s.tags.join(","), s.description);
             }
@@ -281,32 +296,42 @@ async fn test(
         no_build: args.no_build,
         cancel: Some(cancel.clone()),
     };
-    let (results, code) =
-        run_and_report(cfg, &selected, &opts, cancel, args.junit.as_deref()).await?;
+    let (results, code) = run_and_report(
+        cfg,
+        &selected,
+        &opts,
+        cancel,
+        args.junit.as_deref(),
+        args.json,
+    )
+    .await?;
     drop(results);
     Ok(code)
 }
 
 /// Runs scenarios, prints the live summary, writes JUnit (also when interrupted), and
-/// returns the results and the combined exit code. Used by `test` and `candidate`.
+/// returns the results and the combined exit code. With `json` the summary lines go to
+/// stderr and stdout gets the docs/json.md document at the end.
 pub(crate) async fn run_and_report(
     cfg: &Config,
     scenarios: &[Scenario],
     opts: &RunOptions,
     cancel: watch::Receiver<bool>,
     junit_path: Option<&Path>,
+    json: bool,
 ) -> Result<(Vec<ScenarioResult>, ExitCode), Error> {
     let started = SystemTime::now();
-    println!(
-        "run {}: {} scenario(s), state in {}",
-        opts.run_id,
-        scenarios.len(),
-        cfg.run_dir(&opts.run_id).display()
+    human_line(
+        json,
+        &format!(
+            "run {}: {} scenario(s), state in {}",
+            opts.run_id,
+            scenarios.len(),
+            cfg.run_dir(&opts.run_id).display()
+        ),
     );
-    let outcomes = run::run_all(cfg, scenarios, opts, cancel.clone(), |r| {
-        println!("{}", summary::scenario_line(r));
-    })
-    .await;
+    let live = move |r: &ScenarioResult| human_line(json, &summary::scenario_line(r));
+    let outcomes = run::run_all(cfg, scenarios, opts, cancel.clone(), live).await;
     let mut code = ExitCode::Success;
     let mut results = Vec::new();
     let mut errors = Vec::new();
@@ -330,12 +355,16 @@ pub(crate) async fn run_and_report(
     let not_started = errors.len();
     errors.retain(|e| !matches!(e, Error::Interrupted(_)));
     if not_started > errors.len() {
-        println!(
-            "{} scenario(s) not started: interrupted",
-            not_started - errors.len()
+        human_line(
+            json,
+            &format!(
+                "{} scenario(s) not started: interrupted",
+                not_started - errors.len()
+            ),
         );
     }
-    println!("{}", summary::totals(&results));
+    human_line(json, &summary::totals(&results));
+    let mut junit_written = None;
     if let Some(path) = junit_path {
         let info = junit::RunInfo {
             name: "xsc-release".into(),
@@ -347,8 +376,21 @@ pub(crate) async fn run_and_report(
             eprintln!("{}", crate::error::chain(&e));
             code = code.worst(ExitCode::Harness);
         } else {
-            println!("junit: {}", path.display());
+            junit_written = Some(path);
+            human_line(json, &format!("junit: {}", path.display()));
         }
+    }
+    if json {
+        let doc = json::test_run(&json::TestRun {
+            run_id: &opts.run_id,
+            run_dir: cfg.run_dir(&opts.run_id),
+            code,
+            interrupted,
+            junit: junit_written,
+            results: &results,
+            errors: &errors,
+        });
+        print!("{}", json::render(&doc));
     }
     // A lone error with no results is the error itself, printed once by main.
     if results.is_empty() && !interrupted && errors.len() == 1 {
@@ -358,4 +400,13 @@ pub(crate) async fn run_and_report(
         eprintln!("{}", crate::error::chain(e));
     }
     Ok((results, code))
+}
+
+/// A human summary line: stdout, or stderr under `--json` so stdout holds one document.
+fn human_line(json: bool, line: &str) {
+    if json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
 }

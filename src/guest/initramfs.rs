@@ -138,6 +138,8 @@ pub(crate) fn plan_text(entries: &[PlanEntry]) -> String {
 }
 
 #[cfg(test)]
+// The test checks the archive with the real cpio (clippy.toml: only sys spawns).
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,11 @@
 //! The project config, `xsc.toml` at the repository root: where the cache, outputs and
 //! releases live, which Debian mirror and pinned sources to use, and default test settings.
 //!
+//! Found like cargo finds `Cargo.toml`: `--config`/`XSC_CONFIG` when given, else the first
+//! `xsc.toml` in the working directory or one of its parents, so every command works from
+//! any subdirectory of the clone. Every relative path in it resolves from the file's own
+//! directory, never from the caller's working directory.
+//!
 //! Read strictly through [`crate::input::toml_strict`]: unknown keys are errors and every problem is
 //! reported at once with `file:line: key`. docs/config.md documents each key; keep it true.
 
@@ -82,7 +87,45 @@ pub fn default_cache_dir() -> PathBuf {
     home.join(".cache/xsc-release")
 }
 
+/// The config file's name, looked for in the working directory and its parents.
+pub(crate) const FILE_NAME: &str = "xsc.toml";
+
+/// The nearest `xsc.toml` in `start` or one of its ancestors (like cargo and git).
+pub(crate) fn find_upwards(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(FILE_NAME))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The config file to read: `explicit` (`--config` or `XSC_CONFIG`) wins; otherwise the
+/// nearest `xsc.toml` from `cwd` upwards. Not finding one is a config problem (exit 2)
+/// that names where we looked.
+pub(crate) fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Problems> {
+    if let Some(file) = explicit {
+        return Ok(file.to_path_buf());
+    }
+    find_upwards(cwd).ok_or_else(|| {
+        Problems(vec![Problem {
+            file: cwd.join(FILE_NAME),
+            line: None,
+            key: String::new(),
+            message: format!(
+                "no {FILE_NAME} in {} or any parent directory (use --config or XSC_CONFIG)",
+                cwd.display()
+            ),
+        }])
+    })
+}
+
 impl Config {
+    /// Finds the config ([`locate`] from the working directory) and loads it.
+    pub(crate) fn discover(explicit: Option<&Path>) -> Result<Config, Problems> {
+        // An unreadable cwd (deleted under us) still lets an explicit --config work.
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Config::load(&locate(explicit, &cwd)?)
+    }
+
     /// Reads and validates `file`, reporting every problem.
     pub fn load(file: &Path) -> Result<Config, Problems> {
         // Absolute, so run directories and messages do not depend on the caller's cwd.
@@ -270,6 +313,17 @@ fn pinned(doc: &Doc, src: &Tbl<'_>, key: &str) -> Option<PinnedSource> {
     let version = doc.req_str(&t, "version");
     let sha256 = doc.req_str(&t, "sha256");
     let tarball = doc.req_str(&t, "tarball");
+    // The tarball is where the package installs it (also its path inside the .deb), so it
+    // is a filesystem path of the host, not one relative to the clone.
+    if let Some(p) = &tarball {
+        if !Path::new(p).is_absolute() {
+            doc.problem(
+                t.key_span("tarball"),
+                &t.child("tarball"),
+                "must be absolute (where the package installs the tarball, e.g. /usr/src/…)",
+            );
+        }
+    }
     if let Some(h) = &sha256 {
         if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
             doc.problem(
@@ -372,5 +426,65 @@ tarball = "/usr/src/glibc/glibc-2.36.tar.xz"
         let cfg = Config::parse(Path::new("/repo/xsc.toml"), text).unwrap();
         assert_eq!(cfg.out_dir, Path::new("/repo/build/out"));
         assert_eq!(cfg.publish_dir, Path::new("/srv/rel"));
+        // Every path key, also the defaults and the ones left relative by `./`.
+        let text = format!(
+            "{SOURCES}\n[paths]\nscenarios = \"./s\"\nguest-tests = \"g\"\ncache = \"c\"\n"
+        );
+        let cfg = Config::parse(Path::new("/repo/sub/xsc.toml"), text).unwrap();
+        assert_eq!(cfg.scenarios_dir, Path::new("/repo/sub/./s"));
+        assert_eq!(cfg.guest_tests_dir, Path::new("/repo/sub/g"));
+        if std::env::var_os("XSC_CACHE_DIR").is_none() {
+            assert_eq!(cfg.cache_dir, Path::new("/repo/sub/c"));
+        }
+        assert_eq!(cfg.out_dir, Path::new("/repo/sub/out"));
+        assert_eq!(cfg.publish_dir, Path::new("/repo/sub/releases"));
+    }
+
+    #[test]
+    fn a_relative_tarball_is_a_problem() {
+        let text = SOURCES.replace("\"/usr/src/linux-source-6.1.tar.xz\"", "\"linux.tar.xz\"");
+        let err = Config::parse(Path::new("/repo/xsc.toml"), text).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("sources.linux.tarball: must be absolute"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_config_is_found_in_the_nearest_ancestor() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("a/b/c");
+        std::fs::create_dir_all(&deep).unwrap();
+        // Nothing anywhere below the temp dir's own ancestors (which hold no xsc.toml).
+        let outer = root.path().join(FILE_NAME);
+        std::fs::write(&outer, "").unwrap();
+        assert_eq!(find_upwards(&deep), Some(outer.clone()));
+        assert_eq!(locate(None, &deep).unwrap(), outer);
+        // A nearer one wins, the directory itself included.
+        let inner = root.path().join("a/b").join(FILE_NAME);
+        std::fs::write(&inner, "").unwrap();
+        assert_eq!(locate(None, &deep).unwrap(), inner);
+        assert_eq!(locate(None, &root.path().join("a/b")).unwrap(), inner);
+        // A directory named xsc.toml is not a config.
+        std::fs::create_dir(deep.join(FILE_NAME)).unwrap();
+        assert_eq!(locate(None, &deep).unwrap(), inner);
+        // --config / XSC_CONFIG win, even when it does not exist (load says so then).
+        assert_eq!(
+            locate(Some(Path::new("/elsewhere/x.toml")), &deep).unwrap(),
+            Path::new("/elsewhere/x.toml")
+        );
+    }
+
+    #[test]
+    fn no_config_anywhere_names_where_it_looked() {
+        let root = tempfile::tempdir().unwrap();
+        // Only meaningful when no ancestor of the temp dir has one (true on CI and here).
+        if find_upwards(root.path()).is_some() {
+            return;
+        }
+        let err = locate(None, root.path()).unwrap_err().to_string();
+        assert!(err.contains("no xsc.toml in"), "{err}");
+        assert!(err.contains("--config or XSC_CONFIG"), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! The terminal summary: one line per scenario as it finishes, then totals. The only place
 //! that formats results for people; logs go through tracing, results through here. It
-//! returns text: printing is the app's.
+//! returns strings: src/app prints them (stdout, or stderr under `test --json`).
 
 use std::fmt::Write as _;
 

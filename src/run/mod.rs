@@ -103,10 +103,7 @@ pub(crate) async fn kernel_for(
             }
             let (k, fetched) = crate::stages::stock_kernel::ensure(cache).await?;
             if fetched {
-                eprintln!(
-                    "fetched stock kernel {} {} into the cache",
-                    k.package, k.version
-                );
+                tracing::info!(package = %k.package, version = %k.version, "fetched the stock kernel into the cache");
             }
             Ok((
                 k.vmlinuz,

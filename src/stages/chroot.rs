@@ -161,6 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::disallowed_macros, reason = "a test's skip notice")]
     fn mounts_are_released_on_drop_and_on_failure() {
         // SAFETY: geteuid has no preconditions.
         #[expect(unsafe_code, reason = "geteuid")]

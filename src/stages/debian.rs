@@ -1011,6 +1011,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::disallowed_macros, reason = "a test's skip notice")]
     async fn refuses_without_root_before_touching_anything() {
         if is_root() {
             eprintln!("skipped: running as root");

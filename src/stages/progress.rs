@@ -1,11 +1,14 @@
-//! What a build stage tells its caller while it runs, and the compact stderr display of it.
+//! What a build stage tells its caller while it runs ([`BuildEvent`]) and the sink type
+//! that receives it. Stages never print: the app chooses the display (src/app/progress.rs:
+//! a bar on a terminal, plain lines in CI logs), the test runner may ignore events.
 //!
-//! The build emits events and never prints; the CLI chooses the display (a rewritten line
-//! on a terminal, an occasional plain line in CI logs), the test runner may ignore them.
+//! Callers pass a sink to `build_kernel`/`build_glibc`. Code that builds a stage without
+//! being handed one (the Debian stage's own kernel and glibc builds, the runner's prepare
+//! step) asks [`sink`] for the display the app installed with [`set_display`]: stages
+//! depend on this hook, never on the app.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
 
 /// One thing that happened during a build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,44 +41,25 @@ pub(crate) enum BuildEvent {
     },
 }
 
-/// A progress sink that writes compact lines to stderr: on a terminal one line rewritten
-/// in place, otherwise steps plus a make line at most every 30 s (CI logs stay short).
-pub(crate) fn stderr_progress(stage: &'static str) -> impl FnMut(&BuildEvent) + Send {
-    let tty = std::io::stderr().is_terminal();
-    let mut last_print: Option<Instant> = None;
-    let mut open_line = false;
-    move |event: &BuildEvent| {
-        let mut err = std::io::stderr().lock();
-        let text = match event {
-            BuildEvent::Make { step, lines, last } => {
-                let now = Instant::now();
-                if !tty
-                    && last_print.is_some_and(|t| now.duration_since(t) < Duration::from_secs(30))
-                {
-                    return;
-                }
-                last_print = Some(now);
-                let line = format!(
-                    "  {step}: {lines} lines{}",
-                    last.as_ref().map(|l| format!(", {l}")).unwrap_or_default()
-                );
-                if tty {
-                    let _ = write!(err, "\r\x1b[2K{}", truncate(&line, 100));
-                    open_line = true;
-                    return;
-                }
-                line
-            }
-            BuildEvent::Step { name, detail } if detail.is_empty() => format!("{stage}: {name}"),
-            BuildEvent::Step { name, detail } => format!("{stage}: {name} ({detail})"),
-            BuildEvent::CacheHit { dir } => format!("{stage}: cache hit: {}", dir.display()),
-            BuildEvent::Log { path } => format!("{stage}: full log: {}", path.display()),
-        };
-        if open_line {
-            let _ = write!(err, "\r\x1b[2K");
-            open_line = false;
-        }
-        let _ = writeln!(err, "{text}");
+/// A progress sink: what `build_*` calls with each event.
+pub(crate) type Sink = Box<dyn FnMut(&BuildEvent) + Send>;
+
+/// Makes the sink of one stage (`kernel`, `glibc`, `debian`).
+pub(crate) type Display = Box<dyn Fn(&'static str) -> Sink + Send + Sync>;
+
+/// The display the app installed; unset in unit tests and library use (events dropped).
+static DISPLAY: OnceLock<Display> = OnceLock::new();
+
+/// Installs the process's display (the first call wins: one display per process).
+pub(crate) fn set_display(display: Display) {
+    let _ = DISPLAY.set(display);
+}
+
+/// The installed display's sink for `stage`, or one that drops events.
+pub(crate) fn sink(stage: &'static str) -> Sink {
+    match DISPLAY.get() {
+        Some(display) => display(stage),
+        None => Box::new(|_: &BuildEvent| {}),
     }
 }
 
@@ -86,7 +70,7 @@ pub(crate) fn announced_progress(
     stage: &'static str,
     announce: String,
 ) -> impl FnMut(&BuildEvent) + Send {
-    let mut inner = stderr_progress(stage);
+    let mut inner = sink(stage);
     let mut announced = false;
     move |event: &BuildEvent| {
         if matches!(event, BuildEvent::CacheHit { .. }) {
@@ -94,16 +78,18 @@ pub(crate) fn announced_progress(
         }
         if !announced {
             announced = true;
-            let _ = writeln!(std::io::stderr().lock(), "{announce}");
+            // The announcement is a step like any other: the app's display prints it.
+            inner(&BuildEvent::Step {
+                name: announce.clone(),
+                detail: String::new(),
+            });
         }
         inner(event);
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        s.chars().take(max - 1).chain(['…']).collect()
-    }
+/// The old name of [`sink`], kept while callers that predate the display hook
+/// (stages/debian.rs, run/prepare.rs) still use it; it prints nothing itself.
+pub(crate) fn stderr_progress(stage: &'static str) -> impl FnMut(&BuildEvent) + Send {
+    sink(stage)
 }

@@ -136,6 +136,10 @@ mod tests {
     }
 
     /// Runs git in `dir` with a fixed commit date (the test, not the harness, spawns it).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test builds its fixture repository"
+    )]
     fn git(dir: &Path, args: &[&str], date: &str) {
         let out = std::process::Command::new("git")
             .arg("-C")

@@ -1,0 +1,111 @@
+//! The app's own behaviour through the real binary, without booting anything: finding
+//! `xsc.toml` from a subdirectory, `--json` documents, shell completions.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::support::{repo, run, text};
+
+/// The binary run in `cwd` with no `--config` and no `XSC_CONFIG`: it must find the config.
+fn xsc_in(cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xsc-release"));
+    c.current_dir(cwd)
+        .env_remove("XSC_CONFIG")
+        .stdin(Stdio::null());
+    c
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", text(out)))
+}
+
+#[test]
+fn the_config_is_found_from_a_subdirectory() {
+    let mut cmd = xsc_in(&repo().join("scenarios/faults"));
+    cmd.args(["scenarios", "list", "--json"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    assert_eq!(v["schema"], 1);
+    let list = v["scenarios"].as_array().expect("scenarios array");
+    let smoke = list
+        .iter()
+        .find(|s| s["name"] == "smoke")
+        .unwrap_or_else(|| panic!("no smoke scenario: {v}"));
+    // Resolved from the config's directory, not from the working directory.
+    assert_eq!(
+        smoke["file"].as_str().map(Path::new),
+        Some(repo().join("scenarios/smoke.toml").as_path())
+    );
+    assert!(smoke["tags"].is_array() && smoke["description"].is_string());
+}
+
+#[test]
+fn without_a_config_anywhere_the_error_says_where_it_looked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if dir.path().ancestors().any(|d| d.join("xsc.toml").is_file()) {
+        return; // this host keeps an xsc.toml above the temp dir: nothing to show
+    }
+    let mut cmd = xsc_in(dir.path());
+    cmd.args(["scenarios", "list"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no xsc.toml in"), "{err}");
+    // XSC_CONFIG (like --config) wins over the search.
+    let mut cmd = xsc_in(dir.path());
+    cmd.env("XSC_CONFIG", repo().join("xsc.toml"))
+        .args(["scenarios", "list"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("smoke"));
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let mut cmd = xsc_in(&repo());
+        cmd.args(["completions", shell]);
+        let out = run(cmd, Duration::from_secs(60));
+        assert!(out.status.success(), "{shell}: {}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("xsc-release") && script.contains("candidate"),
+            "{shell}: {script}"
+        );
+    }
+    let mut cmd = xsc_in(&repo());
+    cmd.args(["completions", "tcsh"]);
+    assert_eq!(run(cmd, Duration::from_secs(60)).status.code(), Some(2));
+}
+
+#[test]
+fn test_json_is_one_document_on_stdout_even_when_nothing_could_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = xsc_in(&repo().join("scenarios"));
+    cmd.env("XSC_CACHE_DIR", dir.path())
+        .arg("test")
+        .arg("--kernel")
+        .arg(dir.path().join("no-such-bzImage"))
+        .args(["--no-build", "--json"]);
+    let out = run(cmd, Duration::from_secs(120));
+    let v = json(&out);
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["exit_code"].as_i64(), out.status.code().map(i64::from));
+    assert_eq!(
+        (v["passed"].as_u64(), v["failed"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(v["run_id"].is_string() && v["scenarios"].is_array(), "{v}");
+    let errors = v["errors"].as_array().expect("errors");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.contains("no-such-bzImage"))),
+        "{v}"
+    );
+    // The human lines went to stderr.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scenarios: 0 passed"));
+}
