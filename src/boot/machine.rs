@@ -19,7 +19,7 @@ use crate::boot::console::{self, Console};
 use crate::boot::qemu_args::{MachineSpec, RunFiles, harness_args};
 use crate::boot::qmp::{Qmp, QmpError, QmpEvent};
 use crate::boot::step::{Action, Clock, End, Event, Rules, Watch};
-use crate::observe::crash::CrashPatterns;
+use crate::input::scenario::CrashPatterns;
 use crate::observe::ktap::{KtapOutcome, KtapParser};
 use crate::observe::verdict::{Crash, RunEnd};
 use crate::sys::process::{self, ChildGuard, Cmd, Output, ProcessError};

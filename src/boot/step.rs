@@ -16,7 +16,8 @@ use regex::Regex;
 use tokio::time::Instant;
 
 use crate::boot::qmp::QmpEvent;
-use crate::observe::crash::{CrashPatterns, CrashScanner};
+use crate::input::scenario::CrashPatterns;
+use crate::observe::crash::CrashScanner;
 use crate::observe::ktap::{KtapOutcome, KtapParser};
 use crate::observe::verdict::{Crash, FailureKind, RunEnd};
 

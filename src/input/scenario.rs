@@ -8,9 +8,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::input::toml_strict::{Doc, Problem, Problems};
-use crate::observe::crash::CrashPatterns;
 
 /// What boots.
+/// Extra crash patterns a scenario adds to the built-ins (`[crash]`); observe::crash compiles them. Each is a regex matched against the printk
+/// *message* (the text after the timestamp and caller id).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CrashPatterns {
+    /// Lines that end the run at once (kind: the built-in kind they also match, else `custom`).
+    pub fatal: Vec<String>,
+    /// Lines that fail the run but let it finish.
+    pub fail: Vec<String>,
+    /// Lines never to report, checked before everything else (e.g. a test that WARNs on
+    /// purpose).
+    pub ignore: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ImageSource {
     /// Debian's stock 6.1 kernel, fetched into the cache with apt.

@@ -13,6 +13,7 @@
 
 use regex::{Regex, RegexSet};
 
+use crate::input::scenario::CrashPatterns;
 use crate::observe::verdict::Crash;
 
 /// Remove what a serial console adds around text: `\r` (ONLCR), ANSI escape sequences (colour,
@@ -126,19 +127,6 @@ fn bracket(bytes: &[u8], start: usize, inner: impl Fn(&[u8]) -> Option<usize>) -
 
 fn count(bytes: &[u8], pred: impl Fn(u8) -> bool) -> usize {
     bytes.iter().take_while(|b| pred(**b)).count()
-}
-
-/// Extra patterns a scenario adds to the built-ins. Each is a regex matched against the printk
-/// *message* (the text after the timestamp and caller id).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct CrashPatterns {
-    /// Lines that end the run at once (kind: the built-in kind they also match, else `custom`).
-    pub fatal: Vec<String>,
-    /// Lines that fail the run but let it finish.
-    pub fail: Vec<String>,
-    /// Lines never to report, checked before everything else (e.g. a test that WARNs on
-    /// purpose).
-    pub ignore: Vec<String>,
 }
 
 /// Built-in rules, first match wins: fatal ones first, specific `BUG:` forms before the generic.
