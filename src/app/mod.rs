@@ -351,15 +351,16 @@ pub(crate) async fn run_and_report(
     if interrupted {
         code = code.worst(ExitCode::Interrupted);
     }
-    // Scenarios the interrupt kept from starting are counted once, not each an error.
-    let not_started = errors.len();
-    errors.retain(|e| !matches!(e, Error::Interrupted(_)));
-    if not_started > errors.len() {
+    // Scenarios the interrupt kept from booting (not started, or stopped while their image
+    // was building) are counted once, not each an error.
+    let before = errors.len();
+    errors.retain(|e| e.exit_code() != ExitCode::Interrupted);
+    if before > errors.len() {
         human_line(
             json,
             &format!(
-                "{} scenario(s) not started: interrupted",
-                not_started - errors.len()
+                "{} scenario(s) not run: interrupted before booting",
+                before - errors.len()
             ),
         );
     }

@@ -10,6 +10,7 @@ mod architecture;
 mod cli;
 mod exit_codes;
 mod glibc;
+mod interrupt;
 mod iso;
 mod release;
 mod support;
