@@ -17,6 +17,7 @@ use crate::stages::kernel::{self, KernelArtifacts, KernelBuildOptions, STAGE};
 use crate::stages::quilt;
 use crate::stages::source::{self, SourceSpec};
 use crate::stages::tools;
+use crate::sys::epoch::Epoch;
 
 /// `xsc-release build kernel`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
@@ -424,6 +425,9 @@ pub(crate) struct StageStatus {
     pub artifacts: Option<PathBuf>,
     /// Build log.
     pub log: Option<PathBuf>,
+    /// The build time the stage stamps into its output for the current inputs, and where
+    /// it came from (`sys::epoch`); `None` for a stage that stamps none (glibc).
+    pub epoch: Option<Epoch>,
 }
 
 /// A stage's state for the current inputs, as `status --json` spells it.
@@ -462,6 +466,7 @@ impl StageStatus {
             built: None,
             artifacts: None,
             log: None,
+            epoch: None,
         }
     }
 
@@ -519,8 +524,10 @@ impl StageStatus {
 pub(crate) async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
     let cache = kernel::kernel_cache(cfg);
     let mut rows = Vec::new();
+    let kernel_epoch = crate::stages::stage::epoch_of(cfg, &kernel::epoch_inputs(cfg)).await;
     for name in PROFILES {
         let mut row = StageStatus::new(STAGE, name);
+        row.epoch = Some(kernel_epoch);
         let key = match KernelProfile::named(name) {
             Ok(p) => kernel::kernel_key(cfg, &p, &SourceSpec::Pinned)
                 .await
@@ -534,6 +541,8 @@ pub(crate) async fn stage_status(cfg: &Config) -> Vec<StageStatus> {
     }
     // The debian-iso key needs the archive's InRelease files, so offline the row says so.
     let mut iso = StageStatus::new(crate::stages::debian::STAGE, "-");
+    iso.epoch =
+        Some(crate::stages::stage::epoch_of(cfg, &crate::stages::debian::epoch_inputs(cfg)).await);
     let iso_cache = crate::sys::cache::Cache::new(&cfg.cache_dir);
     iso.fill(
         &iso_cache,
@@ -581,6 +590,14 @@ pub(crate) fn format_status(rows: &[StageStatus]) -> String {
         if let Some(l) = &r.log {
             out.push_str(&format!("{:21}log:       {}\n", "", l.display()));
         }
+        if let Some(e) = &r.epoch {
+            out.push_str(&format!(
+                "{:21}epoch:     {} ({})\n",
+                "",
+                u64::try_from(e.secs).map_or_else(|_| e.secs.to_string(), when),
+                e.source.describe()
+            ));
+        }
     }
     out
 }
@@ -603,6 +620,7 @@ pub(crate) async fn run_status(cfg: &Config, json: bool) -> Result<ExitCode, Bui
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::epoch::EpochSource;
     use clap::Parser;
 
     #[derive(Debug, clap::Parser)]
@@ -677,6 +695,10 @@ mod tests {
                 built: Some("2026-11-30T02:00:00Z".into()),
                 artifacts: Some("/c/stages/kernel/0123".into()),
                 log: Some("/c/stages/kernel/0123/build.log".into()),
+                epoch: Some(Epoch {
+                    secs: 1_700_000_000,
+                    source: EpochSource::Config,
+                }),
             },
             StageStatus {
                 stage: "glibc".into(),
@@ -687,6 +709,7 @@ mod tests {
                 built: None,
                 artifacts: None,
                 log: None,
+                epoch: None,
             },
         ];
         let text = format_status(&rows);
@@ -696,6 +719,15 @@ mod tests {
         );
         assert!(text.contains("artifacts: /c/stages/kernel/0123\n"));
         assert!(text.contains("glibc       xsc      not built yet\n"));
+        assert!(
+            text.contains("epoch:     2023-11-14T22:13:20Z (xsc.toml [build] epoch"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("epoch:").count(),
+            1,
+            "glibc stamps no time: {text}"
+        );
     }
 
     #[test]

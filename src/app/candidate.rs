@@ -187,9 +187,7 @@ pub(crate) async fn run(
         tests: summary,
         flaky: run.flaky.clone(),
         profile: cfg.kernel_profile.clone(),
-        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|s| s.parse().ok()),
+        source_date_epoch: u64::try_from(release_epoch(cfg).await.secs).ok(),
         builder_id: None,
     };
     let candidates = cfg.publish_dir.join("candidates");
@@ -225,6 +223,18 @@ pub(crate) async fn run(
         pubkey_hint(cfg, args.key.as_deref()).display()
     );
     Ok(ExitCode::Success)
+}
+
+/// The release's SOURCE_DATE_EPOCH: the one rule (`stage::epoch_of`) over the inputs of
+/// everything it ships (kernel, test initramfs, Debian ISO), i.e. the newest of their
+/// epochs, so the manifest states the time the artifacts were stamped with.
+async fn release_epoch(cfg: &Config) -> crate::sys::epoch::Epoch {
+    let mut inputs = crate::stages::debian::epoch_inputs(cfg);
+    inputs.extend(crate::stages::kernel::epoch_inputs(cfg));
+    inputs.extend(crate::run::initramfs_epoch_inputs(cfg, true));
+    inputs.sort();
+    inputs.dedup();
+    crate::stages::stage::epoch_of(cfg, &inputs).await
 }
 
 /// Toolchain facts the runs recorded (`toolchain.*` properties), plus QEMU's version.

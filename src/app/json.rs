@@ -44,6 +44,11 @@ pub(crate) struct StageDoc<'a> {
     pub artifacts: Option<&'a PathBuf>,
     /// The build log.
     pub log: Option<&'a PathBuf>,
+    /// SOURCE_DATE_EPOCH the stage stamps into its output for the current inputs; `null`
+    /// for a stage that stamps none.
+    pub epoch: Option<i64>,
+    /// Where `epoch` came from: `env`, `git`, `config` or `default`.
+    pub epoch_source: Option<&'static str>,
 }
 
 /// The `status --json` document of `rows`.
@@ -61,6 +66,8 @@ pub(crate) fn status(rows: &[StageStatus]) -> StatusDoc<'_> {
                 built: r.built.as_deref(),
                 artifacts: r.artifacts.as_ref(),
                 log: r.log.as_ref(),
+                epoch: r.epoch.map(|e| e.secs),
+                epoch_source: r.epoch.map(|e| e.source.name()),
             })
             .collect(),
     }
@@ -278,6 +285,10 @@ mod tests {
             built: Some("2026-11-30T02:00:00Z".into()),
             artifacts: Some("/c/k".into()),
             log: None,
+            epoch: Some(crate::sys::epoch::Epoch {
+                secs: 1_700_000_000,
+                source: crate::sys::epoch::EpochSource::Git,
+            }),
         }];
         let v: serde_json::Value = serde_json::from_str(&render(&status(&rows))).unwrap();
         assert_eq!(v["schema"], 1);
@@ -288,6 +299,8 @@ mod tests {
         assert_eq!(s["key"], key.as_str());
         assert_eq!(s["artifacts"], "/c/k");
         assert!(s["log"].is_null());
+        assert_eq!(s["epoch"], 1_700_000_000);
+        assert_eq!(s["epoch_source"], "git");
         let mut names: Vec<&String> = s.as_object().unwrap().keys().collect();
         names.sort();
         assert_eq!(
@@ -296,6 +309,8 @@ mod tests {
                 "artifacts",
                 "built",
                 "detail",
+                "epoch",
+                "epoch_source",
                 "key",
                 "log",
                 "stage",

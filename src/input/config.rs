@@ -71,6 +71,9 @@ pub struct Config {
     pub kernel_profile: String,
     /// Test defaults.
     pub test: TestDefaults,
+    /// `[build] epoch`: the build time (seconds since 1970) when no git history of a
+    /// stage's inputs decides it (a source tarball, a shallow clone); see `sys::epoch`.
+    pub build_epoch: Option<i64>,
 }
 
 /// Default cache directory: `$XSC_CACHE_DIR`, else `$XDG_CACHE_HOME/xsc-release`, else
@@ -153,7 +156,10 @@ impl Config {
             root_dir
         };
         let root = doc.root();
-        doc.only_keys(&root, &["paths", "debian", "sources", "kernel", "test"]);
+        doc.only_keys(
+            &root,
+            &["paths", "debian", "sources", "kernel", "test", "build"],
+        );
 
         let resolve = |p: String| {
             let p = expand_home(&p);
@@ -271,6 +277,23 @@ impl Config {
             }
         }
 
+        let mut build_epoch = None;
+        if let Some(b) = doc.table(&root, "build") {
+            doc.only_keys(&b, &["epoch"]);
+            // An i64 so it is SOURCE_DATE_EPOCH's type; a u64 beyond it is not a date.
+            build_epoch = doc.uint(&b, "epoch").and_then(|e| match i64::try_from(e) {
+                Ok(e) => Some(e),
+                Err(_) => {
+                    doc.problem(
+                        b.key_span("epoch"),
+                        "build.epoch",
+                        "out of range (seconds since 1970-01-01)",
+                    );
+                    None
+                }
+            });
+        }
+
         let problems = doc.take_problems();
         match (linux, glibc) {
             (Some(linux), Some(glibc)) if problems.is_empty() => Ok(Config {
@@ -287,6 +310,7 @@ impl Config {
                 glibc,
                 kernel_profile,
                 test,
+                build_epoch,
             }),
             _ => Err(Problems(problems)),
         }
@@ -438,6 +462,23 @@ tarball = "/usr/src/glibc/glibc-2.36.tar.xz"
         }
         assert_eq!(cfg.out_dir, Path::new("/repo/sub/out"));
         assert_eq!(cfg.publish_dir, Path::new("/repo/sub/releases"));
+    }
+
+    #[test]
+    fn the_build_epoch_is_a_strict_number() {
+        let cfg = Config::parse(Path::new("/repo/xsc.toml"), SOURCES.to_string()).unwrap();
+        assert_eq!(cfg.build_epoch, None);
+        let text = format!("{SOURCES}\n[build]\nepoch = 1700000000\n");
+        let cfg = Config::parse(Path::new("/repo/xsc.toml"), text).unwrap();
+        assert_eq!(cfg.build_epoch, Some(1_700_000_000));
+        let text = format!("{SOURCES}\n[build]\nepoch = \"yesterday\"\nepcoh = 1\n");
+        let err = Config::parse(Path::new("/repo/xsc.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("build.epoch"), "{err}");
+        assert!(err.contains("build.epcoh: unknown key"), "{err}");
+        let text = format!("{SOURCES}\n[build]\nepoch = -5\n");
+        assert!(Config::parse(Path::new("/repo/xsc.toml"), text).is_err());
     }
 
     #[test]

@@ -312,15 +312,30 @@ async fn build_initramfs(
             ]
         })
         .collect();
+    let epoch =
+        crate::stages::stage::epoch_of(cfg, &initramfs_epoch_inputs(cfg, !glibcs.is_empty())).await;
     Ok(programs::initramfs(
         cache,
         &init,
         &progs,
         &trees,
         busybox.as_deref(),
-        source_date_epoch(),
+        // cpio's newc mtime is 32 bits; a negative epoch is 1970.
+        u32::try_from(epoch.secs.max(0)).unwrap_or(u32::MAX),
     )
     .await?)
+}
+
+/// What a test initramfs's member times are derived from (`stage::epoch_of`): the guest
+/// programs' sources, and the glibc series when the XSC glibc goes in.
+pub(crate) fn initramfs_epoch_inputs(cfg: &Config, with_glibc: bool) -> Vec<PathBuf> {
+    let mut inputs = vec![
+        std::path::absolute(&cfg.guest_tests_dir).unwrap_or_else(|_| cfg.guest_tests_dir.clone()),
+    ];
+    if with_glibc {
+        inputs.push(crate::stages::glibc::patches_dir(cfg));
+    }
+    inputs
 }
 
 /// A guest program's clock: command line, then the program, then the scenario, then xsc.toml.
@@ -334,14 +349,6 @@ fn program_clock(
         .or(p.timeout)
         .or(scenario.timeouts.test)
         .unwrap_or(cfg.test.test_timeout)
-}
-
-/// SOURCE_DATE_EPOCH for reproducible archives (0 when unset).
-pub(crate) fn source_date_epoch() -> u32 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The OVMF code image and the VARS template installed by Debian's `ovmf` package.

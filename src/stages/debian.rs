@@ -34,7 +34,7 @@ use crate::guest::programs;
 use crate::input::config::Config;
 use crate::input::scenario::Libc;
 use crate::sys::cache::{Cache, KeyBuilder};
-use crate::sys::epoch::{self, Epoch};
+use crate::sys::epoch::Epoch;
 use crate::sys::process::{self, Cmd, ProcessError};
 
 /// Stage name in the cache.
@@ -160,7 +160,7 @@ pub(crate) fn recipe_dir(cfg: &Config) -> PathBuf {
     repo_root(cfg).join("recipes/debian")
 }
 
-/// What the ISO's SOURCE_DATE_EPOCH is derived from ([`epoch::of_inputs`]): its recipe, the
+/// What the ISO's SOURCE_DATE_EPOCH is derived from ([`stage::epoch_of`]): its recipe, the
 /// guest programs, and the kernel and glibc series it carries. A commit touching none of
 /// them (docs, the harness) keeps the epoch, and so the key.
 pub(crate) fn epoch_inputs(cfg: &Config) -> Vec<PathBuf> {
@@ -207,7 +207,7 @@ async fn archive_identity(
 /// kernel key, not the kernel).
 pub(crate) async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
     let (mirror, security) = mirrors(cfg)?;
-    let epoch = epoch::of_inputs(&repo_root(cfg), &epoch_inputs(cfg)).await;
+    let epoch = stage::epoch_of(cfg, &epoch_inputs(cfg)).await;
     let sde = epoch.secs;
     let profile = super::kconfig::KernelProfile::named(KERNEL_PROFILE)?;
     let kkey = kernel::kernel_key(cfg, &profile, &super::source::SourceSpec::Pinned).await?;

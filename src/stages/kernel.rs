@@ -24,7 +24,7 @@ use super::stage::{
 use super::tools::{self, KERNEL_TOOLS};
 use crate::input::config::Config;
 use crate::sys::cache::{Cache, Entry, KeyBuilder, sha256_file};
-use crate::sys::epoch::{self, Epoch};
+use crate::sys::epoch::Epoch;
 use crate::sys::process;
 
 // The commands (src/app) find the repository root here.
@@ -100,7 +100,7 @@ pub(crate) fn kernel_cache(cfg: &Config) -> Cache {
     stage::stage_cache(cfg)
 }
 
-/// What the kernel's build time is derived from ([`epoch::of_inputs`]): `patches/kernel`
+/// What the kernel's build time is derived from ([`stage::epoch_of`]): `patches/kernel`
 /// (the series, its patches and the fragments), so a commit elsewhere does not move it.
 pub(crate) fn epoch_inputs(cfg: &Config) -> Vec<PathBuf> {
     vec![patches_dir(cfg)]
@@ -345,7 +345,7 @@ async fn build_in(
     });
     quilt::push_all(&linux, &snapshot_dir, log).await?;
 
-    let epoch = epoch::of_inputs(&repo_root(cfg), &epoch_inputs(cfg)).await;
+    let epoch = stage::epoch_of(cfg, &epoch_inputs(cfg)).await;
     let env = BuildEnv::new(epoch.secs, opts.jobs);
     let fragments = profile.fragment_paths(&patches_dir(cfg));
     let config_key = config_fingerprint(cfg, profile, &linux, &fragments)?;

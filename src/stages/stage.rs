@@ -25,6 +25,7 @@ use super::progress::BuildEvent;
 use super::quilt;
 use crate::input::config::Config;
 use crate::sys::cache::{Cache, Entry, EntryInfo, KeyBuilder, sha256_bytes, sha256_file};
+use crate::sys::epoch::{self, Epoch};
 use crate::sys::lock::{FileLock, LockError};
 use crate::sys::process;
 
@@ -393,6 +394,12 @@ pub(crate) fn new_log(dir: &Path, stage: &str) -> Result<PathBuf, StageError> {
 /// quilt and make run with a work tree as cwd).
 pub(crate) fn repo_root(cfg: &Config) -> PathBuf {
     std::path::absolute(&cfg.root).unwrap_or_else(|_| cfg.root.clone())
+}
+
+/// The build epoch of what is made from `inputs` (paths of the repository): the one rule
+/// of `sys::epoch`, with xsc.toml's `[build] epoch` for a checkout without git history.
+pub(crate) async fn epoch_of(cfg: &Config, inputs: &[PathBuf]) -> Epoch {
+    epoch::of_inputs(&repo_root(cfg), inputs, cfg.build_epoch).await
 }
 
 /// The cache, by absolute path (quilt and make run with the work tree as cwd).

@@ -108,3 +108,89 @@ fn test_json_is_one_document_on_stdout_even_when_nothing_could_run() {
     // The human lines went to stderr.
     assert!(String::from_utf8_lossy(&out.stderr).contains("scenarios: 0 passed"));
 }
+
+/// The stages' epochs of `status --json` run in `cwd`: (stage/variant, epoch, source).
+fn epochs(cwd: &Path, cache: &Path, sde: Option<&str>) -> Vec<(String, i64, String)> {
+    let mut cmd = xsc_in(cwd);
+    cmd.env("XSC_CACHE_DIR", cache)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["status", "--json"]);
+    if let Some(v) = sde {
+        cmd.env("SOURCE_DATE_EPOCH", v);
+    }
+    let out = run(cmd, Duration::from_secs(300));
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    v["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter(|s| !s["epoch"].is_null())
+        .map(|s| {
+            (
+                format!(
+                    "{}/{}",
+                    s["stage"].as_str().unwrap(),
+                    s["variant"].as_str().unwrap()
+                ),
+                s["epoch"].as_i64().expect("epoch is a number"),
+                s["epoch_source"]
+                    .as_str()
+                    .expect("epoch_source")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A source tarball of the repository (no `.git`): the epoch is xsc.toml's `[build] epoch`,
+/// for every stage that stamps a time; the environment still wins; and in the clone itself
+/// git history decides.
+#[test]
+fn without_git_history_the_build_epoch_comes_from_xsc_toml() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("xsc-release");
+    std::fs::create_dir_all(&copy).unwrap();
+    for part in ["xsc.toml", "patches", "guest-tests", "scenarios", "recipes"] {
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(repo().join(part))
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cp {part}");
+    }
+    let mut toml = std::fs::read_to_string(copy.join("xsc.toml")).unwrap();
+    toml.push_str("\n[build]\nepoch = 1234567890\n");
+    std::fs::write(copy.join("xsc.toml"), toml).unwrap();
+    let cache = dir.path().join("cache");
+
+    let got = epochs(&copy, &cache, None);
+    let stages: Vec<&str> = got.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert!(
+        stages.contains(&"kernel/qemu") && stages.contains(&"debian-iso/-"),
+        "{got:?}"
+    );
+    for (stage, secs, source) in &got {
+        assert_eq!(
+            (*secs, source.as_str()),
+            (1_234_567_890, "config"),
+            "{stage}"
+        );
+    }
+    for (stage, secs, source) in epochs(&copy, &cache, Some("1700000000")) {
+        assert_eq!((secs, source.as_str()), (1_700_000_000, "env"), "{stage}");
+    }
+    // The clone itself has the history (a CI checkout that is shallow may not: skip then).
+    let shallow = Command::new("git")
+        .arg("-C")
+        .arg(repo())
+        .args(["rev-parse", "--is-shallow-repository"])
+        .output()
+        .expect("git");
+    if String::from_utf8_lossy(&shallow.stdout).trim() == "false" {
+        for (stage, _, source) in epochs(&repo(), &cache, None) {
+            assert_eq!(source, "git", "{stage}");
+        }
+    }
+}
