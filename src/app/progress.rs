@@ -229,10 +229,8 @@ pub(crate) fn record_duration(cache_dir: &Path, stage: &str, took: Duration) {
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        // Write then rename: a concurrent reader sees the old file or the new, never half.
-        let tmp = file.with_extension(format!("json.{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&all).unwrap_or_default())?;
-        std::fs::rename(&tmp, &file)
+        // A concurrent reader sees the old file or the new, never half.
+        crate::sys::atomic_file::write(&file, &serde_json::to_vec_pretty(&all).unwrap_or_default())
     };
     if let Err(e) = write() {
         tracing::warn!(

@@ -273,7 +273,11 @@ pub async fn resolve(
             let choice = AccelChoice::from_probe(probe(host, probe_kernel, host_dir).await);
             if let Some(file) = cache {
                 let _ = std::fs::create_dir_all(host_dir);
-                let _ = std::fs::write(file, serde_json::to_vec(&choice).unwrap_or_default());
+                // Another run may read it at the same time: whole or not at all.
+                let _ = crate::sys::atomic_file::write(
+                    &file,
+                    &serde_json::to_vec(&choice).unwrap_or_default(),
+                );
             }
             choice
         }

@@ -652,10 +652,8 @@ pub(crate) fn dev_key(cache_dir: &Path) -> Result<ReleaseKey, ReleaseError> {
     // dev.pub is derived data: rewrite it when missing or stale (atomically, by rename).
     let pub_text = key.public_key_file();
     if fs::read_to_string(&pub_path).ok().as_deref() != Some(pub_text.as_str()) {
-        let tmp = dir.join(format!(".dev.pub.{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        write_new(&tmp, pub_text.as_bytes(), 0o644)?;
-        fs::rename(&tmp, &pub_path).map_err(ReleaseError::io("write", &pub_path))?;
+        crate::sys::atomic_file::write_mode(&pub_path, pub_text.as_bytes(), 0o644)
+            .map_err(ReleaseError::io("write", &pub_path))?;
     }
     Ok(key)
 }

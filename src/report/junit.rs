@@ -13,8 +13,7 @@
 //! - Sizes are capped (GitLab: 30 MB per file), keeping the tail of long text.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -114,36 +113,10 @@ pub(crate) fn write(
     run: &RunInfo,
 ) -> Result<(), JunitError> {
     let xml = to_xml(results, run)?;
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| JunitError::Io { path, source }
-    };
-    let file_name = path.file_name().ok_or_else(|| {
-        io_err(path)(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the report path has no file name",
-        ))
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(xml.as_bytes()).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_err(path))
-    })();
-    if result.is_err() {
-        // Best effort: the error being returned is the one that matters.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::sys::atomic_file::write(path, xml.as_bytes()).map_err(|source| JunitError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn scenario_suite(result: &ScenarioResult, suite_name: &str) -> TestSuite {

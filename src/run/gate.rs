@@ -70,12 +70,10 @@ fn store_green(cache: &Cache, key: &str, r: &ScenarioResult) {
     let file = verdict_file(cache, key);
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(file.parent().expect("verdict files live in a directory"))?;
-        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(tmp, &file)
+        crate::sys::atomic_file::write(
+            &file,
+            &serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?,
+        )
     };
     if let Err(e) = write() {
         tracing::warn!(error = %e, file = %file.display(), "cannot store the gate verdict");

@@ -33,6 +33,7 @@ use crate::guest::initramfs::{Archive, Member, PlanEntry, plan_text};
 use crate::guest::programs;
 use crate::input::config::Config;
 use crate::input::scenario::Libc;
+use crate::sys::atomic_file;
 use crate::sys::cache::{Cache, KeyBuilder};
 use crate::sys::epoch::Epoch;
 use crate::sys::process::{self, Cmd, ProcessError};
@@ -512,18 +513,17 @@ pub(crate) fn publish(cfg: &Config, a: &DebianArtifacts) -> Result<PathBuf, Buil
     let dir = repo_root(cfg).join("iso/debian");
     std::fs::create_dir_all(&dir).map_err(BuildError::io("failed to create", &dir))?;
     let dest = dir.join(ISO_NAME);
-    let tmp = dir.join(format!(".{ISO_NAME}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
     // A hard link when the cache is on the same filesystem (no 200 MB copy), else a copy.
-    if std::fs::hard_link(&a.iso, &tmp).is_err() {
-        std::fs::copy(&a.iso, &tmp).map_err(BuildError::io("failed to copy", &a.iso))?;
-    }
-    std::fs::rename(&tmp, &dest).map_err(BuildError::io("failed to write", &dest))?;
+    atomic_file::place(&dest, |tmp| {
+        std::fs::hard_link(&a.iso, tmp).or_else(|_| std::fs::copy(&a.iso, tmp).map(drop))
+    })
+    .map_err(BuildError::io("failed to write", &dest))?;
     let sum = dir.join(format!("{ISO_NAME}.sha256"));
-    std::fs::write(&sum, format!("{}  {ISO_NAME}\n", a.sha256))
+    atomic_file::write(&sum, format!("{}  {ISO_NAME}\n", a.sha256).as_bytes())
         .map_err(BuildError::io("failed to write", &sum))?;
     let pk = dir.join("xsc-debian-amd64.packages.txt");
-    std::fs::copy(&a.packages, &pk).map_err(BuildError::io("failed to write", &pk))?;
+    atomic_file::place(&pk, |tmp| std::fs::copy(&a.packages, tmp).map(drop))
+        .map_err(BuildError::io("failed to write", &pk))?;
     Ok(dest)
 }
 

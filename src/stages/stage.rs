@@ -494,7 +494,8 @@ impl WorkState {
 
     pub(crate) fn write(&self, path: &Path) -> Result<(), BuildError> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other);
-        json.and_then(|j| std::fs::write(path, j))
+        // A build killed mid-write must not leave a state that half-describes the tree.
+        json.and_then(|j| crate::sys::atomic_file::write(path, &j))
             .map_err(BuildError::io("failed to write", path))
     }
 }
