@@ -108,7 +108,8 @@ pub(crate) async fn run(
     run::preflight()?;
     let cache = Cache::new(&cfg.cache_dir);
     let mut keys = Vec::new();
-    let mut images = Vec::new();
+    // Each gate's image, prepared once: keyed here, booted below (rerun included).
+    let mut prepared = Vec::new();
     let mut results: Vec<Option<ScenarioResult>> = Vec::new();
     for g in gates {
         let image = run::prepare(cfg, &cache, g, opts).await?;
@@ -126,13 +127,13 @@ pub(crate) async fn run(
         }
         results.push(cached);
         keys.push(key);
-        images.push(image.boot);
+        prepared.push((g.clone(), image));
     }
-    let todo: Vec<Scenario> = gates
+    let todo: Vec<(Scenario, run::PreparedImage)> = prepared
         .iter()
         .zip(&results)
         .filter(|(_, r)| r.is_none())
-        .map(|(g, _)| g.clone())
+        .map(|(p, _)| p.clone())
         .collect();
     let mut code = ExitCode::Success;
     if !todo.is_empty() {
@@ -140,9 +141,9 @@ pub(crate) async fn run(
             let say = say.clone();
             move |r: &ScenarioResult| say(summary::scenario_line(r))
         };
-        let first = run::run_all(cfg, &todo, opts, cancel.clone(), line(&say)).await;
+        let first = run::run_prepared(cfg, &todo, opts, cancel.clone(), line(&say)).await;
         let mut rerun = Vec::new();
-        for (g, outcome) in todo.iter().zip(first) {
+        for ((g, image), outcome) in todo.iter().zip(first) {
             let r = match outcome {
                 Ok(r) => r,
                 // Never started: the user stopped the run; the gates that finished are
@@ -156,15 +157,16 @@ pub(crate) async fn run(
                 .expect("todo comes from gates");
             // Only a product failure earns a rerun: a broken harness is not flakiness.
             if !r.passed() && !r.is_harness_failure() && !*cancel.borrow() {
-                rerun.push((slot, g.clone(), r));
+                rerun.push((slot, (g.clone(), image.clone()), r));
             } else {
                 results[slot] = Some(r);
             }
         }
         if !rerun.is_empty() {
-            let again: Vec<Scenario> = rerun.iter().map(|(_, g, _)| g.clone()).collect();
+            let again: Vec<(Scenario, run::PreparedImage)> =
+                rerun.iter().map(|(_, p, _)| p.clone()).collect();
             say(format!("rerunning {} failed gate(s) once", again.len()));
-            let second = run::run_all(cfg, &again, opts, cancel.clone(), line(&say)).await;
+            let second = run::run_prepared(cfg, &again, opts, cancel.clone(), line(&say)).await;
             for ((slot, _, first), outcome) in rerun.into_iter().zip(second) {
                 results[slot] = Some(match outcome {
                     Ok(second) => after_rerun(first, second),
@@ -190,7 +192,7 @@ pub(crate) async fn run(
     }
     Ok(GateRun {
         results: results.into_iter().flatten().collect(),
-        images,
+        images: prepared.into_iter().map(|(_, image)| image.boot).collect(),
         flaky,
         code,
     })

@@ -368,11 +368,39 @@ pub(crate) fn ovmf_files() -> Option<(PathBuf, PathBuf)> {
     .find(|(c, v)| c.is_file() && v.is_file())
 }
 
-/// Runs every scenario and returns their results in input order. `on_done` is called as
-/// each finishes (live summary).
+/// Runs every scenario (preparing its image first) and returns their results in input
+/// order. `on_done` is called as each finishes (live summary).
 pub(crate) async fn run_all(
     cfg: &Config,
     scenarios: &[Scenario],
+    opts: &RunOptions,
+    cancel: watch::Receiver<bool>,
+    on_done: impl Fn(&ScenarioResult) + Send + Sync + 'static,
+) -> Vec<Result<ScenarioResult, Error>> {
+    let jobs = scenarios.iter().map(|s| (s.clone(), None)).collect();
+    run_each(cfg, jobs, opts, cancel, on_done).await
+}
+
+/// [`run_all`] for scenarios whose images are prepared already (the gates prepare theirs
+/// once, for the verdict key, and boot that same image, also on a rerun).
+pub(crate) async fn run_prepared(
+    cfg: &Config,
+    prepared: &[(Scenario, PreparedImage)],
+    opts: &RunOptions,
+    cancel: watch::Receiver<bool>,
+    on_done: impl Fn(&ScenarioResult) + Send + Sync + 'static,
+) -> Vec<Result<ScenarioResult, Error>> {
+    let jobs = prepared
+        .iter()
+        .map(|(s, image)| (s.clone(), Some(image.clone())))
+        .collect();
+    run_each(cfg, jobs, opts, cancel, on_done).await
+}
+
+/// Runs `jobs` up to `opts.jobs` at a time; an image not given is prepared in the job.
+async fn run_each(
+    cfg: &Config,
+    jobs: Vec<(Scenario, Option<PreparedImage>)>,
     opts: &RunOptions,
     cancel: watch::Receiver<bool>,
     on_done: impl Fn(&ScenarioResult) + Send + Sync + 'static,
@@ -381,22 +409,18 @@ pub(crate) async fn run_all(
     let on_done = Arc::new(on_done);
     let sem = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let accel_choice: Arc<tokio::sync::OnceCell<AccelChoice>> = Arc::default();
+    let names: Vec<String> = jobs.iter().map(|(s, _)| s.name.clone()).collect();
     let mut handles = Vec::new();
-    for scenario in scenarios {
-        let (cfg, cache, scenario, opts, cancel) = (
-            cfg.clone(),
-            cache.clone(),
-            scenario.clone(),
-            opts.clone(),
-            cancel.clone(),
-        );
+    for (scenario, image) in jobs {
+        let (cfg, cache, opts, cancel) = (cfg.clone(), cache.clone(), opts.clone(), cancel.clone());
         let (sem, on_done, accel_choice) = (sem.clone(), on_done.clone(), accel_choice.clone());
         handles.push(tokio::spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore is never closed");
             if *cancel.borrow() {
                 return Err(Error::Interrupted(format!("scenario {}", scenario.name)));
             }
-            let result = run_one(&cfg, &cache, &scenario, &opts, cancel, &accel_choice).await;
+            let result =
+                run_one(&cfg, &cache, &scenario, image, &opts, cancel, &accel_choice).await;
             if let Ok(r) = &result {
                 on_done(r);
             }
@@ -404,10 +428,10 @@ pub(crate) async fn run_all(
         }));
     }
     let mut out = Vec::new();
-    for (h, s) in handles.into_iter().zip(scenarios) {
+    for (h, name) in handles.into_iter().zip(names) {
         out.push(
             h.await
-                .unwrap_or_else(|e| Err(Error::task(format!("scenario {}", s.name))(e))),
+                .unwrap_or_else(|e| Err(Error::task(format!("scenario {name}"))(e))),
         );
     }
     out
@@ -417,12 +441,16 @@ async fn run_one(
     cfg: &Config,
     cache: &Cache,
     scenario: &Scenario,
+    image: Option<PreparedImage>,
     opts: &RunOptions,
     cancel: watch::Receiver<bool>,
     accel_choice: &tokio::sync::OnceCell<AccelChoice>,
 ) -> Result<ScenarioResult, Error> {
     let started = SystemTime::now();
-    let image = prepare(cfg, cache, scenario, opts).await?;
+    let image = match image {
+        Some(image) => image,
+        None => prepare(cfg, cache, scenario, opts).await?,
+    };
     let request = opts
         .accel
         .or_else(|| scenario.accel.as_deref().and_then(AccelRequest::parse))
