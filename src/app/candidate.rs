@@ -10,7 +10,6 @@ use tokio::sync::watch;
 
 use crate::app as dispatch;
 use crate::app::cli::AccelArg;
-use crate::boot::qemu_args::Boot;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::input::config::Config;
@@ -23,6 +22,7 @@ use crate::release::{
 use crate::report::junit;
 use crate::run::RunOptions;
 use crate::run::gate;
+use crate::run::prepare::BuiltImage;
 
 /// `xsc-release candidate`.
 #[derive(Debug, Args)]
@@ -119,49 +119,10 @@ pub(crate) async fn run(
     let stage_dir = run_dir.join("artifacts");
     std::fs::create_dir_all(&stage_dir).map_err(Error::io(&stage_dir))?;
     let mut artifacts: Vec<PathBuf> = vec![];
-    for ((g, image), result) in gates.iter().zip(&run.images).zip(&run.results) {
-        // The Debian ISO the ISO gates booted (all green by now), with its package list.
-        if let (Boot::Cdrom(iso) | Boot::Disk(iso), scenario::ImageSource::DebianIso) =
-            (image, &g.image)
-        {
-            for (from, name) in debian_release_files(iso) {
-                let to = stage_dir.join(name);
-                if !artifacts.contains(&to) {
-                    link_or_copy(&from, &to)?;
-                    artifacts.push(to);
-                }
-            }
-            continue;
-        }
-        let Boot::Kernel { kernel, initrd, .. } = image else {
-            continue;
-        };
-        if let scenario::ImageSource::XscKernel { profile } = &g.image {
-            let release = result
-                .properties
-                .iter()
-                .find(|(k, _)| k == "kernel.release")
-                .map_or("unknown", |(_, v)| v.as_str());
-            let profile = profile.as_deref().unwrap_or(&cfg.kernel_profile);
-            let name = stage_dir.join(format!("xsc-kernel-{release}-{profile}.bzImage"));
-            if !artifacts.contains(&name) {
-                link_or_copy(kernel, &name)?;
-                artifacts.push(name);
-            }
-        }
-        if let (Some(initrd), None) = (initrd, &g.initrd) {
-            let name = stage_dir.join(format!("xsc-tests-{}.initramfs.cpio", g.name));
-            link_or_copy(initrd, &name)?;
-            artifacts.push(name);
-        }
-    }
-    if !artifacts
-        .iter()
-        .any(|a| a.to_string_lossy().contains("xsc-kernel-"))
-    {
-        return Err(Error::Refused(
-            "no release gate boots the XSC kernel: there is no product to publish".into(),
-        ));
+    for (from, name) in release_files(gates.iter().map(|g| g.name.as_str()).zip(&run.built))? {
+        let to = stage_dir.join(name);
+        link_or_copy(&from, &to)?;
+        artifacts.push(to);
     }
 
     let mut summary = TestSummary::default();
@@ -316,16 +277,54 @@ fn input_digests(cfg: &Config) -> Result<Vec<InputDigest>, Error> {
     Ok(out)
 }
 
-/// The release files of a booted Debian ISO: the ISO itself and, beside it in its cache
-/// entry, the `dpkg -l` of its root filesystem.
-pub(crate) fn debian_release_files(iso: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = vec![(iso.to_path_buf(), crate::stages::ISO_NAME.to_string())];
-    if let Some(pk) = iso.parent().map(|d| d.join("packages.txt")) {
-        if pk.is_file() {
-            out.push((pk, "xsc-debian-amd64.packages.txt".to_string()));
+/// The files a release ships, `(from, name in the release)`, from what each gate booted
+/// that this project built: the XSC kernel as `xsc-kernel-<release>-<profile>.bzImage`,
+/// each gate's test initramfs as `xsc-tests-<gate>.initramfs.cpio`, the Debian ISO with
+/// its package list. An image several gates booted ships once. Refused without an XSC
+/// kernel: then nothing of the product was tested.
+pub(crate) fn release_files<'a>(
+    gates: impl IntoIterator<Item = (&'a str, &'a Vec<BuiltImage>)>,
+) -> Result<Vec<(PathBuf, String)>, Error> {
+    let mut out: Vec<(PathBuf, String)> = Vec::new();
+    let mut kernel = false;
+    for (gate, built) in gates {
+        for b in built {
+            let files = match b {
+                BuiltImage::XscKernel {
+                    bzimage,
+                    release,
+                    profile,
+                } => {
+                    kernel = true;
+                    vec![(
+                        bzimage.clone(),
+                        format!("xsc-kernel-{release}-{profile}.bzImage"),
+                    )]
+                }
+                BuiltImage::TestInitramfs { path } => {
+                    vec![(path.clone(), format!("xsc-tests-{gate}.initramfs.cpio"))]
+                }
+                BuiltImage::DebianIso { iso, packages } => vec![
+                    (iso.clone(), crate::stages::ISO_NAME.to_string()),
+                    (
+                        packages.clone(),
+                        "xsc-debian-amd64.packages.txt".to_string(),
+                    ),
+                ],
+            };
+            for f in files {
+                if !out.iter().any(|(_, name)| *name == f.1) {
+                    out.push(f);
+                }
+            }
         }
     }
-    out
+    if !kernel {
+        return Err(Error::Refused(
+            "no release gate boots the XSC kernel: there is no product to publish".into(),
+        ));
+    }
+    Ok(out)
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), Error> {
@@ -340,17 +339,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_booted_debian_iso_releases_with_its_package_list() {
-        let d = tempfile::tempdir().unwrap();
-        let iso = d.path().join("xsc-debian-amd64.iso");
-        std::fs::write(&iso, "iso").unwrap();
+    fn a_release_ships_what_the_gates_built_once_each_and_needs_the_xsc_kernel() {
+        let kernel = BuiltImage::XscKernel {
+            bzimage: "/c/stages/kernel/k/bzImage".into(),
+            release: "6.1.192-xsc".into(),
+            profile: "qemu".into(),
+        };
+        let iso = BuiltImage::DebianIso {
+            iso: "/c/stages/debian-iso/i/xsc-debian-amd64.iso".into(),
+            packages: "/c/stages/debian-iso/i/packages.txt".into(),
+        };
+        let ring = vec![
+            kernel.clone(),
+            BuiltImage::TestInitramfs {
+                path: "/c/initramfs/a.cpio".into(),
+            },
+        ];
+        let glibc = vec![
+            kernel,
+            BuiltImage::TestInitramfs {
+                path: "/c/initramfs/b.cpio".into(),
+            },
+        ];
+        let (bios, uefi) = (vec![iso.clone()], vec![iso]);
+        let files = release_files([
+            ("xsc-ring", &ring),
+            ("xsc-glibc", &glibc),
+            ("debian-bios", &bios),
+            ("debian-uefi", &uefi),
+        ])
+        .unwrap();
+        let names: Vec<&str> = files.iter().map(|(_, n)| n.as_str()).collect();
         assert_eq!(
-            debian_release_files(&iso),
-            [(iso.clone(), "xsc-debian-amd64.iso".to_string())]
+            names,
+            [
+                "xsc-kernel-6.1.192-xsc-qemu.bzImage",
+                "xsc-tests-xsc-ring.initramfs.cpio",
+                "xsc-tests-xsc-glibc.initramfs.cpio",
+                "xsc-debian-amd64.iso",
+                "xsc-debian-amd64.packages.txt",
+            ]
         );
-        std::fs::write(d.path().join("packages.txt"), "ii  x\n").unwrap();
-        let files = debian_release_files(&iso);
-        assert_eq!(files.len(), 2);
-        assert_eq!(files[1].1, "xsc-debian-amd64.packages.txt");
+        assert_eq!(
+            files[4].0,
+            PathBuf::from("/c/stages/debian-iso/i/packages.txt")
+        );
+        // Only the ISO (or the stock kernel, which is no built image): nothing to publish.
+        let only_iso = vec![BuiltImage::DebianIso {
+            iso: "/i.iso".into(),
+            packages: "/p.txt".into(),
+        }];
+        let err = release_files([("debian-bios", &only_iso), ("stock", &vec![])]).unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{err}");
     }
 }

@@ -15,6 +15,7 @@ use crate::input::config::Config;
 use crate::input::scenario::Scenario;
 use crate::observe::verdict::ScenarioResult;
 use crate::report::summary;
+use crate::run::prepare::BuiltImage;
 use crate::run::{self, RunOptions};
 use crate::sys::cache::{Cache, KeyBuilder, sha256_file};
 
@@ -84,8 +85,8 @@ fn store_green(cache: &Cache, key: &str, r: &ScenarioResult) {
 pub(crate) struct GateRun {
     /// One result per gate, in scenario order (after an interrupt: per gate that ran).
     pub results: Vec<ScenarioResult>,
-    /// The boot media of each gate (artifacts for the release).
-    pub images: Vec<Boot>,
+    /// What this project built that each gate booted, in gate order (what a release ships).
+    pub built: Vec<Vec<BuiltImage>>,
     /// Names of gates that passed only on their rerun.
     pub flaky: Vec<String>,
     /// The combined exit code.
@@ -192,7 +193,7 @@ pub(crate) async fn run(
     }
     Ok(GateRun {
         results: results.into_iter().flatten().collect(),
-        images: prepared.into_iter().map(|(_, image)| image.boot).collect(),
+        built: prepared.into_iter().map(|(_, image)| image.built).collect(),
         flaky,
         code,
     })

@@ -23,6 +23,7 @@ use crate::input::config::Config;
 use crate::input::scenario::{Firmware, ImageSource, Media, RunUntil, Scenario};
 use crate::observe::judge::{self, Observed, Rules};
 use crate::observe::verdict::{RunEnd, ScenarioResult};
+use crate::run::prepare::{BuiltImage, Image};
 use crate::stages::{GlibcArtifacts, GlibcVariant};
 use crate::sys::cache::Cache;
 
@@ -83,6 +84,8 @@ pub(crate) struct PreparedImage {
     pub probe_kernel: Option<PathBuf>,
     /// Properties for the report (kernel release, image hash …).
     pub properties: Vec<(String, String)>,
+    /// What of it this project built (what a release of it ships).
+    pub built: Vec<BuiltImage>,
 }
 
 /// Builds or fetches the kernel of a scenario. Kept apart so the kernel stage can plug in.
@@ -92,7 +95,7 @@ pub(crate) async fn kernel_for(
     scenario: &Scenario,
     no_build: bool,
     cancel: Option<watch::Receiver<bool>>,
-) -> Result<(PathBuf, Vec<(String, String)>), Error> {
+) -> Result<Image, Error> {
     match &scenario.image {
         ImageSource::StockKernel => {
             if no_build && cache.latest("stock-kernel").is_none() {
@@ -105,16 +108,17 @@ pub(crate) async fn kernel_for(
             if fetched {
                 tracing::info!(package = %k.package, version = %k.version, "fetched the stock kernel into the cache");
             }
-            Ok((
-                k.vmlinuz,
-                vec![
+            Ok(Image {
+                path: k.vmlinuz,
+                properties: vec![
                     ("kernel.release".into(), k.release),
                     (
                         "kernel.package".into(),
                         format!("{} {}", k.package, k.version),
                     ),
                 ],
-            ))
+                built: None,
+            })
         }
         ImageSource::XscKernel { profile } => {
             let profile = profile
@@ -130,7 +134,11 @@ pub(crate) async fn kernel_for(
                 });
             }
             let release = kernel_release(path).unwrap_or_else(|| "unknown".into());
-            Ok((path.clone(), vec![("kernel.release".into(), release)]))
+            Ok(Image {
+                path: path.clone(),
+                properties: vec![("kernel.release".into(), release)],
+                built: None,
+            })
         }
         ImageSource::Iso(_) | ImageSource::DebianIso => Err(Error::Usage(
             "an ISO scenario has no kernel to boot directly".into(),
@@ -169,14 +177,23 @@ pub(crate) async fn prepare(
                     path: iso.clone(),
                 });
             }
-            Some((iso.clone(), vec![]))
+            Some(Image {
+                path: iso.clone(),
+                properties: vec![],
+                built: None,
+            })
         }
         ImageSource::DebianIso => {
             Some(crate::run::prepare::debian_iso(cfg, opts.no_build, opts.cancel.clone()).await?)
         }
         _ => None,
     };
-    if let Some((iso, mut properties)) = iso {
+    if let Some(Image {
+        path: iso,
+        mut properties,
+        built,
+    }) = iso
+    {
         properties.push((
             "iso.media".into(),
             match scenario.media {
@@ -189,10 +206,15 @@ pub(crate) async fn prepare(
             boot: iso_boot(&iso, scenario.media),
             probe_kernel: None,
             properties,
+            built: built.into_iter().collect(),
         });
     }
-    let (kernel, mut properties) =
-        kernel_for(cfg, cache, scenario, opts.no_build, opts.cancel.clone()).await?;
+    let Image {
+        path: kernel,
+        mut properties,
+        built,
+    } = kernel_for(cfg, cache, scenario, opts.no_build, opts.cancel.clone()).await?;
+    let mut built: Vec<BuiltImage> = built.into_iter().collect();
     let initrd = match &scenario.initrd {
         Some(p) if !p.is_file() => {
             return Err(Error::InputMissing {
@@ -201,7 +223,11 @@ pub(crate) async fn prepare(
             });
         }
         Some(p) => p.clone(),
-        None => build_initramfs(cfg, cache, scenario, opts).await?,
+        None => {
+            let path = build_initramfs(cfg, cache, scenario, opts).await?;
+            built.push(BuiltImage::TestInitramfs { path: path.clone() });
+            path
+        }
     };
     properties.push((
         "initrd.sha256".into(),
@@ -220,6 +246,7 @@ pub(crate) async fn prepare(
         },
         probe_kernel: Some(kernel),
         properties,
+        built,
     })
 }
 

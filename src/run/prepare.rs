@@ -17,6 +17,46 @@ use crate::stages::{
     self, BuildError, GlibcArtifacts, GlibcBuildOptions, GlibcVariant, KernelBuildOptions,
 };
 
+/// An image this project built that a scenario boots: what a release ships, named by
+/// kind so no caller has to guess it from a path or know a stage's cache-entry layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BuiltImage {
+    /// The XSC kernel of the kernel stage.
+    XscKernel {
+        /// Its bzImage.
+        bzimage: PathBuf,
+        /// `make kernelrelease`.
+        release: String,
+        /// The build profile.
+        profile: String,
+    },
+    /// The Debian live ISO of the debian-iso stage.
+    DebianIso {
+        /// The ISO.
+        iso: PathBuf,
+        /// `dpkg -l` of its root filesystem.
+        packages: PathBuf,
+    },
+    /// The guest-tests initramfs assembled for a scenario.
+    TestInitramfs {
+        /// The cpio archive.
+        path: PathBuf,
+    },
+}
+
+/// One image a scenario needs (from a stage or a file): where it is, the facts the report
+/// records, and what of it this project built (`None`: a file the user named, Debian's
+/// stock kernel).
+#[derive(Clone, Debug)]
+pub(crate) struct Image {
+    /// The file.
+    pub path: PathBuf,
+    /// Report properties.
+    pub properties: Vec<(String, String)>,
+    /// What a release would ship of it.
+    pub built: Option<BuiltImage>,
+}
+
 /// The policy of a runner request: never `--force`; `--no-build` refuses to build.
 fn policy(no_build: bool) -> Policy {
     Policy {
@@ -40,7 +80,7 @@ pub(crate) async fn xsc_kernel(
     profile: &str,
     no_build: bool,
     cancel: Option<watch::Receiver<bool>>,
-) -> Result<(PathBuf, Vec<(String, String)>), Error> {
+) -> Result<Image, Error> {
     let opts = KernelBuildOptions {
         profile: Some(profile.to_string()),
         ..KernelBuildOptions::default()
@@ -74,7 +114,15 @@ pub(crate) async fn xsc_kernel(
             .filter(|(k, _)| k.starts_with("toolchain"))
             .map(|(k, v)| (k.clone(), v.clone())),
     );
-    Ok((artifacts.bzimage, facts))
+    Ok(Image {
+        path: artifacts.bzimage.clone(),
+        properties: facts,
+        built: Some(BuiltImage::XscKernel {
+            bzimage: artifacts.bzimage,
+            release: artifacts.kernelrelease,
+            profile: profile.to_string(),
+        }),
+    })
 }
 
 /// One glibc request at a time in this process: parallel scenarios share one build (the
@@ -120,7 +168,7 @@ pub(crate) async fn debian_iso(
     cfg: &Config,
     no_build: bool,
     cancel: Option<watch::Receiver<bool>>,
-) -> Result<(PathBuf, Vec<(String, String)>), Error> {
+) -> Result<Image, Error> {
     let _one = DEBIAN_BUILD.lock().await;
     let mut progress = announced_progress(
         "debian",
@@ -145,5 +193,12 @@ pub(crate) async fn debian_iso(
             facts.push((format!("debian.{k}"), v.clone()));
         }
     }
-    Ok((artifacts.iso, facts))
+    Ok(Image {
+        path: artifacts.iso.clone(),
+        properties: facts,
+        built: Some(BuiltImage::DebianIso {
+            iso: artifacts.iso,
+            packages: artifacts.packages,
+        }),
+    })
 }
