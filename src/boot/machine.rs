@@ -21,7 +21,7 @@ use crate::boot::qmp::{Qmp, QmpError, QmpEvent};
 use crate::boot::step::{Action, Clock, End, Event, Rules, Watch};
 use crate::input::scenario::CrashPatterns;
 use crate::observe::ktap::{KtapOutcome, KtapParser};
-use crate::observe::verdict::{Crash, RunEnd};
+use crate::observe::verdict::{Crash, HarnessFault, QemuExit, RunEnd};
 use crate::sys::process::{self, ChildGuard, Cmd, Output, ProcessError};
 
 /// How long QEMU may take to connect its sockets after starting.
@@ -103,10 +103,10 @@ pub(crate) enum StartError {
     #[error(transparent)]
     Qmp(#[from] QmpError),
     /// QEMU exited before the machine was running.
-    #[error("QEMU exited during start-up ({status}): {stderr}")]
+    #[error("QEMU exited during start-up ({exit}): {stderr}")]
     Exited {
-        /// Its exit status, as text.
-        status: String,
+        /// How it ended.
+        exit: QemuExit,
         /// The last lines of its stderr.
         stderr: String,
     },
@@ -115,9 +115,25 @@ pub(crate) enum StartError {
 impl StartError {
     /// The run's end: QEMU exiting by itself is QEMU's failure, the rest the harness's.
     pub(crate) fn run_end(&self) -> RunEnd {
-        match self {
-            StartError::Exited { .. } => RunEnd::QemuDied(self.to_string()),
-            _ => RunEnd::HarnessError(self.to_string()),
+        let fault = match self {
+            StartError::Exited { exit, stderr } => {
+                return RunEnd::QemuDied {
+                    exit: *exit,
+                    at_start: true,
+                    stderr: stderr.clone(),
+                };
+            }
+            StartError::CrashPattern(_) => HarnessFault::CrashPattern,
+            StartError::Bind { .. } => HarnessFault::Sockets,
+            StartError::Spawn(_) => HarnessFault::Spawn,
+            StartError::Console(_) => HarnessFault::Console,
+            StartError::QmpTimeout => HarnessFault::QmpTimeout,
+            StartError::QmpAccept(_) => HarnessFault::QmpAccept,
+            StartError::Qmp(_) => HarnessFault::Qmp,
+        };
+        RunEnd::HarnessError {
+            fault,
+            detail: self.to_string(),
         }
     }
 }
@@ -338,7 +354,7 @@ async fn start(
         biased;
         c = connect => c,
         status = qemu.wait() => Err(StartError::Exited {
-            status: status.map_or_else(|e| e.to_string(), |s| s.to_string()),
+            exit: QemuExit::of(status.ok()),
             stderr: stderr_tail(&stderr_log),
         }),
     };
@@ -524,7 +540,13 @@ mod tests {
         let script = Script::new().serial(upto(SMOKE, "ok 1 proc")).close_qmp();
         let o = run_fake(&spec, script).await;
         assert!(
-            matches!(&o.end, RunEnd::HarnessError(m) if m.contains("QMP")),
+            matches!(
+                &o.end,
+                RunEnd::HarnessError {
+                    fault: HarnessFault::QmpGone,
+                    ..
+                }
+            ),
             "{:?}",
             o.end
         );
@@ -543,7 +565,11 @@ mod tests {
         let o = run_fake(&spec, script).await;
         assert_eq!(
             o.end,
-            RunEnd::QemuDied("QEMU exited (exit status: 1) without a guest shutdown".into())
+            RunEnd::QemuDied {
+                exit: QemuExit::Code(1),
+                at_start: false,
+                stderr: String::new()
+            }
         );
         assert!(o.ready_after.is_some());
     }
@@ -553,15 +579,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = spec(dir.path());
         let o = run_fake(&spec, Script::new().exit_at_start(1)).await;
-        assert!(matches!(o.end, RunEnd::QemuDied(_)), "{:?}", o.end);
+        assert!(
+            matches!(
+                o.end,
+                RunEnd::QemuDied {
+                    exit: QemuExit::Code(1),
+                    at_start: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            o.end
+        );
         let e = StartError::Exited {
-            status: "exit status: 1".into(),
-            stderr: String::new(),
+            exit: QemuExit::Code(1),
+            stderr: "qemu: could not open disk".into(),
         };
-        assert!(matches!(e.run_end(), RunEnd::QemuDied(_)));
-        assert!(matches!(
+        assert_eq!(
+            e.run_end().describe(),
+            "QEMU died: QEMU exited during start-up (exit status: 1): qemu: could not open disk"
+        );
+        assert_eq!(
             StartError::QmpTimeout.run_end(),
-            RunEnd::HarnessError(_)
-        ));
+            RunEnd::HarnessError {
+                fault: HarnessFault::QmpTimeout,
+                detail: "QEMU did not connect to the QMP socket".into()
+            }
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::boot::qmp::QmpEvent;
 use crate::input::scenario::CrashPatterns;
 use crate::observe::crash::CrashScanner;
 use crate::observe::ktap::{KtapOutcome, KtapParser};
-use crate::observe::verdict::{Crash, FailureKind, RunEnd};
+use crate::observe::verdict::{Crash, FailureKind, HarnessFault, QemuExit, RunEnd};
 
 /// Lines of console kept for reports.
 const TAIL_LINES: usize = 200;
@@ -134,11 +134,18 @@ impl End {
             End::Backstop(d) => RunEnd::TestTimeout(d),
             End::StoppedAtReady => RunEnd::StoppedAtReady,
             End::Interrupted => RunEnd::Interrupted,
-            End::QemuExited(status) => RunEnd::QemuDied(died(status, stderr_tail)),
-            End::QmpBroken => RunEnd::HarnessError(format!(
-                "the QMP connection closed but QEMU kept running for {}",
-                humantime::format_duration(QMP_GONE_WAIT)
-            )),
+            End::QemuExited(status) => RunEnd::QemuDied {
+                exit: QemuExit::of(status),
+                at_start: false,
+                stderr: stderr_tail.to_string(),
+            },
+            End::QmpBroken => RunEnd::HarnessError {
+                fault: HarnessFault::QmpGone,
+                detail: format!(
+                    "the QMP connection closed but QEMU kept running for {}",
+                    humantime::format_duration(QMP_GONE_WAIT)
+                ),
+            },
         }
     }
 
@@ -154,16 +161,6 @@ impl End {
     /// run on purpose (nothing more is wanted from it).
     fn drains(&self) -> bool {
         !matches!(self, End::Interrupted | End::StoppedAtReady)
-    }
-}
-
-/// The message of a QEMU that exited without a guest shutdown.
-pub(crate) fn died(status: Option<ExitStatus>, stderr_tail: &str) -> String {
-    let status = status.map_or_else(|| "unknown status".to_string(), |s| s.to_string());
-    if stderr_tail.is_empty() {
-        format!("QEMU exited ({status}) without a guest shutdown")
-    } else {
-        format!("QEMU exited ({status}): {stderr_tail}")
     }
 }
 
@@ -488,7 +485,9 @@ fn abort_reason(end: &RunEnd) -> Option<(FailureKind, String)> {
         RunEnd::PoweredOff | RunEnd::StoppedAtReady => return None,
         RunEnd::Panicked | RunEnd::Reset => FailureKind::Crash,
         RunEnd::BootTimeout(_) | RunEnd::Silent(_) | RunEnd::TestTimeout(_) => FailureKind::Timeout,
-        RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::Interrupted => FailureKind::Infra,
+        RunEnd::QemuDied { .. } | RunEnd::HarnessError { .. } | RunEnd::Interrupted => {
+            FailureKind::Infra
+        }
     };
     Some((kind, format!("not reported: {}", end.describe())))
 }
@@ -925,14 +924,36 @@ pub(crate) mod tests {
             "no screendump or quit for a dead QEMU"
         );
         let stderr = include_str!("testdata/killed.stderr");
+        let end = End::QemuExited(Some(killed)).into_run_end(stderr.trim());
         assert_eq!(
-            End::QemuExited(Some(killed)).into_run_end(stderr.trim()),
-            RunEnd::QemuDied("QEMU exited (signal: 9 (SIGKILL)) without a guest shutdown".into())
+            end,
+            RunEnd::QemuDied {
+                exit: QemuExit::Signal(9),
+                at_start: false,
+                stderr: stderr.trim().into()
+            }
         );
         assert_eq!(
-            End::QemuExited(None).into_run_end("qemu: could not load kernel"),
-            RunEnd::QemuDied("QEMU exited (unknown status): qemu: could not load kernel".into())
+            RunEnd::QemuDied {
+                exit: QemuExit::Signal(9),
+                at_start: false,
+                stderr: String::new()
+            }
+            .describe(),
+            "QEMU died: QEMU exited (signal: 9 (SIGKILL)) without a guest shutdown"
         );
+        let end = End::QemuExited(None).into_run_end("qemu: could not load kernel");
+        assert_eq!(
+            end.describe(),
+            "QEMU died: QEMU exited (unknown status): qemu: could not load kernel"
+        );
+        assert!(matches!(
+            End::QemuExited(Some(ExitStatus::from_raw(1 << 8))).into_run_end(""),
+            RunEnd::QemuDied {
+                exit: QemuExit::Code(1),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -961,7 +982,13 @@ pub(crate) mod tests {
                 Action::Finish(End::QmpBroken)
             ]
         );
-        assert!(matches!(end.into_run_end(""), RunEnd::HarnessError(_)));
+        assert!(matches!(
+            end.into_run_end(""),
+            RunEnd::HarnessError {
+                fault: HarnessFault::QmpGone,
+                ..
+            }
+        ));
         // After the guest's shutdown, a QMP close is the shutdown's.
         let mut d = Drive::new(rules());
         d.serial(SMOKE).qmp(SMOKE_QMP).feed(Event::QmpClosed);

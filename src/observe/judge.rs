@@ -102,8 +102,8 @@ fn boot_failure(end: &RunEnd) -> CaseResult {
         ),
         // Only the ready marker stops a run at ready; without it the harness is to blame,
         // as it is for the rest.
-        RunEnd::QemuDied(_)
-        | RunEnd::HarnessError(_)
+        RunEnd::QemuDied { .. }
+        | RunEnd::HarnessError { .. }
         | RunEnd::TestTimeout(_)
         | RunEnd::Interrupted
         | RunEnd::StoppedAtReady => CaseResult::errored("boot", FailureKind::Infra, end.describe()),
@@ -130,7 +130,7 @@ fn end_case(end: &RunEnd, until: RunUntil, crashed: bool) -> Option<CaseResult> 
         RunEnd::Silent(_) | RunEnd::TestTimeout(_) | RunEnd::BootTimeout(_) => Some(
             CaseResult::failed("run", FailureKind::Timeout, end.describe()),
         ),
-        RunEnd::QemuDied(_) | RunEnd::HarnessError(_) | RunEnd::Interrupted => Some(
+        RunEnd::QemuDied { .. } | RunEnd::HarnessError { .. } | RunEnd::Interrupted => Some(
             CaseResult::errored("run", FailureKind::Infra, end.describe()),
         ),
     }

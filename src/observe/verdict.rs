@@ -136,14 +136,87 @@ pub(crate) enum RunEnd {
     /// The guest rebooted although `-no-reboot` was given (triple fault, reboot request).
     Reset,
     /// QEMU exited or was killed without the guest shutting down.
-    QemuDied(String),
+    QemuDied {
+        /// How its process ended.
+        exit: QemuExit,
+        /// True when it ended before the machine was running (bad argv, missing file …).
+        at_start: bool,
+        /// The last lines of its stderr (its own words for why).
+        stderr: String,
+    },
     /// The harness failed (QMP broke, spawn failed …).
-    HarnessError(String),
+    HarnessError {
+        /// Which part of the harness.
+        fault: HarnessFault,
+        /// What the OS or the failing part said, for people.
+        detail: String,
+    },
     /// The user interrupted the run.
     Interrupted,
     /// The scenario ends at the ready marker (`until = "ready"`): the harness stopped the
     /// guest there, as asked. A normal end, like a power-off.
     StoppedAtReady,
+}
+
+/// How QEMU's process ended, as the OS reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum QemuExit {
+    /// It exited with this code.
+    Code(i32),
+    /// This signal killed it.
+    Signal(i32),
+    /// Its status could not be read.
+    Unknown,
+}
+
+impl QemuExit {
+    /// From a wait status (`None`: waiting failed).
+    pub(crate) fn of(status: Option<std::process::ExitStatus>) -> QemuExit {
+        use std::os::unix::process::ExitStatusExt;
+        match status {
+            Some(s) => s
+                .code()
+                .map(QemuExit::Code)
+                .or_else(|| s.signal().map(QemuExit::Signal))
+                .unwrap_or(QemuExit::Unknown),
+            None => QemuExit::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for QemuExit {
+    /// As the standard library words a wait status (`exit status: 1`, `signal: 9 (SIGKILL)`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::os::unix::process::ExitStatusExt;
+        match *self {
+            QemuExit::Code(c) => {
+                write!(f, "{}", std::process::ExitStatus::from_raw((c & 0xff) << 8))
+            }
+            QemuExit::Signal(s) => write!(f, "{}", std::process::ExitStatus::from_raw(s & 0x7f)),
+            QemuExit::Unknown => write!(f, "unknown status"),
+        }
+    }
+}
+
+/// The part of the harness that failed a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum HarnessFault {
+    /// A scenario's crash pattern does not compile.
+    CrashPattern,
+    /// The serial or QMP socket could not be bound.
+    Sockets,
+    /// QEMU could not be started.
+    Spawn,
+    /// The serial console did not connect or could not be read.
+    Console,
+    /// QEMU did not connect to the QMP socket in time.
+    QmpTimeout,
+    /// Accepting the QMP connection failed.
+    QmpAccept,
+    /// Negotiating QMP or resuming the machine failed.
+    Qmp,
+    /// The QMP connection closed while QEMU kept running.
+    QmpGone,
 }
 
 impl RunEnd {
@@ -157,8 +230,19 @@ impl RunEnd {
             RunEnd::Silent(t) => format!("silence timeout: no console output for {}", d(t)),
             RunEnd::TestTimeout(t) => format!("test timeout: the guest program ran past {}", d(t)),
             RunEnd::Reset => "the guest reset unexpectedly".into(),
-            RunEnd::QemuDied(why) => format!("QEMU died: {why}"),
-            RunEnd::HarnessError(why) => format!("harness error: {why}"),
+            RunEnd::QemuDied {
+                exit,
+                at_start,
+                stderr,
+            } => {
+                let when = if *at_start { " during start-up" } else { "" };
+                if stderr.is_empty() {
+                    format!("QEMU died: QEMU exited{when} ({exit}) without a guest shutdown")
+                } else {
+                    format!("QEMU died: QEMU exited{when} ({exit}): {stderr}")
+                }
+            }
+            RunEnd::HarnessError { detail, .. } => format!("harness error: {detail}"),
             RunEnd::Interrupted => "interrupted".into(),
             RunEnd::StoppedAtReady => "stopped by the harness at the ready marker".into(),
         }
@@ -247,6 +331,9 @@ impl ScenarioResult {
 
     /// True when the harness, not the product, is to blame for a non-pass.
     pub(crate) fn is_harness_failure(&self) -> bool {
-        matches!(self.end, RunEnd::QemuDied(_) | RunEnd::HarnessError(_))
+        matches!(
+            self.end,
+            RunEnd::QemuDied { .. } | RunEnd::HarnessError { .. }
+        )
     }
 }

@@ -493,7 +493,11 @@ mod tests {
             FailureKind::Infra,
             "QEMU died: exit status 1\nstderr: could not open disk",
         )];
-        r.end = RunEnd::QemuDied("exit status 1".into());
+        r.end = RunEnd::QemuDied {
+            exit: crate::observe::verdict::QemuExit::Code(1),
+            at_start: true,
+            stderr: "could not open disk".into(),
+        };
         r
     }
 
