@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,8 +42,11 @@
 #include <sys/user.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <grp.h>
+#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
 
 #include "xsc_uapi.h"
@@ -2316,6 +2320,93 @@ static int t_life_mremap_refused(void)
 	return PASS;
 }
 
+/*
+ * Issue 11 finding 4: madvise(MADV_DOFORK) clears VM_DONTCOPY.  The ring
+ * must still not be shared with a fork child: the child's copy has no
+ * pages (SIGBUS), so its write never reaches the parent's ring.
+ */
+static int t_life_madv_dofork(void)
+{
+	volatile struct xsc_sqe *slot;
+	struct ring r;
+	pid_t pid;
+	int st;
+
+	RING(&r, 8, 0);
+	slot = &r.sqes[5];
+	slot->user_data = 0;
+	CHECK(madvise(r.map, r.size, MADV_DOFORK) == 0 || errno == EINVAL,
+	      "madvise(MADV_DOFORK): %s", strerror(errno));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		slot->user_data = 0x600dbadULL;		/* SIGBUS when harmless */
+		_exit(0);
+	}
+	st = child_status(pid);
+	CHECK(slot->user_data == 0, "fork child wrote into the parent's ring after MADV_DOFORK");
+	CHECK(st == 1000 + SIGBUS || st == 1000 + SIGSEGV,
+	      "child status %d: it reached the inherited ring mapping", st);
+	PUSH(&r, XSC_OP_NOP, 1);
+	CHECK(ring_enter(&r, 1) == 1, "parent ring broken after fork");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int drop_to_nobody(const gid_t *groups, size_t ngroups)
+{
+	if (setgroups(ngroups, groups) || setresgid(65534, 65534, 65534) ||
+	    setresuid(65534, 65534, 65534))
+		return -errno;
+	return 0;
+}
+
+/* 3 pages: header + one SQE page + one CQE page */
+#define SMALL_RING_PAGES 3
+
+static int memlock_unprivileged(void)
+{
+	struct rlimit rl = { 16 * 4096, 16 * 4096 };	/* 16 pages */
+	struct ring big, r[6];
+	int e, i;
+
+	CHECK(sysconf(_SC_PAGESIZE) == 4096, "page size");
+	CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0, "setrlimit: %s", strerror(errno));
+	/* root keeps CAP_IPC_LOCK: exempt, like io_uring */
+	CHECK((e = ring_init(&big, 4096, 0)) == 0, "root with CAP_IPC_LOCK: big ring -> %d", e);
+	ring_fini(&big);
+	CHECK((e = drop_to_nobody(NULL, 0)) == 0, "drop to uid 65534: %s", strerror(-e));
+	CHECK((e = ring_init(&big, 4096, 0)) == -ENOMEM,
+	      "516 KiB ring over a 64 KiB RLIMIT_MEMLOCK -> %d (want -ENOMEM)", e);
+	for (i = 0; i < 5; i++)
+		CHECK((e = ring_init(&r[i], 1, 0)) == 0, "small ring %d (%d pages charged) -> %d",
+		      i, i * SMALL_RING_PAGES, e);
+	CHECK((e = ring_init(&r[5], 1, 0)) == -ENOMEM,
+	      "sixth small ring (18 pages > 16) -> %d (want -ENOMEM)", e);
+	ring_fini(&r[0]);		/* released: its 3 pages are uncharged */
+	CHECK((e = ring_init(&r[5], 1, 0)) == 0, "after closing one ring -> %d", e);
+	PUSH(&r[5], XSC_OP_NOP, 1);
+	CHECK(ring_enter(&r[5], 1) == 1, "charged ring works");
+	for (i = 1; i < 6; i++)
+		ring_fini(&r[i]);
+	return PASS;
+}
+
+/* Issue 11 finding 3: ring memory is charged against RLIMIT_MEMLOCK */
+static int t_life_memlock_limit(void)
+{
+	pid_t pid;
+	int st;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(memlock_unprivileged());
+	st = child_status(pid);
+	CHECK(st == PASS, "unprivileged child status %d", st);
+	return PASS;
+}
+
 /* ========================================================= 12. guard */
 
 static int guard_on(struct ring *r, unsigned int mode)
@@ -2870,6 +2961,185 @@ static int t_host_fd_exhaustion(void)
 	return PASS;
 }
 
+/* ========================================================= 14. admin */
+
+static int sysctl_set(const char *name, int val)
+{
+	char path[96], buf[16];
+	int fd, n, e = 0;
+
+	snprintf(path, sizeof(path), "/proc/sys/kernel/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", val);
+	if (write(fd, buf, n) != n)
+		e = -errno;
+	close(fd);
+	return e;
+}
+
+/* kernel.xsc_disabled = 2: nobody sets up rings, existing rings stop */
+static int t_admin_sysctl_disabled(void)
+{
+	struct ring r, r2;
+	long n;
+	int e, set;
+
+	RING(&r, 8, 0);
+	PUSH(&r, XSC_OP_NOP, 1);
+	set = sysctl_set("xsc_disabled", 2);
+	CHECK(set == 0, "write kernel.xsc_disabled=2: %s", strerror(-set));
+	e = ring_init(&r2, 8, 0);
+	n = ring_enter(&r, 1);
+	set = sysctl_set("xsc_disabled", 0);	/* restore before judging */
+	if (e == 0)
+		ring_fini(&r2);
+	CHECK(set == 0, "restore kernel.xsc_disabled=0: %s", strerror(-set));
+	CHECK(e == -EPERM, "SETUP as root with xsc_disabled=2 -> %d (want -EPERM)", e);
+	CHECK(n == -EPERM, "ENTER with xsc_disabled=2 -> %ld (want -EPERM)", n);
+	CHECK(r.hdr->sq_head == 0, "SQE consumed while disabled");
+	CHECK((n = ring_enter(&r, 1)) == 1, "ENTER after re-enabling -> %ld", n);
+	CHECK(sysctl_set("xsc_disabled", 3) == -EINVAL, "xsc_disabled=3 accepted");
+	ring_fini(&r);
+	return PASS;
+}
+
+/* SETUP result (0 or -errno) in a child with the given credentials */
+static int setup_as(int drop, const gid_t *groups, size_t ngroups)
+{
+	pid_t pid;
+	int st;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct ring r;
+
+		if (drop && drop_to_nobody(groups, ngroups))
+			_exit(200);
+		_exit(-ring_init(&r, 8, 0));
+	}
+	st = child_status(pid);
+	return st == 200 || st >= 1000 || st < 0 ? -1000 : -st;
+}
+
+/* kernel.xsc_disabled = 1: CAP_SYS_ADMIN or kernel.xsc_group only */
+static int t_admin_sysctl_group(void)
+{
+	const gid_t member[] = { 4242 };
+	int root, nobody, grp, set1, set2;
+
+	set1 = sysctl_set("xsc_group", 4242);
+	set2 = sysctl_set("xsc_disabled", 1);
+	root = setup_as(0, NULL, 0);
+	nobody = setup_as(1, NULL, 0);
+	grp = setup_as(1, member, 1);
+	sysctl_set("xsc_disabled", 0);
+	sysctl_set("xsc_group", -1);
+	CHECK(set1 == 0 && set2 == 0, "sysctl writes: %s / %s", strerror(-set1), strerror(-set2));
+	CHECK(root == 0, "root (CAP_SYS_ADMIN) -> %d", root);
+	CHECK(nobody == -EPERM, "uid 65534 outside xsc_group -> %d (want -EPERM)", nobody);
+	CHECK(grp == 0, "uid 65534 in xsc_group 4242 -> %d", grp);
+	CHECK(setup_as(1, NULL, 0) == 0, "uid 65534 with xsc_disabled=0 (default) refused");
+	return PASS;
+}
+
+static unsigned int g_nlseq;
+
+/* AUDIT_SET; returns the ACK's error (0 or -errno) */
+static int audit_set(int s, uint32_t mask, uint32_t enabled, uint32_t pid)
+{
+	struct {
+		struct nlmsghdr h;
+		struct audit_status st;
+	} m;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[8192];
+	int i;
+
+	memset(&m, 0, sizeof(m));
+	m.h.nlmsg_len = NLMSG_LENGTH(sizeof(m.st));
+	m.h.nlmsg_type = AUDIT_SET;
+	m.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	m.h.nlmsg_seq = ++g_nlseq;
+	m.st.mask = mask;
+	m.st.enabled = enabled;
+	m.st.pid = pid;
+	if (sendto(s, &m, m.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	for (i = 0; i < 100; i++) {
+		ssize_t n = recv(s, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (n < 0)
+			return -errno;
+		for (; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n))
+			if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == g_nlseq)
+				return ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+	}
+	return -ETIMEDOUT;
+}
+
+/* look for an XSC_AUDIT_OP record naming getppid with our marker a0 */
+static int audit_find_op(int s, char *seen, size_t seenlen)
+{
+	char buf[8192];
+	int i;
+
+	seen[0] = 0;
+	for (i = 0; i < 200; i++) {
+		ssize_t n = recv(s, buf, sizeof(buf) - 1, 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (n < 0)
+			return 0;	/* SO_RCVTIMEO: nothing more came */
+		buf[n] = 0;
+		for (; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+			int len = h->nlmsg_len - NLMSG_HDRLEN;
+
+			if (h->nlmsg_type != XSC_AUDIT_OP)
+				continue;
+			/* the text is not NUL-terminated; op= and a0= lead it */
+			snprintf(seen, seenlen, "%.*s", len, (char *)NLMSG_DATA(h));
+			if (strstr(seen, "op=110 ") && strstr(seen, "a0=5eed1234 "))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* with audit enabled every ring op leaves an XSC_AUDIT_OP record */
+static int t_admin_audit_op(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct timeval tv = { .tv_sec = 3 };
+	char seen[512];
+	struct ring r;
+	int64_t res;
+	int s, e, found;
+
+	RING(&r, 8, 0);
+	s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	CHECK(s >= 0, "netlink audit socket: %s (CONFIG_AUDIT?)", strerror(errno));
+	CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* become the audit daemon: records come to this socket, not the console */
+	e = audit_set(s, AUDIT_STATUS_ENABLED | AUDIT_STATUS_PID, 1, getpid());
+	CHECK(e == 0, "AUDIT_SET enable: %s", strerror(-e));
+	res = CALL(&r, SYS_getppid, 0x5eed1234);
+	found = audit_find_op(s, seen, sizeof(seen));
+	e = audit_set(s, AUDIT_STATUS_ENABLED | AUDIT_STATUS_PID, 0, 0);
+	close(s);
+	CHECK(res == getppid(), "getppid through the ring -> %lld", (long long)res);
+	CHECK(e == 0, "AUDIT_SET disable: %s", strerror(-e));
+	CHECK(found, "no XSC_AUDIT_OP (%d) record for the ring getppid (last seen: %s)",
+	      XSC_AUDIT_OP, seen[0] ? seen : "none");
+	diag("record: %s", seen);
+	ring_fini(&r);
+	return PASS;
+}
+
 /* ========================================================= runner */
 
 struct tcase {
@@ -2931,7 +3201,8 @@ static const struct tcase conc_cases[] = {
 };
 static const struct tcase life_cases[] = {
 	C(life_fork_child), C(life_close_keeps_mapping), C(life_munmap_then_enter), C(life_setup_loop_no_leak),
-	C(life_seccomp_refused), C(life_exec_inherited_fd), C(life_mremap_refused),
+	C(life_seccomp_refused), C(life_exec_inherited_fd), C(life_mremap_refused), C(life_madv_dofork),
+	C(life_memlock_limit),
 };
 static const struct tcase guard_cases[] = {
 	C(guard_errno), C(guard_one_way), C(guard_requires_setup), C(guard_int80), C(guard_new_thread),
@@ -2941,6 +3212,9 @@ static const struct tcase guard_cases[] = {
 static const struct tcase hostile_cases[] = {
 	C(host_random_opcodes), C(host_random_args), C(host_tampered_indices), C(host_tampered_ro_fields),
 	C(host_concurrent_scribble), C(host_huge_counts), C(host_fd_exhaustion),
+};
+static const struct tcase admin_cases[] = {
+	C(admin_sysctl_disabled), C(admin_sysctl_group), C(admin_audit_op),
 };
 
 static const unsigned int req_none[] = { END };
@@ -2952,6 +3226,7 @@ static const unsigned int req_sync[] = { SYS_fsync, SYS_fdatasync, SYS_futex, EN
 static const unsigned int req_timer[] = { SYS_nanosleep, SYS_clock_gettime, SYS_clock_nanosleep, END };
 static const unsigned int req_exec[] = { SYS_getpid, SYS_gettid, SYS_wait4, SYS_kill, END };
 static const unsigned int req_guard[] = { SYS_read, SYS_write, SYS_getpid, END };
+static const unsigned int req_admin[] = { SYS_getppid, END };
 
 static const struct tgroup groups[] = {
 	{ "setup", setup_cases, N(setup_cases), req_none, 0 },
@@ -2967,6 +3242,7 @@ static const struct tgroup groups[] = {
 	{ "lifecycle", life_cases, N(life_cases), req_none, 0 },
 	{ "trap_guard", guard_cases, N(guard_cases), req_guard, XSC_FEAT_TRAP_GUARD },
 	{ "hostile", hostile_cases, N(hostile_cases), req_none, 0 },
+	{ "admin", admin_cases, N(admin_cases), req_admin, 0 },
 };
 
 static int n_pass, n_fail, n_skip;

@@ -129,4 +129,13 @@ struct xsc_probe {
 /* mmap offset of the ring (header + SQE array + CQE array, MAP_SHARED) */
 #define XSC_OFF_RING	0ULL
 
+/*
+ * Audit record type of one ring op (netlink audit message type), emitted
+ * while audit is enabled.  XSC's own number, not io_uring's URINGOP (1336);
+ * chosen high in the 1300-1399 event block, away from where upstream
+ * allocates sequentially.  Body:
+ *   op=<opcode> a0=<hex> a1=<hex> a2=<hex> a3=<hex> res=<dec> <task info>
+ */
+#define XSC_AUDIT_OP	1390
+
 #endif /* _UAPI_LINUX_XSC_H */
