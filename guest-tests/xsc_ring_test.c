@@ -122,7 +122,7 @@ static int has_op(unsigned int nr)
 	return (g_probe.ops[nr / 64] >> (nr % 64)) & 1;
 }
 
-static int ring_init(struct ring *r, unsigned int sq, unsigned int cq)
+static int ring_init_flags(struct ring *r, unsigned int sq, unsigned int cq, unsigned int flags)
 {
 	int e;
 
@@ -132,6 +132,7 @@ static int ring_init(struct ring *r, unsigned int sq, unsigned int cq)
 		return -errno;
 	r->p.sq_entries = sq;
 	r->p.cq_entries = cq;
+	r->p.flags = flags;
 	if (ioctl(r->fd, XSC_IOC_SETUP, &r->p)) {
 		e = -errno;
 		close(r->fd);
@@ -150,6 +151,11 @@ static int ring_init(struct ring *r, unsigned int sq, unsigned int cq)
 	r->sq_tail = r->hdr->sq_tail;
 	r->cq_head = r->hdr->cq_head;
 	return 0;
+}
+
+static int ring_init(struct ring *r, unsigned int sq, unsigned int cq)
+{
+	return ring_init_flags(r, sq, cq, 0);
 }
 
 static void ring_fini(struct ring *r)
@@ -3140,6 +3146,246 @@ static int t_admin_audit_op(void)
 	return PASS;
 }
 
+/* ========================================================= 15. seccomp */
+
+/* a ring whose ops the task's seccomp filters judge one by one */
+#define SC_RING(r) do {							\
+	int __e = ring_init_flags((r), 8, 0, XSC_SETUP_SECCOMP);	\
+	CHECK(__e == 0, "SETUP with XSC_SETUP_SECCOMP -> %d (%s)", __e,	\
+	      strerror(-__e));						\
+} while (0)
+
+#define NF(f) (unsigned short)(sizeof(f) / sizeof((f)[0]))
+
+static int install_filter(struct sock_filter *f, unsigned short len, unsigned int flags)
+{
+	struct sock_fprog prog = { .len = len, .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog))
+		return -errno;
+	return 0;
+}
+
+/* getppid -> @ret; everything else allowed; a foreign arch -> EXDEV */
+#define SC_FILTER(ret)								\
+	struct sock_filter f[] = {						\
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)), \
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),	\
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EXDEV),		\
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)), \
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),		\
+		BPF_STMT(BPF_RET | BPF_K, (ret)),				\
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getpid, 0, 3),		\
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])), \
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x77, 0, 1),		\
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EOPNOTSUPP),	\
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),			\
+	}
+
+/* ERRNO lands in the op's CQE; the rest of the batch runs; args and arch are seen */
+static int t_sc_filter_errno(void)
+{
+	SC_FILTER(SECCOMP_RET_ERRNO | EACCES);
+	struct ring r, plain;
+	struct xsc_cqe c[5];
+	long n;
+	int e, i;
+
+	SC_RING(&r);
+	CHECK((e = install_filter(f, NF(f), 0)) == 0, "seccomp: %s", strerror(-e));
+	CHECK(syscall(SYS_getppid) == -1 && errno == EACCES, "filter not active for the trap path");
+	PUSH(&r, SYS_getppid, 1);
+	PUSH(&r, SYS_getpid, 2, 0);
+	PUSH(&r, XSC_OP_NOP, 3);
+	PUSH(&r, SYS_getpid, 4, 0x77);
+	PUSH(&r, SYS_getppid, 5);
+	CHECK((n = ring_enter(&r, 5)) == 5, "ENTER under a filter -> %ld (want 5)", n);
+	for (i = 0; i < 5; i++)
+		CHECK(cq_pop(&r, &c[i]) && c[i].user_data == (uint64_t)i + 1, "CQE %d missing", i);
+	CHECK(c[0].res == -EACCES, "getppid -> %lld (want -EACCES)", (long long)c[0].res);
+	CHECK(c[1].res == getpid(), "getpid(0) -> %lld", (long long)c[1].res);
+	CHECK(c[2].res == 0, "NOP -> %lld", (long long)c[2].res);
+	CHECK(c[3].res == -EOPNOTSUPP, "getpid(0x77) -> %lld: the filter did not see the SQE's args",
+	      (long long)c[3].res);
+	CHECK(c[4].res == -EACCES, "second getppid -> %lld", (long long)c[4].res);
+	/* a ring without the flag keeps ABI v1: seccomp'd tasks are refused */
+	CHECK((e = ring_init(&plain, 8, 0)) == -EPERM, "plain SETUP under seccomp -> %d", e);
+	ring_fini(&r);
+	return PASS;
+}
+
+/* @wfd: the write end of the parent's pipe */
+static int sc_kill_process(int wfd)
+{
+	SC_FILTER(SECCOMP_RET_KILL_PROCESS);
+	struct ring r;
+	int e;
+
+	SC_RING(&r);
+	CHECK((e = install_filter(f, NF(f), 0)) == 0, "seccomp: %s", strerror(-e));
+	PUSH(&r, SYS_write, 1, wfd, U("k"), 1);
+	PUSH(&r, SYS_getppid, 2);
+	PUSH(&r, SYS_write, 3, wfd, U("z"), 1);
+	ring_enter(&r, 3);
+	return 42;			/* survived */
+}
+
+static struct ring g_kt_ring;
+static volatile long g_kt_ret = BADRES;
+
+static void *kt_thread(void *arg __attribute__((unused)))
+{
+	g_kt_ret = ring_enter(&g_kt_ring, 1);
+	return NULL;
+}
+
+static int sc_kill_thread(void)
+{
+	SC_FILTER(SECCOMP_RET_KILL_THREAD);
+	pthread_t t;
+	int e;
+
+	if (ring_init_flags(&g_kt_ring, 8, 0, XSC_SETUP_SECCOMP))
+		return 40;
+	if ((e = install_filter(f, NF(f), SECCOMP_FILTER_FLAG_TSYNC)))
+		return 41;
+	PUSH(&g_kt_ring, SYS_getppid, 1);
+	if (pthread_create(&t, NULL, kt_thread, NULL))
+		return 43;
+	pthread_join(t, NULL);		/* the thread died in its ENTER */
+	if (g_kt_ret != BADRES)
+		return 44;		/* its ENTER returned */
+	return g_kt_ring.hdr->sq_head == 1 && g_kt_ring.hdr->cq_tail == 0 ? 0 : 45;
+}
+
+/* KILL_PROCESS kills the process before the next op; KILL_THREAD only the thread */
+static int t_sc_filter_kill(void)
+{
+	char buf[8];
+	pid_t pid;
+	int p[2], st;
+	ssize_t n;
+
+	CHECK(pipe(p) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		_exit(sc_kill_process(p[1]));
+	}
+	close(p[1]);
+	st = child_status(pid);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	n = read(p[0], buf, sizeof(buf));
+	CHECK(st == 1000 + SIGSYS, "KILL_PROCESS: child status %d (want SIGSYS)", st);
+	CHECK(n == 1 && buf[0] == 'k', "KILL_PROCESS: pipe got %zd bytes: the op before ran? the one after must not", n);
+	pid = fork();
+	if (pid == 0)
+		_exit(sc_kill_thread());
+	st = child_status(pid);
+	CHECK(st == 0, "KILL_THREAD: child status %d (0 = only the thread died, before any CQE)", st);
+	return PASS;
+}
+
+static volatile siginfo_t g_sc_si;
+static volatile int g_sc_sigs;
+
+static void on_sc_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	g_sc_si = *si;
+	g_sc_sigs++;
+}
+
+/* TRAP: SIGSYS naming the op, CQE -ENOSYS, the batch ends there */
+static int t_sc_filter_trap(void)
+{
+	SC_FILTER(SECCOMP_RET_TRAP | 7);
+	struct sigaction sa = { .sa_sigaction = on_sc_sigsys, .sa_flags = SA_SIGINFO };
+	struct xsc_cqe c;
+	struct ring r;
+	long n;
+	int e;
+
+	CHECK(sigaction(SIGSYS, &sa, NULL) == 0, "sigaction");
+	SC_RING(&r);
+	CHECK((e = install_filter(f, NF(f), 0)) == 0, "seccomp: %s", strerror(-e));
+	PUSH(&r, SYS_getppid, 1);
+	PUSH(&r, XSC_OP_NOP, 2);
+	n = ring_enter(&r, 2);
+	CHECK(n == 1, "ENTER -> %ld (want 1: the batch ends at the trapped op)", n);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1 && c.res == -ENOSYS, "trapped op's CQE res %lld",
+	      (long long)c.res);
+	CHECK(r.hdr->sq_head == 1, "NOP after the trap consumed");
+	CHECK(g_sc_sigs == 1, "%d SIGSYS", g_sc_sigs);
+	CHECK(g_sc_si.si_code == 1 /* SYS_SECCOMP */ && g_sc_si.si_syscall == SYS_getppid &&
+	      g_sc_si.si_errno == 7 && g_sc_si.si_arch == AUDIT_ARCH_X86_64 && g_sc_si.si_call_addr,
+	      "siginfo code %d syscall %d errno %d arch %x addr %p", g_sc_si.si_code, g_sc_si.si_syscall,
+	      g_sc_si.si_errno, g_sc_si.si_arch, g_sc_si.si_call_addr);
+	ring_fini(&r);
+	return PASS;
+}
+
+/*
+ * The TSYNC race of finding 1 on a filtered ring: a filter a sibling
+ * installs while ENTER is blocked in an op, or asleep on the ring mutex,
+ * judges every later op.  Deterministic ordering (pipes + 300 ms
+ * settling), 1 iteration: both getppid ops must get the filter's errno.
+ */
+static int t_sc_filter_tsync(void)
+{
+	SC_FILTER(SECCOMP_RET_ERRNO | EACCES);
+	struct tsync_arg a1, a2, c2;
+	pthread_t t1, t2, tc;
+	struct ring r1, r2;
+	struct xsc_cqe c;
+	char b1[4], b2[4];
+	int p1[2], p2[2], e, bad = 0, denied = 0;
+	long ppid = getppid();
+
+	CHECK(pipe(p1) == 0 && pipe(p2) == 0, "pipe");
+	SC_RING(&r1);
+	SC_RING(&r2);
+	PUSH(&r1, SYS_read, 1, p1[0], U(b1), 1);
+	PUSH(&r1, SYS_getppid, 2);
+	PUSH(&r2, SYS_read, 3, p2[0], U(b2), 1);
+	PUSH(&r2, SYS_getppid, 4);
+	a1 = (struct tsync_arg){ .r = &r1, .n = 2 };
+	a2 = (struct tsync_arg){ .r = &r2, .n = 1 };
+	c2 = (struct tsync_arg){ .r = &r2, .n = 1 };
+	CHECK(pthread_create(&t1, NULL, tsync_enter, &a1) == 0, "pthread_create");
+	CHECK(pthread_create(&t2, NULL, tsync_enter, &a2) == 0, "pthread_create");
+	while (!a1.started || !a2.started)
+		usleep(1000);
+	usleep(300 * 1000);		/* both are in their read now */
+	CHECK(pthread_create(&tc, NULL, tsync_enter, &c2) == 0, "pthread_create");
+	while (!c2.started)
+		usleep(1000);
+	usleep(300 * 1000);		/* the second ENTER sleeps on r2's mutex */
+	CHECK((e = install_filter(f, NF(f), SECCOMP_FILTER_FLAG_TSYNC)) == 0, "TSYNC: %s", strerror(-e));
+	CHECK(write(p1[1], "a", 1) == 1 && write(p2[1], "b", 1) == 1, "write");
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	pthread_join(tc, NULL);
+	diag("enter (a) -> %ld, (b) first -> %ld, (b) waiting -> %ld", a1.ret, a2.ret, c2.ret);
+	while (cq_pop(&r1, &c) || cq_pop(&r2, &c)) {
+		if (c.opcode == SYS_getppid && c.res == ppid)
+			bad++;
+		if (c.opcode == SYS_getppid && c.res == -EACCES)
+			denied++;
+	}
+	CHECK(!bad, "%d getppid op(s) ran past the TSYNC filter", bad);
+	CHECK(a1.ret == 2 && a2.ret == 1 && c2.ret == 1, "ENTERs -> %ld, %ld, %ld (want 2, 1, 1)",
+	      a1.ret, a2.ret, c2.ret);
+	CHECK(denied == 2, "%d getppid CQEs with the filter's EACCES (want 2)", denied);
+	ring_fini(&r1);
+	ring_fini(&r2);
+	return PASS;
+}
+
 /* ========================================================= runner */
 
 struct tcase {
@@ -3216,6 +3462,9 @@ static const struct tcase hostile_cases[] = {
 static const struct tcase admin_cases[] = {
 	C(admin_sysctl_disabled), C(admin_sysctl_group), C(admin_audit_op),
 };
+static const struct tcase seccomp_cases[] = {
+	C(sc_filter_errno), C(sc_filter_kill), C(sc_filter_trap), C(sc_filter_tsync),
+};
 
 static const unsigned int req_none[] = { END };
 static const unsigned int req_fs[] = { SYS_read, SYS_write, SYS_close, SYS_fstat, SYS_lseek, SYS_pread64,
@@ -3227,6 +3476,7 @@ static const unsigned int req_timer[] = { SYS_nanosleep, SYS_clock_gettime, SYS_
 static const unsigned int req_exec[] = { SYS_getpid, SYS_gettid, SYS_wait4, SYS_kill, END };
 static const unsigned int req_guard[] = { SYS_read, SYS_write, SYS_getpid, END };
 static const unsigned int req_admin[] = { SYS_getppid, END };
+static const unsigned int req_seccomp[] = { SYS_read, SYS_write, SYS_getpid, SYS_getppid, END };
 
 static const struct tgroup groups[] = {
 	{ "setup", setup_cases, N(setup_cases), req_none, 0 },
@@ -3243,6 +3493,7 @@ static const struct tgroup groups[] = {
 	{ "trap_guard", guard_cases, N(guard_cases), req_guard, XSC_FEAT_TRAP_GUARD },
 	{ "hostile", hostile_cases, N(hostile_cases), req_none, 0 },
 	{ "admin", admin_cases, N(admin_cases), req_admin, 0 },
+	{ "seccomp", seccomp_cases, N(seccomp_cases), req_seccomp, 0 },
 };
 
 static int n_pass, n_fail, n_skip;

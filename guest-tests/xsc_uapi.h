@@ -78,12 +78,23 @@ struct xsc_ring_hdr {
 #define XSC_FEAT_TRAP_GUARD	(1U << 0)	/* XSC_IOC_GUARD is available */
 #define XSC_FEAT_SQPOLL		(1U << 1)	/* reserved, never set in ABI v1 */
 #define XSC_FEAT_DEBUG		(1U << 2)	/* kernel built with CONFIG_XSC_DEBUG */
+#define XSC_FEAT_SECCOMP	(1U << 3)	/* XSC_SETUP_SECCOMP is available */
+
+/*
+ * xsc_setup.flags.  Bit 0 is reserved (SQPOLL, not implemented).
+ * XSC_SETUP_SECCOMP: the ring may be set up and entered by a task under
+ * seccomp; each op is then run through the task's filters as if it were
+ * the syscall (nr = opcode, arch = AUDIT_ARCH_X86_64, the ENTER's
+ * instruction pointer, the SQE's args).  Without it, seccomp'd tasks get
+ * -EPERM from SETUP and ENTER (ABI v1 behaviour).
+ */
+#define XSC_SETUP_SECCOMP	(1U << 1)
 
 /* XSC_IOC_SETUP argument: 64 bytes. */
 struct xsc_setup {
 	__u32	sq_entries;	/* in: 1..4096, rounded up to 2^n; out: actual */
 	__u32	cq_entries;	/* in: 0 => 2 * sq; else sq..8192, rounded up to 2^n; out */
-	__u32	flags;		/* in: must be 0 in ABI v1 */
+	__u32	flags;		/* in: 0 or XSC_SETUP_SECCOMP */
 	__u32	features;	/* out: XSC_FEAT_* */
 	__u32	abi_version;	/* out: XSC_ABI_VERSION */
 	__u32	sqes_off;	/* out: offset of the SQE array (= page size) */
