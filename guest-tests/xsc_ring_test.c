@@ -30,6 +30,7 @@
 #include <arpa/inet.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -3386,6 +3387,223 @@ static int t_sc_filter_tsync(void)
 	return PASS;
 }
 
+/* ========================================================= 16. restart (ABI v2) */
+
+#define RS_RING(r) do {							\
+	int __e = ring_init_flags((r), 8, 0, XSC_SETUP_RESTART);	\
+	CHECK(__e == 0, "SETUP with XSC_SETUP_RESTART -> %d (%s)", __e,	\
+	      strerror(-__e));						\
+	CHECK((r)->p.abi_version == XSC_ABI_VERSION_RESTART &&		\
+	      ((r)->p.features & XSC_FEAT_RESTART), "abi %u features %x",	\
+	      (r)->p.abi_version, (r)->p.features);			\
+} while (0)
+
+static volatile int g_rs_sigs;
+static void on_rs_sig(int sig) { (void)sig; g_rs_sigs++; }
+
+struct rs_arg {
+	struct ring *r;
+	struct xsc_enter e;
+	volatile int started;
+	long ret;
+};
+
+static void *rs_enter(void *p)
+{
+	struct rs_arg *a = p;
+
+	a->started = 1;
+	a->ret = ioctl(a->r->fd, XSC_IOC_ENTER, &a->e) < 0 ? -errno : 0;
+	if (a->ret == 0)
+		a->ret = a->r->hdr->sq_head;	/* ioctl's value is the count; sq_head says the same */
+	return NULL;
+}
+
+/* an SA_RESTART handler during a blocking ring read: the read returns the data */
+static int t_rs_sa_restart_read(void)
+{
+	struct sigaction sa = { .sa_handler = on_rs_sig, .sa_flags = SA_RESTART };
+	struct rs_arg a;
+	struct xsc_cqe c;
+	struct ring r;
+	char buf[4] = "";
+	pthread_t t;
+	int p[2];
+
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0 && pipe(p) == 0, "setup");
+	RS_RING(&r);
+	PUSH(&r, SYS_read, 1, p[0], U(buf), 1);
+	a = (struct rs_arg){ .r = &r, .e = { .to_submit = 1 } };
+	CHECK(pthread_create(&t, NULL, rs_enter, &a) == 0, "pthread_create");
+	while (!a.started)
+		usleep(1000);
+	usleep(300 * 1000);		/* the thread is in the read */
+	pthread_kill(t, SIGUSR1);
+	usleep(300 * 1000);		/* handler ran, ENTER restarted */
+	CHECK(write(p[1], "d", 1) == 1, "write");
+	pthread_join(t, NULL);
+	CHECK(g_rs_sigs == 1, "%d handler runs", g_rs_sigs);
+	CHECK(a.ret == 1, "ENTER -> %ld (want the read completed, not EINTR)", a.ret);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1 && c.res == 1 && buf[0] == 'd',
+	      "read CQE res %lld buf '%c'", (long long)c.res, buf[0]);
+	CHECK(!cq_pop(&r, &c), "a second CQE (op run twice?)");
+	ring_fini(&r);
+	return PASS;
+}
+
+/* SIGSTOP/SIGCONT during a blocking ring read: the read returns the data */
+static int t_rs_stop_cont_read(void)
+{
+	int p[2], st;
+	pid_t pid;
+
+	CHECK(pipe(p) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct xsc_enter e = { .to_submit = 1 };
+		struct xsc_cqe c;
+		struct ring r;
+		char buf[4] = "";
+
+		if (ring_init_flags(&r, 8, 0, XSC_SETUP_RESTART))
+			_exit(10);
+		PUSH(&r, SYS_read, 1, p[0], U(buf), 1);
+		if (ioctl(r.fd, XSC_IOC_ENTER, &e) != 1)
+			_exit(11);	/* EINTR: the stop leaked into the op */
+		if (!cq_pop(&r, &c) || c.res != 1 || buf[0] != 's')
+			_exit(12);
+		_exit(cq_pop(&r, &c) ? 13 : 0);
+	}
+	usleep(300 * 1000);
+	kill(pid, SIGSTOP);
+	usleep(300 * 1000);
+	kill(pid, SIGCONT);
+	usleep(300 * 1000);
+	CHECK(write(p[1], "s", 1) == 1, "write");
+	st = child_status(pid);
+	CHECK(st == 0, "child status %d (10 setup, 11 ENTER not 1, 12 bad CQE, 13 two CQEs)", st);
+	return PASS;
+}
+
+/* a handler without SA_RESTART: ENTER -> EINTR, earlier ops ran once, the read stays queued */
+static int t_rs_no_restart_eintr(void)
+{
+	struct sigaction sa = { .sa_handler = on_rs_sig, .sa_flags = 0 };
+	struct rs_arg a;
+	struct xsc_cqe c;
+	struct ring r;
+	char buf[8] = "", got[8];
+	pthread_t t;
+	int p[2], q[2];
+	long n;
+
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0 && pipe(p) == 0 && pipe(q) == 0, "setup");
+	RS_RING(&r);
+	PUSH(&r, SYS_write, 1, q[1], U("x"), 1);
+	PUSH(&r, SYS_read, 2, p[0], U(buf), 1);
+	a = (struct rs_arg){ .r = &r, .e = { .to_submit = 2 } };
+	CHECK(pthread_create(&t, NULL, rs_enter, &a) == 0, "pthread_create");
+	while (!a.started)
+		usleep(1000);
+	usleep(300 * 1000);
+	pthread_kill(t, SIGUSR1);
+	pthread_join(t, NULL);
+	CHECK(a.ret == -EINTR, "ENTER -> %ld (want -EINTR)", a.ret);
+	CHECK(a.e.to_submit == 1, "to_submit written back as %u (want 1)", a.e.to_submit);
+	CHECK(r.hdr->sq_head == 1, "sq_head %u (want 1: the read stays queued)", r.hdr->sq_head);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1 && c.res == 1, "write CQE");
+	CHECK(!cq_pop(&r, &c), "a CQE for the interrupted read (ud %llu res %lld)",
+	      (unsigned long long)c.user_data, (long long)c.res);
+	CHECK(write(p[1], "y", 1) == 1, "write");
+	CHECK((n = ring_enter(&r, 1)) == 1, "ENTER again -> %ld", n);
+	CHECK(cq_pop(&r, &c) && c.user_data == 2 && c.res == 1 && buf[0] == 'y', "read CQE");
+	fcntl(q[0], F_SETFL, O_NONBLOCK);
+	CHECK((n = read(q[0], got, sizeof(got))) == 1, "the write op ran %ld times", n);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int cg_write(const char *dir, const char *file, const char *val)
+{
+	char path[128];
+	int fd, e = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		e = -errno;
+	close(fd);
+	return e;
+}
+
+static int cg_frozen(const char *dir)
+{
+	char path[128], buf[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cgroup.events", dir);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return strstr(buf, "frozen 1") != NULL;
+}
+
+/* the cgroup v2 freezer (freeze, thaw) during a blocking ring read: the read returns the data */
+static int t_rs_freezer_read(void)
+{
+	const char *root = "/tmp/xsc-cg", *dir = "/tmp/xsc-cg/rs";
+	char pidstr[16];
+	int p[2], st, e, i, frozen = 0;
+	pid_t pid;
+
+	CHECK(pipe(p) == 0, "pipe");
+	mkdir(root, 0755);
+	CHECK(mount("none", root, "cgroup2", 0, NULL) == 0 || errno == EBUSY,
+	      "mount cgroup2: %s (CONFIG_CGROUPS?)", strerror(errno));
+	mkdir(dir, 0755);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct xsc_enter en = { .to_submit = 1 };
+		struct xsc_cqe c;
+		struct ring r;
+		char buf[4] = "";
+
+		if (ring_init_flags(&r, 8, 0, XSC_SETUP_RESTART))
+			_exit(10);
+		PUSH(&r, SYS_read, 1, p[0], U(buf), 1);
+		if (ioctl(r.fd, XSC_IOC_ENTER, &en) != 1)
+			_exit(11);
+		if (!cq_pop(&r, &c) || c.res != 1 || buf[0] != 'f')
+			_exit(12);
+		_exit(cq_pop(&r, &c) ? 13 : 0);
+	}
+	snprintf(pidstr, sizeof(pidstr), "%d", pid);
+	usleep(300 * 1000);		/* the child is in the read */
+	e = cg_write(dir, "cgroup.procs", pidstr);
+	if (e == 0)
+		e = cg_write(dir, "cgroup.freeze", "1");
+	for (i = 0; e == 0 && i < 500 && !(frozen = cg_frozen(dir)); i++)
+		usleep(10 * 1000);
+	cg_write(dir, "cgroup.freeze", "0");
+	usleep(300 * 1000);
+	CHECK(write(p[1], "f", 1) == 1, "write");
+	st = child_status(pid);
+	rmdir(dir);
+	umount(root);
+	CHECK(e == 0, "cgroup setup: %s", strerror(-e));
+	CHECK(frozen == 1, "the cgroup never reported frozen");
+	CHECK(st == 0, "child status %d (10 setup, 11 ENTER not 1, 12 bad CQE, 13 two CQEs)", st);
+	return PASS;
+}
+
 /* ========================================================= runner */
 
 struct tcase {
@@ -3465,6 +3683,9 @@ static const struct tcase admin_cases[] = {
 static const struct tcase seccomp_cases[] = {
 	C(sc_filter_errno), C(sc_filter_kill), C(sc_filter_trap), C(sc_filter_tsync),
 };
+static const struct tcase restart_cases[] = {
+	C(rs_sa_restart_read), C(rs_stop_cont_read), C(rs_no_restart_eintr), C(rs_freezer_read),
+};
 
 static const unsigned int req_none[] = { END };
 static const unsigned int req_fs[] = { SYS_read, SYS_write, SYS_close, SYS_fstat, SYS_lseek, SYS_pread64,
@@ -3494,6 +3715,7 @@ static const struct tgroup groups[] = {
 	{ "hostile", hostile_cases, N(hostile_cases), req_none, 0 },
 	{ "admin", admin_cases, N(admin_cases), req_admin, 0 },
 	{ "seccomp", seccomp_cases, N(seccomp_cases), req_seccomp, 0 },
+	{ "restart", restart_cases, N(restart_cases), req_fs, 0 },
 };
 
 static int n_pass, n_fail, n_skip;
