@@ -30,8 +30,10 @@
 #include <arpa/inet.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,8 +43,11 @@
 #include <sys/user.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <grp.h>
+#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
 
 #include "xsc_uapi.h"
@@ -118,7 +123,7 @@ static int has_op(unsigned int nr)
 	return (g_probe.ops[nr / 64] >> (nr % 64)) & 1;
 }
 
-static int ring_init(struct ring *r, unsigned int sq, unsigned int cq)
+static int ring_init_flags(struct ring *r, unsigned int sq, unsigned int cq, unsigned int flags)
 {
 	int e;
 
@@ -128,6 +133,7 @@ static int ring_init(struct ring *r, unsigned int sq, unsigned int cq)
 		return -errno;
 	r->p.sq_entries = sq;
 	r->p.cq_entries = cq;
+	r->p.flags = flags;
 	if (ioctl(r->fd, XSC_IOC_SETUP, &r->p)) {
 		e = -errno;
 		close(r->fd);
@@ -146,6 +152,11 @@ static int ring_init(struct ring *r, unsigned int sq, unsigned int cq)
 	r->sq_tail = r->hdr->sq_tail;
 	r->cq_head = r->hdr->cq_head;
 	return 0;
+}
+
+static int ring_init(struct ring *r, unsigned int sq, unsigned int cq)
+{
+	return ring_init_flags(r, sq, cq, 0);
 }
 
 static void ring_fini(struct ring *r)
@@ -2316,6 +2327,93 @@ static int t_life_mremap_refused(void)
 	return PASS;
 }
 
+/*
+ * Issue 11 finding 4: madvise(MADV_DOFORK) clears VM_DONTCOPY.  The ring
+ * must still not be shared with a fork child: the child's copy has no
+ * pages (SIGBUS), so its write never reaches the parent's ring.
+ */
+static int t_life_madv_dofork(void)
+{
+	volatile struct xsc_sqe *slot;
+	struct ring r;
+	pid_t pid;
+	int st;
+
+	RING(&r, 8, 0);
+	slot = &r.sqes[5];
+	slot->user_data = 0;
+	CHECK(madvise(r.map, r.size, MADV_DOFORK) == 0 || errno == EINVAL,
+	      "madvise(MADV_DOFORK): %s", strerror(errno));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		slot->user_data = 0x600dbadULL;		/* SIGBUS when harmless */
+		_exit(0);
+	}
+	st = child_status(pid);
+	CHECK(slot->user_data == 0, "fork child wrote into the parent's ring after MADV_DOFORK");
+	CHECK(st == 1000 + SIGBUS || st == 1000 + SIGSEGV,
+	      "child status %d: it reached the inherited ring mapping", st);
+	PUSH(&r, XSC_OP_NOP, 1);
+	CHECK(ring_enter(&r, 1) == 1, "parent ring broken after fork");
+	ring_fini(&r);
+	return PASS;
+}
+
+static int drop_to_nobody(const gid_t *groups, size_t ngroups)
+{
+	if (setgroups(ngroups, groups) || setresgid(65534, 65534, 65534) ||
+	    setresuid(65534, 65534, 65534))
+		return -errno;
+	return 0;
+}
+
+/* 3 pages: header + one SQE page + one CQE page */
+#define SMALL_RING_PAGES 3
+
+static int memlock_unprivileged(void)
+{
+	struct rlimit rl = { 16 * 4096, 16 * 4096 };	/* 16 pages */
+	struct ring big, r[6];
+	int e, i;
+
+	CHECK(sysconf(_SC_PAGESIZE) == 4096, "page size");
+	CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0, "setrlimit: %s", strerror(errno));
+	/* root keeps CAP_IPC_LOCK: exempt, like io_uring */
+	CHECK((e = ring_init(&big, 4096, 0)) == 0, "root with CAP_IPC_LOCK: big ring -> %d", e);
+	ring_fini(&big);
+	CHECK((e = drop_to_nobody(NULL, 0)) == 0, "drop to uid 65534: %s", strerror(-e));
+	CHECK((e = ring_init(&big, 4096, 0)) == -ENOMEM,
+	      "516 KiB ring over a 64 KiB RLIMIT_MEMLOCK -> %d (want -ENOMEM)", e);
+	for (i = 0; i < 5; i++)
+		CHECK((e = ring_init(&r[i], 1, 0)) == 0, "small ring %d (%d pages charged) -> %d",
+		      i, i * SMALL_RING_PAGES, e);
+	CHECK((e = ring_init(&r[5], 1, 0)) == -ENOMEM,
+	      "sixth small ring (18 pages > 16) -> %d (want -ENOMEM)", e);
+	ring_fini(&r[0]);		/* released: its 3 pages are uncharged */
+	CHECK((e = ring_init(&r[5], 1, 0)) == 0, "after closing one ring -> %d", e);
+	PUSH(&r[5], XSC_OP_NOP, 1);
+	CHECK(ring_enter(&r[5], 1) == 1, "charged ring works");
+	for (i = 1; i < 6; i++)
+		ring_fini(&r[i]);
+	return PASS;
+}
+
+/* Issue 11 finding 3: ring memory is charged against RLIMIT_MEMLOCK */
+static int t_life_memlock_limit(void)
+{
+	pid_t pid;
+	int st;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(memlock_unprivileged());
+	st = child_status(pid);
+	CHECK(st == PASS, "unprivileged child status %d", st);
+	return PASS;
+}
+
 /* ========================================================= 12. guard */
 
 static int guard_on(struct ring *r, unsigned int mode)
@@ -2870,6 +2968,642 @@ static int t_host_fd_exhaustion(void)
 	return PASS;
 }
 
+/* ========================================================= 14. admin */
+
+static int sysctl_set(const char *name, int val)
+{
+	char path[96], buf[16];
+	int fd, n, e = 0;
+
+	snprintf(path, sizeof(path), "/proc/sys/kernel/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", val);
+	if (write(fd, buf, n) != n)
+		e = -errno;
+	close(fd);
+	return e;
+}
+
+/* kernel.xsc_disabled = 2: nobody sets up rings, existing rings stop */
+static int t_admin_sysctl_disabled(void)
+{
+	struct ring r, r2;
+	long n;
+	int e, set;
+
+	RING(&r, 8, 0);
+	PUSH(&r, XSC_OP_NOP, 1);
+	set = sysctl_set("xsc_disabled", 2);
+	CHECK(set == 0, "write kernel.xsc_disabled=2: %s", strerror(-set));
+	e = ring_init(&r2, 8, 0);
+	n = ring_enter(&r, 1);
+	set = sysctl_set("xsc_disabled", 0);	/* restore before judging */
+	if (e == 0)
+		ring_fini(&r2);
+	CHECK(set == 0, "restore kernel.xsc_disabled=0: %s", strerror(-set));
+	CHECK(e == -EPERM, "SETUP as root with xsc_disabled=2 -> %d (want -EPERM)", e);
+	CHECK(n == -EPERM, "ENTER with xsc_disabled=2 -> %ld (want -EPERM)", n);
+	CHECK(r.hdr->sq_head == 0, "SQE consumed while disabled");
+	CHECK((n = ring_enter(&r, 1)) == 1, "ENTER after re-enabling -> %ld", n);
+	CHECK(sysctl_set("xsc_disabled", 3) == -EINVAL, "xsc_disabled=3 accepted");
+	ring_fini(&r);
+	return PASS;
+}
+
+/* SETUP result (0 or -errno) in a child with the given credentials */
+static int setup_as(int drop, const gid_t *groups, size_t ngroups)
+{
+	pid_t pid;
+	int st;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct ring r;
+
+		if (drop && drop_to_nobody(groups, ngroups))
+			_exit(200);
+		_exit(-ring_init(&r, 8, 0));
+	}
+	st = child_status(pid);
+	return st == 200 || st >= 1000 || st < 0 ? -1000 : -st;
+}
+
+/* kernel.xsc_disabled = 1: CAP_SYS_ADMIN or kernel.xsc_group only */
+static int t_admin_sysctl_group(void)
+{
+	const gid_t member[] = { 4242 };
+	int root, nobody, grp, set1, set2;
+
+	set1 = sysctl_set("xsc_group", 4242);
+	set2 = sysctl_set("xsc_disabled", 1);
+	root = setup_as(0, NULL, 0);
+	nobody = setup_as(1, NULL, 0);
+	grp = setup_as(1, member, 1);
+	sysctl_set("xsc_disabled", 0);
+	sysctl_set("xsc_group", -1);
+	CHECK(set1 == 0 && set2 == 0, "sysctl writes: %s / %s", strerror(-set1), strerror(-set2));
+	CHECK(root == 0, "root (CAP_SYS_ADMIN) -> %d", root);
+	CHECK(nobody == -EPERM, "uid 65534 outside xsc_group -> %d (want -EPERM)", nobody);
+	CHECK(grp == 0, "uid 65534 in xsc_group 4242 -> %d", grp);
+	CHECK(setup_as(1, NULL, 0) == 0, "uid 65534 with xsc_disabled=0 (default) refused");
+	return PASS;
+}
+
+static unsigned int g_nlseq;
+
+/* AUDIT_SET; returns the ACK's error (0 or -errno) */
+static int audit_set(int s, uint32_t mask, uint32_t enabled, uint32_t pid)
+{
+	struct {
+		struct nlmsghdr h;
+		struct audit_status st;
+	} m;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[8192];
+	int i;
+
+	memset(&m, 0, sizeof(m));
+	m.h.nlmsg_len = NLMSG_LENGTH(sizeof(m.st));
+	m.h.nlmsg_type = AUDIT_SET;
+	m.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	m.h.nlmsg_seq = ++g_nlseq;
+	m.st.mask = mask;
+	m.st.enabled = enabled;
+	m.st.pid = pid;
+	if (sendto(s, &m, m.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	for (i = 0; i < 100; i++) {
+		ssize_t n = recv(s, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (n < 0)
+			return -errno;
+		for (; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n))
+			if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == g_nlseq)
+				return ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+	}
+	return -ETIMEDOUT;
+}
+
+/* look for an XSC_AUDIT_OP record naming getppid with our marker a0 */
+static int audit_find_op(int s, char *seen, size_t seenlen)
+{
+	char buf[8192];
+	int i;
+
+	seen[0] = 0;
+	for (i = 0; i < 200; i++) {
+		ssize_t n = recv(s, buf, sizeof(buf) - 1, 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (n < 0)
+			return 0;	/* SO_RCVTIMEO: nothing more came */
+		buf[n] = 0;
+		for (; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+			int len = h->nlmsg_len - NLMSG_HDRLEN;
+
+			if (h->nlmsg_type != XSC_AUDIT_OP)
+				continue;
+			/* the text is not NUL-terminated; op= and a0= lead it */
+			snprintf(seen, seenlen, "%.*s", len, (char *)NLMSG_DATA(h));
+			if (strstr(seen, "op=110 ") && strstr(seen, "a0=5eed1234 "))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* with audit enabled every ring op leaves an XSC_AUDIT_OP record */
+static int t_admin_audit_op(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct timeval tv = { .tv_sec = 3 };
+	char seen[512];
+	struct ring r;
+	int64_t res;
+	int s, e, found;
+
+	RING(&r, 8, 0);
+	s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	CHECK(s >= 0, "netlink audit socket: %s (CONFIG_AUDIT?)", strerror(errno));
+	CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* become the audit daemon: records come to this socket, not the console */
+	e = audit_set(s, AUDIT_STATUS_ENABLED | AUDIT_STATUS_PID, 1, getpid());
+	CHECK(e == 0, "AUDIT_SET enable: %s", strerror(-e));
+	res = CALL(&r, SYS_getppid, 0x5eed1234);
+	found = audit_find_op(s, seen, sizeof(seen));
+	e = audit_set(s, AUDIT_STATUS_ENABLED | AUDIT_STATUS_PID, 0, 0);
+	close(s);
+	CHECK(res == getppid(), "getppid through the ring -> %lld", (long long)res);
+	CHECK(e == 0, "AUDIT_SET disable: %s", strerror(-e));
+	CHECK(found, "no XSC_AUDIT_OP (%d) record for the ring getppid (last seen: %s)",
+	      XSC_AUDIT_OP, seen[0] ? seen : "none");
+	diag("record: %s", seen);
+	ring_fini(&r);
+	return PASS;
+}
+
+/* ========================================================= 15. seccomp */
+
+/* a ring whose ops the task's seccomp filters judge one by one */
+#define SC_RING(r) do {							\
+	int __e = ring_init_flags((r), 8, 0, XSC_SETUP_SECCOMP);	\
+	CHECK(__e == 0, "SETUP with XSC_SETUP_SECCOMP -> %d (%s)", __e,	\
+	      strerror(-__e));						\
+} while (0)
+
+#define NF(f) (unsigned short)(sizeof(f) / sizeof((f)[0]))
+
+static int install_filter(struct sock_filter *f, unsigned short len, unsigned int flags)
+{
+	struct sock_fprog prog = { .len = len, .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog))
+		return -errno;
+	return 0;
+}
+
+/* getppid -> @ret; everything else allowed; a foreign arch -> EXDEV */
+#define SC_FILTER(ret)								\
+	struct sock_filter f[] = {						\
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)), \
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),	\
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EXDEV),		\
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)), \
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),		\
+		BPF_STMT(BPF_RET | BPF_K, (ret)),				\
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getpid, 0, 3),		\
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])), \
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x77, 0, 1),		\
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EOPNOTSUPP),	\
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),			\
+	}
+
+/* ERRNO lands in the op's CQE; the rest of the batch runs; args and arch are seen */
+static int t_sc_filter_errno(void)
+{
+	SC_FILTER(SECCOMP_RET_ERRNO | EACCES);
+	struct ring r, plain;
+	struct xsc_cqe c[5];
+	long n;
+	int e, i;
+
+	SC_RING(&r);
+	CHECK((e = install_filter(f, NF(f), 0)) == 0, "seccomp: %s", strerror(-e));
+	CHECK(syscall(SYS_getppid) == -1 && errno == EACCES, "filter not active for the trap path");
+	PUSH(&r, SYS_getppid, 1);
+	PUSH(&r, SYS_getpid, 2, 0);
+	PUSH(&r, XSC_OP_NOP, 3);
+	PUSH(&r, SYS_getpid, 4, 0x77);
+	PUSH(&r, SYS_getppid, 5);
+	CHECK((n = ring_enter(&r, 5)) == 5, "ENTER under a filter -> %ld (want 5)", n);
+	for (i = 0; i < 5; i++)
+		CHECK(cq_pop(&r, &c[i]) && c[i].user_data == (uint64_t)i + 1, "CQE %d missing", i);
+	CHECK(c[0].res == -EACCES, "getppid -> %lld (want -EACCES)", (long long)c[0].res);
+	CHECK(c[1].res == getpid(), "getpid(0) -> %lld", (long long)c[1].res);
+	CHECK(c[2].res == 0, "NOP -> %lld", (long long)c[2].res);
+	CHECK(c[3].res == -EOPNOTSUPP, "getpid(0x77) -> %lld: the filter did not see the SQE's args",
+	      (long long)c[3].res);
+	CHECK(c[4].res == -EACCES, "second getppid -> %lld", (long long)c[4].res);
+	/* a ring without the flag keeps ABI v1: seccomp'd tasks are refused */
+	CHECK((e = ring_init(&plain, 8, 0)) == -EPERM, "plain SETUP under seccomp -> %d", e);
+	ring_fini(&r);
+	return PASS;
+}
+
+/* @wfd: the write end of the parent's pipe */
+static int sc_kill_process(int wfd)
+{
+	SC_FILTER(SECCOMP_RET_KILL_PROCESS);
+	struct ring r;
+	int e;
+
+	SC_RING(&r);
+	CHECK((e = install_filter(f, NF(f), 0)) == 0, "seccomp: %s", strerror(-e));
+	PUSH(&r, SYS_write, 1, wfd, U("k"), 1);
+	PUSH(&r, SYS_getppid, 2);
+	PUSH(&r, SYS_write, 3, wfd, U("z"), 1);
+	ring_enter(&r, 3);
+	return 42;			/* survived */
+}
+
+static struct ring g_kt_ring;
+static volatile long g_kt_ret = BADRES;
+
+static void *kt_thread(void *arg __attribute__((unused)))
+{
+	g_kt_ret = ring_enter(&g_kt_ring, 1);
+	return NULL;
+}
+
+static int sc_kill_thread(void)
+{
+	SC_FILTER(SECCOMP_RET_KILL_THREAD);
+	pthread_t t;
+	int e;
+
+	if (ring_init_flags(&g_kt_ring, 8, 0, XSC_SETUP_SECCOMP))
+		return 40;
+	if ((e = install_filter(f, NF(f), SECCOMP_FILTER_FLAG_TSYNC)))
+		return 41;
+	PUSH(&g_kt_ring, SYS_getppid, 1);
+	if (pthread_create(&t, NULL, kt_thread, NULL))
+		return 43;
+	pthread_join(t, NULL);		/* the thread died in its ENTER */
+	if (g_kt_ret != BADRES)
+		return 44;		/* its ENTER returned */
+	return g_kt_ring.hdr->sq_head == 1 && g_kt_ring.hdr->cq_tail == 0 ? 0 : 45;
+}
+
+/* KILL_PROCESS kills the process before the next op; KILL_THREAD only the thread */
+static int t_sc_filter_kill(void)
+{
+	char buf[8];
+	pid_t pid;
+	int p[2], st;
+	ssize_t n;
+
+	CHECK(pipe(p) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		_exit(sc_kill_process(p[1]));
+	}
+	close(p[1]);
+	st = child_status(pid);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	n = read(p[0], buf, sizeof(buf));
+	CHECK(st == 1000 + SIGSYS, "KILL_PROCESS: child status %d (want SIGSYS)", st);
+	CHECK(n == 1 && buf[0] == 'k', "KILL_PROCESS: pipe got %zd bytes: the op before ran? the one after must not", n);
+	pid = fork();
+	if (pid == 0)
+		_exit(sc_kill_thread());
+	st = child_status(pid);
+	CHECK(st == 0, "KILL_THREAD: child status %d (0 = only the thread died, before any CQE)", st);
+	return PASS;
+}
+
+static volatile siginfo_t g_sc_si;
+static volatile int g_sc_sigs;
+
+static void on_sc_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	g_sc_si = *si;
+	g_sc_sigs++;
+}
+
+/* TRAP: SIGSYS naming the op, CQE -ENOSYS, the batch ends there */
+static int t_sc_filter_trap(void)
+{
+	SC_FILTER(SECCOMP_RET_TRAP | 7);
+	struct sigaction sa = { .sa_sigaction = on_sc_sigsys, .sa_flags = SA_SIGINFO };
+	struct xsc_cqe c;
+	struct ring r;
+	long n;
+	int e;
+
+	CHECK(sigaction(SIGSYS, &sa, NULL) == 0, "sigaction");
+	SC_RING(&r);
+	CHECK((e = install_filter(f, NF(f), 0)) == 0, "seccomp: %s", strerror(-e));
+	PUSH(&r, SYS_getppid, 1);
+	PUSH(&r, XSC_OP_NOP, 2);
+	n = ring_enter(&r, 2);
+	CHECK(n == 1, "ENTER -> %ld (want 1: the batch ends at the trapped op)", n);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1 && c.res == -ENOSYS, "trapped op's CQE res %lld",
+	      (long long)c.res);
+	CHECK(r.hdr->sq_head == 1, "NOP after the trap consumed");
+	CHECK(g_sc_sigs == 1, "%d SIGSYS", g_sc_sigs);
+	CHECK(g_sc_si.si_code == 1 /* SYS_SECCOMP */ && g_sc_si.si_syscall == SYS_getppid &&
+	      g_sc_si.si_errno == 7 && g_sc_si.si_arch == AUDIT_ARCH_X86_64 && g_sc_si.si_call_addr,
+	      "siginfo code %d syscall %d errno %d arch %x addr %p", g_sc_si.si_code, g_sc_si.si_syscall,
+	      g_sc_si.si_errno, g_sc_si.si_arch, g_sc_si.si_call_addr);
+	ring_fini(&r);
+	return PASS;
+}
+
+/*
+ * The TSYNC race of finding 1 on a filtered ring: a filter a sibling
+ * installs while ENTER is blocked in an op, or asleep on the ring mutex,
+ * judges every later op.  Deterministic ordering (pipes + 300 ms
+ * settling), 1 iteration: both getppid ops must get the filter's errno.
+ */
+static int t_sc_filter_tsync(void)
+{
+	SC_FILTER(SECCOMP_RET_ERRNO | EACCES);
+	struct tsync_arg a1, a2, c2;
+	pthread_t t1, t2, tc;
+	struct ring r1, r2;
+	struct xsc_cqe c;
+	char b1[4], b2[4];
+	int p1[2], p2[2], e, bad = 0, denied = 0;
+	long ppid = getppid();
+
+	CHECK(pipe(p1) == 0 && pipe(p2) == 0, "pipe");
+	SC_RING(&r1);
+	SC_RING(&r2);
+	PUSH(&r1, SYS_read, 1, p1[0], U(b1), 1);
+	PUSH(&r1, SYS_getppid, 2);
+	PUSH(&r2, SYS_read, 3, p2[0], U(b2), 1);
+	PUSH(&r2, SYS_getppid, 4);
+	a1 = (struct tsync_arg){ .r = &r1, .n = 2 };
+	a2 = (struct tsync_arg){ .r = &r2, .n = 1 };
+	c2 = (struct tsync_arg){ .r = &r2, .n = 1 };
+	CHECK(pthread_create(&t1, NULL, tsync_enter, &a1) == 0, "pthread_create");
+	CHECK(pthread_create(&t2, NULL, tsync_enter, &a2) == 0, "pthread_create");
+	while (!a1.started || !a2.started)
+		usleep(1000);
+	usleep(300 * 1000);		/* both are in their read now */
+	CHECK(pthread_create(&tc, NULL, tsync_enter, &c2) == 0, "pthread_create");
+	while (!c2.started)
+		usleep(1000);
+	usleep(300 * 1000);		/* the second ENTER sleeps on r2's mutex */
+	CHECK((e = install_filter(f, NF(f), SECCOMP_FILTER_FLAG_TSYNC)) == 0, "TSYNC: %s", strerror(-e));
+	CHECK(write(p1[1], "a", 1) == 1 && write(p2[1], "b", 1) == 1, "write");
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	pthread_join(tc, NULL);
+	diag("enter (a) -> %ld, (b) first -> %ld, (b) waiting -> %ld", a1.ret, a2.ret, c2.ret);
+	while (cq_pop(&r1, &c) || cq_pop(&r2, &c)) {
+		if (c.opcode == SYS_getppid && c.res == ppid)
+			bad++;
+		if (c.opcode == SYS_getppid && c.res == -EACCES)
+			denied++;
+	}
+	CHECK(!bad, "%d getppid op(s) ran past the TSYNC filter", bad);
+	CHECK(a1.ret == 2 && a2.ret == 1 && c2.ret == 1, "ENTERs -> %ld, %ld, %ld (want 2, 1, 1)",
+	      a1.ret, a2.ret, c2.ret);
+	CHECK(denied == 2, "%d getppid CQEs with the filter's EACCES (want 2)", denied);
+	ring_fini(&r1);
+	ring_fini(&r2);
+	return PASS;
+}
+
+/* ========================================================= 16. restart (ABI v2) */
+
+#define RS_RING(r) do {							\
+	int __e = ring_init_flags((r), 8, 0, XSC_SETUP_RESTART);	\
+	CHECK(__e == 0, "SETUP with XSC_SETUP_RESTART -> %d (%s)", __e,	\
+	      strerror(-__e));						\
+	CHECK((r)->p.abi_version == XSC_ABI_VERSION_RESTART &&		\
+	      ((r)->p.features & XSC_FEAT_RESTART), "abi %u features %x",	\
+	      (r)->p.abi_version, (r)->p.features);			\
+} while (0)
+
+static volatile int g_rs_sigs;
+static void on_rs_sig(int sig) { (void)sig; g_rs_sigs++; }
+
+struct rs_arg {
+	struct ring *r;
+	struct xsc_enter e;
+	volatile int started;
+	long ret;
+};
+
+static void *rs_enter(void *p)
+{
+	struct rs_arg *a = p;
+
+	a->started = 1;
+	a->ret = ioctl(a->r->fd, XSC_IOC_ENTER, &a->e) < 0 ? -errno : 0;
+	if (a->ret == 0)
+		a->ret = a->r->hdr->sq_head;	/* ioctl's value is the count; sq_head says the same */
+	return NULL;
+}
+
+/* an SA_RESTART handler during a blocking ring read: the read returns the data */
+static int t_rs_sa_restart_read(void)
+{
+	struct sigaction sa = { .sa_handler = on_rs_sig, .sa_flags = SA_RESTART };
+	struct rs_arg a;
+	struct xsc_cqe c;
+	struct ring r;
+	char buf[4] = "";
+	pthread_t t;
+	int p[2];
+
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0 && pipe(p) == 0, "setup");
+	RS_RING(&r);
+	PUSH(&r, SYS_read, 1, p[0], U(buf), 1);
+	a = (struct rs_arg){ .r = &r, .e = { .to_submit = 1 } };
+	CHECK(pthread_create(&t, NULL, rs_enter, &a) == 0, "pthread_create");
+	while (!a.started)
+		usleep(1000);
+	usleep(300 * 1000);		/* the thread is in the read */
+	pthread_kill(t, SIGUSR1);
+	usleep(300 * 1000);		/* handler ran, ENTER restarted */
+	CHECK(write(p[1], "d", 1) == 1, "write");
+	pthread_join(t, NULL);
+	CHECK(g_rs_sigs == 1, "%d handler runs", g_rs_sigs);
+	CHECK(a.ret == 1, "ENTER -> %ld (want the read completed, not EINTR)", a.ret);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1 && c.res == 1 && buf[0] == 'd',
+	      "read CQE res %lld buf '%c'", (long long)c.res, buf[0]);
+	CHECK(!cq_pop(&r, &c), "a second CQE (op run twice?)");
+	ring_fini(&r);
+	return PASS;
+}
+
+/* SIGSTOP/SIGCONT during a blocking ring read: the read returns the data */
+static int t_rs_stop_cont_read(void)
+{
+	int p[2], st;
+	pid_t pid;
+
+	CHECK(pipe(p) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct xsc_enter e = { .to_submit = 1 };
+		struct xsc_cqe c;
+		struct ring r;
+		char buf[4] = "";
+
+		if (ring_init_flags(&r, 8, 0, XSC_SETUP_RESTART))
+			_exit(10);
+		PUSH(&r, SYS_read, 1, p[0], U(buf), 1);
+		if (ioctl(r.fd, XSC_IOC_ENTER, &e) != 1)
+			_exit(11);	/* EINTR: the stop leaked into the op */
+		if (!cq_pop(&r, &c) || c.res != 1 || buf[0] != 's')
+			_exit(12);
+		_exit(cq_pop(&r, &c) ? 13 : 0);
+	}
+	usleep(300 * 1000);
+	kill(pid, SIGSTOP);
+	usleep(300 * 1000);
+	kill(pid, SIGCONT);
+	usleep(300 * 1000);
+	CHECK(write(p[1], "s", 1) == 1, "write");
+	st = child_status(pid);
+	CHECK(st == 0, "child status %d (10 setup, 11 ENTER not 1, 12 bad CQE, 13 two CQEs)", st);
+	return PASS;
+}
+
+/* a handler without SA_RESTART: ENTER -> EINTR, earlier ops ran once, the read stays queued */
+static int t_rs_no_restart_eintr(void)
+{
+	struct sigaction sa = { .sa_handler = on_rs_sig, .sa_flags = 0 };
+	struct rs_arg a;
+	struct xsc_cqe c;
+	struct ring r;
+	char buf[8] = "", got[8];
+	pthread_t t;
+	int p[2], q[2];
+	long n;
+
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0 && pipe(p) == 0 && pipe(q) == 0, "setup");
+	RS_RING(&r);
+	PUSH(&r, SYS_write, 1, q[1], U("x"), 1);
+	PUSH(&r, SYS_read, 2, p[0], U(buf), 1);
+	a = (struct rs_arg){ .r = &r, .e = { .to_submit = 2 } };
+	CHECK(pthread_create(&t, NULL, rs_enter, &a) == 0, "pthread_create");
+	while (!a.started)
+		usleep(1000);
+	usleep(300 * 1000);
+	pthread_kill(t, SIGUSR1);
+	pthread_join(t, NULL);
+	CHECK(a.ret == -EINTR, "ENTER -> %ld (want -EINTR)", a.ret);
+	CHECK(a.e.to_submit == 1, "to_submit written back as %u (want 1)", a.e.to_submit);
+	CHECK(r.hdr->sq_head == 1, "sq_head %u (want 1: the read stays queued)", r.hdr->sq_head);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1 && c.res == 1, "write CQE");
+	CHECK(!cq_pop(&r, &c), "a CQE for the interrupted read (ud %llu res %lld)",
+	      (unsigned long long)c.user_data, (long long)c.res);
+	CHECK(write(p[1], "y", 1) == 1, "write");
+	CHECK((n = ring_enter(&r, 1)) == 1, "ENTER again -> %ld", n);
+	CHECK(cq_pop(&r, &c) && c.user_data == 2 && c.res == 1 && buf[0] == 'y', "read CQE");
+	fcntl(q[0], F_SETFL, O_NONBLOCK);
+	CHECK((n = read(q[0], got, sizeof(got))) == 1, "the write op ran %ld times", n);
+	ring_fini(&r);
+	return PASS;
+}
+
+static int cg_write(const char *dir, const char *file, const char *val)
+{
+	char path[128];
+	int fd, e = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		e = -errno;
+	close(fd);
+	return e;
+}
+
+static int cg_frozen(const char *dir)
+{
+	char path[128], buf[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cgroup.events", dir);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return strstr(buf, "frozen 1") != NULL;
+}
+
+/* the cgroup v2 freezer (freeze, thaw) during a blocking ring read: the read returns the data */
+static int t_rs_freezer_read(void)
+{
+	const char *root = "/tmp/xsc-cg", *dir = "/tmp/xsc-cg/rs";
+	char pidstr[16];
+	int p[2], st, e, i, frozen = 0;
+	pid_t pid;
+
+	CHECK(pipe(p) == 0, "pipe");
+	mkdir(root, 0755);
+	CHECK(mount("none", root, "cgroup2", 0, NULL) == 0 || errno == EBUSY,
+	      "mount cgroup2: %s (CONFIG_CGROUPS?)", strerror(errno));
+	mkdir(dir, 0755);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct xsc_enter en = { .to_submit = 1 };
+		struct xsc_cqe c;
+		struct ring r;
+		char buf[4] = "";
+
+		if (ring_init_flags(&r, 8, 0, XSC_SETUP_RESTART))
+			_exit(10);
+		PUSH(&r, SYS_read, 1, p[0], U(buf), 1);
+		if (ioctl(r.fd, XSC_IOC_ENTER, &en) != 1)
+			_exit(11);
+		if (!cq_pop(&r, &c) || c.res != 1 || buf[0] != 'f')
+			_exit(12);
+		_exit(cq_pop(&r, &c) ? 13 : 0);
+	}
+	snprintf(pidstr, sizeof(pidstr), "%d", pid);
+	usleep(300 * 1000);		/* the child is in the read */
+	e = cg_write(dir, "cgroup.procs", pidstr);
+	if (e == 0)
+		e = cg_write(dir, "cgroup.freeze", "1");
+	for (i = 0; e == 0 && i < 500 && !(frozen = cg_frozen(dir)); i++)
+		usleep(10 * 1000);
+	cg_write(dir, "cgroup.freeze", "0");
+	usleep(300 * 1000);
+	CHECK(write(p[1], "f", 1) == 1, "write");
+	st = child_status(pid);
+	rmdir(dir);
+	umount(root);
+	CHECK(e == 0, "cgroup setup: %s", strerror(-e));
+	CHECK(frozen == 1, "the cgroup never reported frozen");
+	CHECK(st == 0, "child status %d (10 setup, 11 ENTER not 1, 12 bad CQE, 13 two CQEs)", st);
+	return PASS;
+}
+
 /* ========================================================= runner */
 
 struct tcase {
@@ -2931,7 +3665,8 @@ static const struct tcase conc_cases[] = {
 };
 static const struct tcase life_cases[] = {
 	C(life_fork_child), C(life_close_keeps_mapping), C(life_munmap_then_enter), C(life_setup_loop_no_leak),
-	C(life_seccomp_refused), C(life_exec_inherited_fd), C(life_mremap_refused),
+	C(life_seccomp_refused), C(life_exec_inherited_fd), C(life_mremap_refused), C(life_madv_dofork),
+	C(life_memlock_limit),
 };
 static const struct tcase guard_cases[] = {
 	C(guard_errno), C(guard_one_way), C(guard_requires_setup), C(guard_int80), C(guard_new_thread),
@@ -2941,6 +3676,15 @@ static const struct tcase guard_cases[] = {
 static const struct tcase hostile_cases[] = {
 	C(host_random_opcodes), C(host_random_args), C(host_tampered_indices), C(host_tampered_ro_fields),
 	C(host_concurrent_scribble), C(host_huge_counts), C(host_fd_exhaustion),
+};
+static const struct tcase admin_cases[] = {
+	C(admin_sysctl_disabled), C(admin_sysctl_group), C(admin_audit_op),
+};
+static const struct tcase seccomp_cases[] = {
+	C(sc_filter_errno), C(sc_filter_kill), C(sc_filter_trap), C(sc_filter_tsync),
+};
+static const struct tcase restart_cases[] = {
+	C(rs_sa_restart_read), C(rs_stop_cont_read), C(rs_no_restart_eintr), C(rs_freezer_read),
 };
 
 static const unsigned int req_none[] = { END };
@@ -2952,6 +3696,8 @@ static const unsigned int req_sync[] = { SYS_fsync, SYS_fdatasync, SYS_futex, EN
 static const unsigned int req_timer[] = { SYS_nanosleep, SYS_clock_gettime, SYS_clock_nanosleep, END };
 static const unsigned int req_exec[] = { SYS_getpid, SYS_gettid, SYS_wait4, SYS_kill, END };
 static const unsigned int req_guard[] = { SYS_read, SYS_write, SYS_getpid, END };
+static const unsigned int req_admin[] = { SYS_getppid, END };
+static const unsigned int req_seccomp[] = { SYS_read, SYS_write, SYS_getpid, SYS_getppid, END };
 
 static const struct tgroup groups[] = {
 	{ "setup", setup_cases, N(setup_cases), req_none, 0 },
@@ -2967,6 +3713,9 @@ static const struct tgroup groups[] = {
 	{ "lifecycle", life_cases, N(life_cases), req_none, 0 },
 	{ "trap_guard", guard_cases, N(guard_cases), req_guard, XSC_FEAT_TRAP_GUARD },
 	{ "hostile", hostile_cases, N(hostile_cases), req_none, 0 },
+	{ "admin", admin_cases, N(admin_cases), req_admin, 0 },
+	{ "seccomp", seccomp_cases, N(seccomp_cases), req_seccomp, 0 },
+	{ "restart", restart_cases, N(restart_cases), req_fs, 0 },
 };
 
 static int n_pass, n_fail, n_skip;

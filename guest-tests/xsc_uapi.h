@@ -78,12 +78,34 @@ struct xsc_ring_hdr {
 #define XSC_FEAT_TRAP_GUARD	(1U << 0)	/* XSC_IOC_GUARD is available */
 #define XSC_FEAT_SQPOLL		(1U << 1)	/* reserved, never set in ABI v1 */
 #define XSC_FEAT_DEBUG		(1U << 2)	/* kernel built with CONFIG_XSC_DEBUG */
+#define XSC_FEAT_SECCOMP	(1U << 3)	/* XSC_SETUP_SECCOMP is available */
+#define XSC_FEAT_RESTART	(1U << 4)	/* XSC_SETUP_RESTART (ABI v2) is available */
+
+/*
+ * xsc_setup.flags.  Bit 0 is reserved (SQPOLL, not implemented).
+ * XSC_SETUP_SECCOMP: the ring may be set up and entered by a task under
+ * seccomp; each op is then run through the task's filters as if it were
+ * the syscall (nr = opcode, arch = AUDIT_ARCH_X86_64, the ENTER's
+ * instruction pointer, the SQE's args).  Without it, seccomp'd tasks get
+ * -EPERM from SETUP and ENTER (ABI v1 behaviour).
+ */
+#define XSC_SETUP_SECCOMP	(1U << 1)
+/*
+ * XSC_SETUP_RESTART: ABI v2 ring (SETUP reports abi_version 2).  An op
+ * interrupted with a restartable code gets no CQE and stays queued; ENTER
+ * writes the remaining count back into xsc_enter.to_submit and returns the
+ * restart code, so the signal path restarts ENTER (no handler, SIGSTOP,
+ * ptrace, freezer, SA_RESTART) or ENTER fails with EINTR, as a syscall
+ * would.  See patches/kernel/README.md.
+ */
+#define XSC_SETUP_RESTART	(1U << 2)
+#define XSC_ABI_VERSION_RESTART	2
 
 /* XSC_IOC_SETUP argument: 64 bytes. */
 struct xsc_setup {
 	__u32	sq_entries;	/* in: 1..4096, rounded up to 2^n; out: actual */
 	__u32	cq_entries;	/* in: 0 => 2 * sq; else sq..8192, rounded up to 2^n; out */
-	__u32	flags;		/* in: must be 0 in ABI v1 */
+	__u32	flags;		/* in: 0 or XSC_SETUP_SECCOMP | XSC_SETUP_RESTART */
 	__u32	features;	/* out: XSC_FEAT_* */
 	__u32	abi_version;	/* out: XSC_ABI_VERSION */
 	__u32	sqes_off;	/* out: offset of the SQE array (= page size) */
@@ -128,5 +150,14 @@ struct xsc_probe {
 
 /* mmap offset of the ring (header + SQE array + CQE array, MAP_SHARED) */
 #define XSC_OFF_RING	0ULL
+
+/*
+ * Audit record type of one ring op (netlink audit message type), emitted
+ * while audit is enabled.  XSC's own number, not io_uring's URINGOP (1336);
+ * chosen high in the 1300-1399 event block, away from where upstream
+ * allocates sequentially.  Body:
+ *   op=<opcode> a0=<hex> a1=<hex> a2=<hex> a3=<hex> res=<dec> <task info>
+ */
+#define XSC_AUDIT_OP	1390
 
 #endif /* _UAPI_LINUX_XSC_H */
