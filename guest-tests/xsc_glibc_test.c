@@ -104,6 +104,18 @@ static long r_read(int fd, void *b, size_t n) { return syscall(SYS_read, fd, b, 
 static long r_write(int fd, const void *b, size_t n) { return syscall(SYS_write, fd, b, n); }
 static long r_close(int fd) { return syscall(SYS_close, fd); }
 
+/*
+ * Bookkeeping I/O (the /proc scans and fdinfo reads below).  Raw syscalls
+ * normally, so the ring counters do not move; a case that turned the trap
+ * guard on sets g_guarded, and then the guard would refuse them (or raise
+ * SIGSYS): they go through libc (routed) instead, and that case must not
+ * count submissions exactly.
+ */
+static int g_guarded;
+static long b_open(const char *p, int fl) { return g_guarded ? open(p, fl | O_CLOEXEC) : r_open(p, fl, 0); }
+static long b_read(int fd, void *b, size_t n) { return g_guarded ? read(fd, b, n) : r_read(fd, b, n); }
+static void b_close(int fd) { if (g_guarded) close(fd); else r_close(fd); }
+
 static const char *en(int e)
 {
 	const char *s = strerrorname_np(e);
@@ -177,7 +189,7 @@ static int list_rings(int *fds, int max)
 	int dfd, n = 0;
 	long got;
 
-	dfd = r_open("/proc/self/fd", O_RDONLY | O_DIRECTORY, 0);
+	dfd = b_open("/proc/self/fd", O_RDONLY | O_DIRECTORY);
 	if (dfd < 0)
 		return -errno;
 	while ((got = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
@@ -198,7 +210,7 @@ static int list_rings(int *fds, int max)
 				fds[n++] = atoi(d->name);
 		}
 	}
-	r_close(dfd);
+	b_close(dfd);
 	return n;
 }
 
@@ -208,7 +220,7 @@ static int count_fds(void)
 	int dfd, n = 0;
 	long got;
 
-	dfd = r_open("/proc/self/fd", O_RDONLY | O_DIRECTORY, 0);
+	dfd = b_open("/proc/self/fd", O_RDONLY | O_DIRECTORY);
 	if (dfd < 0)
 		return -1;
 	while ((got = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
@@ -220,7 +232,7 @@ static int count_fds(void)
 				n++;
 		}
 	}
-	r_close(dfd);
+	b_close(dfd);
 	return n - 1;
 }
 
@@ -258,12 +270,12 @@ static int ring_stats_pid(pid_t pid, int fd, struct rst *s)
 		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
 	else
 		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = r_open(path, O_RDONLY, 0);
+	f = b_open(path, O_RDONLY);
 	if (f < 0)
 		return -errno;
-	while ((n = r_read(f, txt + len, sizeof(txt) - 1 - len)) > 0)
+	while ((n = b_read(f, txt + len, sizeof(txt) - 1 - len)) > 0)
 		len += n;
-	r_close(f);
+	b_close(f);
 	txt[len] = 0;
 	if (!strstr(txt, "xsc-submitted:"))
 		return -ENOENT;
@@ -1635,6 +1647,54 @@ static int t_routing_resumes_after_siglongjmp(void)
 	return PASS;
 }
 
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)	/* Linux 4.7; not in glibc 2.36's headers */
+#endif
+
+/*
+ * Issue 11 G4: an SA_ONSTACK handler on an SS_AUTODISARM alternate stack
+ * (the kernel disarms it while the handler runs, so sigaltstack() reports
+ * SS_DISABLE, not SS_ONSTACK) that lies above the interrupted routed read on
+ * the thread's own stack, and makes a routed write.  That write is nested,
+ * not an abandoned call: the old series took it for abandoned, skipped the
+ * read's CQE, and the read returned EIO and dropped the ring.
+ */
+static int t_autodisarm_altstack_handler(void)
+{
+	char alt[65536] __attribute__((aligned(16)));	/* in this frame: above the read's */
+	struct sigaction sa;
+	stack_t ss;
+	struct rc c;
+	char b[4];
+	int p[2], h[2];
+	long r;
+
+	CHK(pipe(p) == 0 && pipe(h) == 0);
+	g_hfd = h[1];
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_sp = alt;
+	ss.ss_size = sizeof(alt);
+	ss.ss_flags = SS_AUTODISARM;
+	CHECK(sigaltstack(&ss, NULL) == 0, "sigaltstack(SS_AUTODISARM): %s", en(errno));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = h_write;
+	sa.sa_flags = SA_ONSTACK;
+	sigaction(SIGALRM, &sa, NULL);
+	RBEGIN(&c);
+	itimer_ms(150, 0);
+	errno = 0;
+	r = read(p[0], b, 1);
+	CHECK(r == -1 && errno == EINTR && g_sigs == 1 && g_hwrite_ok == 1,
+	      "read interrupted by an SS_AUTODISARM handler that wrote: %ld %s (signals %d, handler write ok %d %s)", r,
+	      en(errno), (int)g_sigs, (int)g_hwrite_ok, en(g_herrno));
+	CHECK(read(h[0], b, 4) == 1 && b[0] == 'h', "the handler's byte: %s", en(errno));
+	CHECK(write(p[1], "x", 1) == 1 && read(p[0], b, 4) == 1 && b[0] == 'x', "routed calls after the handler: %s",
+	      en(errno));
+	/* read(EINTR) + read(h) + write + read; the handler's write took the trap path */
+	REXPECT(&c, 4, 1);
+	return PASS;
+}
+
 static volatile pid_t g_hfork = -2;
 
 static void h_fork(int sig)
@@ -2582,6 +2642,86 @@ static int t_ring_fd_number_reused(void)
 	return PASS;
 }
 
+/*
+ * Issue 11 G3: the ring fd is trusted only while it is still the file libc's
+ * SETUP made.  The program puts its own /dev/xsc (never set up: ENTER there
+ * fails with EBADFD) on the ring's number: libc must neither close that fd
+ * (the old series did, for any ENTER error but EBADF/ENOTTY) nor lose a call.
+ */
+static int t_ring_fd_replaced_by_program_xsc(void)
+{
+	struct rc c;
+	struct rst s;
+	char b[4];
+	int x, p[2];
+
+	RBEGIN(&c);
+	if (g_stock)
+		return PASS;
+	CHK(pipe(p) == 0);
+	x = r_open("/dev/xsc", O_RDWR, 0);
+	CHECK(x >= 0, "open /dev/xsc: %s", en(errno));
+	CHK(syscall(SYS_dup2, x, c.fd) == c.fd);
+	r_close(x);
+	CHECK(write(p[1], "abc", 3) == 3 && read(p[0], b, 4) == 3 && !memcmp(b, "abc", 3),
+	      "calls after the program's /dev/xsc took the ring's number: %s", en(errno));
+	CHECK(fcntl(c.fd, F_GETFD) >= 0, "libc closed fd %d, the program's own /dev/xsc", c.fd);
+	CHECK(ring_stats(c.fd, &s) == 0 && s.sq == 0 && s.sub == 0,
+	      "fd %d is no longer the program's unset /dev/xsc (sq %llu submitted %llu)", c.fd, s.sq, s.sub);
+	return PASS;
+}
+
+/*
+ * G3: the program's own SET-UP ring, with an SQE published but not entered
+ * (write "Z" to a pipe), put on the ring's number.  libc's ENTER must not
+ * reach it: the old series' ENTER ran the program's queued op, then failed
+ * its own echo check (EIO) and closed the program's ring fd.
+ */
+static int t_ring_fd_replaced_by_program_ring(void)
+{
+	struct xsc_setup su;
+	struct xsc_ring_hdr *h;
+	struct xsc_sqe *sq;
+	struct pollfd pf;
+	struct rc c;
+	char b[4];
+	int x, p[2], q[2];
+	void *m;
+
+	RBEGIN(&c);
+	if (g_stock)
+		return PASS;
+	CHK(pipe(p) == 0 && pipe(q) == 0);
+	x = r_open("/dev/xsc", O_RDWR, 0);
+	CHECK(x >= 0, "open /dev/xsc: %s", en(errno));
+	memset(&su, 0, sizeof(su));
+	su.sq_entries = 4;
+	CHK(ioctl(x, XSC_IOC_SETUP, &su) == 0);
+	m = mmap(NULL, su.ring_size, PROT_READ | PROT_WRITE, MAP_SHARED, x, 0);
+	CHK(m != MAP_FAILED);
+	h = m;
+	sq = (struct xsc_sqe *)((char *)m + su.sqes_off);
+	memset(&sq[0], 0, sizeof(sq[0]));
+	sq[0].opcode = SYS_write;
+	sq[0].user_data = 77;
+	sq[0].args[0] = p[1];
+	sq[0].args[1] = (uintptr_t)"Z";
+	sq[0].args[2] = 1;
+	__atomic_store_n(&h->sq_tail, 1, __ATOMIC_RELEASE);
+	CHK(syscall(SYS_dup2, x, c.fd) == c.fd);
+	r_close(x);
+	CHECK(write(q[1], "abc", 3) == 3 && read(q[0], b, 4) == 3 && !memcmp(b, "abc", 3),
+	      "calls after the program's ring took the ring's number: %s", en(errno));
+	CHECK(__atomic_load_n(&h->sq_head, __ATOMIC_ACQUIRE) == 0 && __atomic_load_n(&h->cq_tail, __ATOMIC_ACQUIRE) == 0,
+	      "libc's ENTER ran the program's queued op (its sq_head %u cq_tail %u)", h->sq_head, h->cq_tail);
+	pf.fd = p[0];
+	pf.events = POLLIN;
+	pf.revents = 0;
+	CHECK(poll(&pf, 1, 0) == 0, "the program's queued write(\"Z\") reached the pipe");
+	CHECK(fcntl(c.fd, F_GETFD) >= 0, "libc closed fd %d, the program's ring", c.fd);
+	return PASS;
+}
+
 /* ---- fallback */
 
 static int install_seccomp(void)
@@ -2781,12 +2921,13 @@ static int t_guard_errno(void)
 	return PASS;
 }
 
-static volatile sig_atomic_t g_sys_nr = -1, g_sys_code, g_sys_errno;
+static volatile sig_atomic_t g_sys_nr = -1, g_sys_code, g_sys_errno, g_sys_n;
 
 static void h_sigsys(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
 	(void)uc;
+	g_sys_n++;
 	g_sys_nr = si->si_syscall;
 	g_sys_code = si->si_code;
 	g_sys_errno = si->si_errno;
@@ -2890,6 +3031,79 @@ static int t_guard_nested_call_refused(void)
 	return PASS;
 }
 
+/*
+ * Issue 11 G2: a guarded thread loses its ring behind libc's back
+ * (close_range).  Its trap path is refused by its own guard, so falling back
+ * would turn every routed call into EPERM (the old series): libc opens a new
+ * ring, with the guard still on.
+ */
+static int t_guard_close_range_reopens(void)
+{
+	int a[8], n, p[2];
+	char b[4];
+
+	CHK(pipe(p) == 0);
+	CHK(prime() == 0);
+	if (g_stock) {
+		CHECK(write(p[1], "abc", 3) == 3 && read(p[0], b, 4) == 3, "--expect-stock: %s", en(errno));
+		return PASS;
+	}
+	g_guarded = 1;
+	n = list_rings(a, 8);
+	CHECK(n == 1, "%d ring fd(s) after the first routed call", n);
+	CHK(syscall(SYS_close_range, a[0], ~0U, 0) == 0);
+	errno = 0;
+	CHECK(write(p[1], "abc", 3) == 3 && read(p[0], b, 4) == 3 && !memcmp(b, "abc", 3),
+	      "routed calls of a guarded thread after close_range took its ring: %s (spec: a new ring)", en(errno));
+	n = list_rings(a, 8);
+	CHECK(n == 1, "%d ring fd(s) after the loss (want the re-opened one)", n);
+	errno = 0;
+	CHECK(syscall(SYS_getpid) == -1 && errno == EPERM, "guard not on after the re-open: getpid %s", en(errno));
+	return PASS;
+}
+
+/*
+ * G2 + G3 under guard=2: the program dup2()s one of its files over the ring
+ * fd.  No SIGSYS may be raised by libc's own handling (the old series asked
+ * gettid through the refused trap), the routed calls work through a new
+ * ring, and the fd stays the program's file.
+ */
+static int t_guard_sigsys_ring_replaced(void)
+{
+	struct sigaction sa;
+	char path[128], b[4];
+	int a[8], a2[8], n, p[2], fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = h_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSYS, &sa, NULL);
+	mktmp(path, sizeof(path), "gsr");
+	fd = r_open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	CHK(fd >= 0 && pipe(p) == 0);
+	CHK(prime() == 0);
+	if (g_stock) {
+		CHECK(write(p[1], "abc", 3) == 3 && read(p[0], b, 4) == 3 && g_sys_n == 0, "--expect-stock: %s",
+		      en(errno));
+		unlink(path);
+		return PASS;
+	}
+	g_guarded = 1;
+	n = list_rings(a, 8);
+	CHECK(n == 1 && g_sys_n == 0, "%d ring fd(s), %d SIGSYS after the first routed call", n, (int)g_sys_n);
+	CHK(syscall(SYS_dup2, fd, a[0]) == a[0]);
+	errno = 0;
+	CHECK(write(p[1], "abc", 3) == 3 && read(p[0], b, 4) == 3 && !memcmp(b, "abc", 3),
+	      "routed calls after a file took the ring's number: %s", en(errno));
+	CHECK(g_sys_n == 0, "libc raised SIGSYS %d time(s) (last nr %d) while it handled its lost ring", (int)g_sys_n,
+	      (int)g_sys_nr);
+	CHECK(pwrite(a[0], "f", 1, 0) == 1, "fd %d is no longer the program's file: %s", a[0], en(errno));
+	n = list_rings(a2, 8);
+	CHECK(n == 1 && a2[0] != a[0], "%d ring fd(s) (want one new ring, not on fd %d)", n, a[0]);
+	unlink(path);	/* unlink is not guarded */
+	return PASS;
+}
+
 /* ================================================================ tables */
 
 struct tcase {
@@ -2936,7 +3150,7 @@ static const struct tcase sig_cases[] = {
 	C(sigalrm_read_eintr, T_ON), C(sa_restart_documented, T_ON), C(handler_write_reentrancy, T_ON),
 	C(signal_storm, T_ON), C(nanosleep_eintr_rem, T_ON), C(sigalrm_recv_accept_eintr, T_ON),
 	C(siglongjmp_out_of_routed_read, T_ON), C(routing_resumes_after_siglongjmp, T_ON),
-	C(fork_in_handler_during_routed_read, T_ON),
+	C(fork_in_handler_during_routed_read, T_ON), C(autodisarm_altstack_handler, T_ON),
 };
 static const struct tcase thr_cases[] = {
 	C(thread_own_ring, T_ON), C(thread_exit_closes, T_ON), C(thread_syscall_only_no_ring, T_ON),
@@ -2948,7 +3162,8 @@ static const struct tcase life_cases[] = {
 	C(fork_child_own_ring, T_ON), C(fork_multithreaded, T_ON), C(vfork_child, T_ON), C(exec_cloexec, T_ON),
 	C(exec_new_ring, T_ON), C(close_own_ring_fd, T_ON), C(raw_close_ring_fd, T_ON),
 	C(ring_fd_number_reused, T_ON), C(posix_spawn_child, T_ON), C(stdio_reopen_lowest_fd, T_ON),
-	C(underscore_fork_child, T_ON),
+	C(underscore_fork_child, T_ON), C(ring_fd_replaced_by_program_xsc, T_ON),
+	C(ring_fd_replaced_by_program_ring, T_ON),
 };
 static const struct tcase fb_cases[] = {
 	C(seccomp_before_setup, T_ON), C(seccomp_after_setup, T_ON), C(no_device_fallback, T_ON),
@@ -2957,6 +3172,7 @@ static const struct tcase fb_cases[] = {
 static const struct tcase guard_cases[] = {
 	C(guard_errno, T_GUARD), C(guard_sigsys, T_SIGSYS), C(guard_per_thread, T_GUARD),
 	C(guard_fork_child, T_GUARD), C(guard_nested_call_refused, T_GUARD),
+	C(guard_close_range_reopens, T_GUARD), C(guard_sigsys_ring_replaced, T_SIGSYS),
 };
 
 static const struct tgroup groups[] = {
