@@ -203,6 +203,11 @@ pub(crate) async fn prepare(
         Some(p) => p.clone(),
         None => build_initramfs(cfg, cache, scenario, opts).await?,
     };
+    // The image hashes go into JUnit, so a merged CI report says what each shard booted.
+    properties.push((
+        "kernel.sha256".into(),
+        crate::sys::cache::sha256_file(&kernel).map_err(Error::io(&kernel))?,
+    ));
     properties.push((
         "initrd.sha256".into(),
         crate::sys::cache::sha256_file(&initrd).map_err(Error::io(&initrd))?,

@@ -12,5 +12,6 @@ mod exit_codes;
 mod glibc;
 mod iso;
 mod release;
+mod shard;
 mod support;
 mod vm;
