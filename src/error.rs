@@ -70,6 +70,9 @@ pub enum Error {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// JUnit files that do not merge (`report merge`, `report durations`).
+    #[error(transparent)]
+    Merge(#[from] crate::report::merge::MergeError),
     /// File-system trouble outside any build.
     #[error("i/o error on {path}")]
     Io {
@@ -96,6 +99,7 @@ impl Error {
             Error::Release(e) => e.exit_code(),
             Error::Build(e) => e.exit_code(),
             Error::Refused(_) => ExitCode::ReleaseRefused,
+            Error::Merge(e) => e.exit_code(),
         }
     }
 

@@ -99,6 +99,7 @@ pub(crate) async fn run(
         started,
         duration: started.elapsed().unwrap_or_default(),
         interrupted: *cancel.borrow(),
+        properties: crate::app::run_properties(None),
     };
     junit::write(&junit_path, &run.results, &info).map_err(|e| Error::Io {
         path: junit_path.clone(),

@@ -145,6 +145,10 @@ pub struct TestArgs {
     /// Write JUnit XML here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Run only shard K of N of the selected scenarios (balanced by scenarios/durations.json;
+    /// every scenario is in exactly one shard; an empty shard exits 0).
+    #[arg(long, value_name = "K/N", conflicts_with_all = ["kernel", "iso"])]
+    pub shard: Option<crate::input::shard::Shard>,
     /// Parallel scenarios (default: fits cores and memory).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
@@ -180,6 +184,29 @@ pub enum ReportCommand {
         /// Write JUnit XML here.
         #[arg(long)]
         junit: Option<PathBuf>,
+    },
+    /// Merge JUnit files (e.g. the shards of a CI matrix) into one; a test twice (by
+    /// classname and name) is an error naming both files.
+    Merge {
+        /// JUnit files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the merged JUnit here.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Fail unless the files are exactly shards 1..N of N.
+        #[arg(long, value_name = "N")]
+        expect_shards: Option<usize>,
+    },
+    /// Refresh the scenario durations file (default: scenarios/durations.json) from JUnit
+    /// `time` attributes; scenarios the files do not name keep their entries.
+    Durations {
+        /// JUnit files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The durations file to update.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
 }
 

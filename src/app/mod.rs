@@ -26,7 +26,9 @@ use crate::boot::accel::AccelRequest;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::input::config::Config;
+use crate::input::durations::Durations;
 use crate::input::scenario::{self, Firmware, ImageSource, Program, Scenario};
+use crate::input::shard::Shard;
 use crate::observe::verdict::ScenarioResult;
 use crate::report::{junit, summary};
 use crate::run::{self, RunOptions};
@@ -44,6 +46,23 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Report {
             what: ReportCommand::Ktap { logs, junit },
         } => crate::app::report::report_ktap(&logs, junit.as_deref()),
+        Command::Report {
+            what:
+                ReportCommand::Merge {
+                    files,
+                    output,
+                    expect_shards,
+                },
+        } => crate::app::report::report_merge(&files, &output, expect_shards),
+        Command::Report {
+            what: ReportCommand::Durations { files, output },
+        } => {
+            let out = match output {
+                Some(o) => o,
+                None => Durations::path_in(&load_cfg()?.scenarios_dir),
+            };
+            crate::app::report::report_durations(&files, &out)
+        }
         Command::Scenarios { what } => scenarios(&load_cfg()?, what),
         Command::Doctor { kernel } => {
             Ok(crate::app::doctor::run(&load_cfg()?, kernel.as_deref()).await)
@@ -285,6 +304,36 @@ async fn test(
     if selected.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
+    let selected = match args.shard {
+        Some(shard) => {
+            let path = Durations::path_in(&cfg.scenarios_dir);
+            let durations =
+                Durations::load(&path).map_err(|e| Error::Usage(crate::error::chain(&e)))?;
+            let items: Vec<(&str, f64)> = selected
+                .iter()
+                .map(|s| (s.name.as_str(), durations.of(&s.name)))
+                .collect();
+            let keep = shard.select(&items);
+            human_line(
+                args.json,
+                &format!(
+                    "shard {shard}: {} of {} selected scenario(s)",
+                    keep.len(),
+                    selected.len()
+                ),
+            );
+            if keep.is_empty() {
+                return empty_shard(cfg, &args, shard);
+            }
+            let mut keep = keep.into_iter().peekable();
+            selected
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, s)| keep.next_if_eq(&i).map(|_| s))
+                .collect()
+        }
+        None => selected,
+    };
     run::preflight()?;
     let opts = RunOptions {
         run_id: run_id(),
@@ -302,6 +351,7 @@ async fn test(
         &opts,
         cancel,
         args.junit.as_deref(),
+        args.shard,
         args.json,
     )
     .await?;
@@ -318,6 +368,7 @@ pub(crate) async fn run_and_report(
     opts: &RunOptions,
     cancel: watch::Receiver<bool>,
     junit_path: Option<&Path>,
+    shard: Option<Shard>,
     json: bool,
 ) -> Result<(Vec<ScenarioResult>, ExitCode), Error> {
     let started = SystemTime::now();
@@ -368,10 +419,11 @@ pub(crate) async fn run_and_report(
     let mut junit_written = None;
     if let Some(path) = junit_path {
         let info = junit::RunInfo {
-            name: "xsc-release".into(),
+            name: report_name(shard),
             started,
             duration: started.elapsed().unwrap_or_default(),
             interrupted,
+            properties: run_properties(shard),
         };
         if let Err(e) = junit::write(path, &results, &info) {
             eprintln!("{}", crate::error::chain(&e));
@@ -401,6 +453,74 @@ pub(crate) async fn run_and_report(
         eprintln!("{}", crate::error::chain(e));
     }
     Ok((results, code))
+}
+
+/// A shard that the partition left empty: it selected nothing, which is not a failure
+/// (N may exceed the scenario count). Its JUnit has no suite but names the shard, so
+/// `report merge --expect-shards` still sees that it ran.
+fn empty_shard(cfg: &Config, args: &TestArgs, shard: Shard) -> Result<ExitCode, Error> {
+    human_line(args.json, &format!("shard {shard} selected nothing"));
+    let mut junit_written = None;
+    if let Some(path) = args.junit.as_deref() {
+        let info = junit::RunInfo {
+            name: report_name(Some(shard)),
+            started: SystemTime::now(),
+            duration: std::time::Duration::ZERO,
+            interrupted: false,
+            properties: run_properties(Some(shard)),
+        };
+        junit::write(path, &[], &info).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        human_line(args.json, &format!("junit: {}", path.display()));
+        junit_written = Some(path);
+    }
+    if args.json {
+        let id = run_id();
+        let doc = json::test_run(&json::TestRun {
+            run_id: &id,
+            run_dir: cfg.run_dir(&id),
+            code: ExitCode::Success,
+            interrupted: false,
+            junit: junit_written,
+            results: &[],
+            errors: &[],
+        });
+        print!("{}", json::render(&doc));
+    }
+    Ok(ExitCode::Success)
+}
+
+/// `<testsuites name>`: the shard is in it, so every shard's report (even an empty one)
+/// says which shard it is.
+pub(crate) fn report_name(shard: Option<Shard>) -> String {
+    match shard {
+        Some(s) => format!("{} shard {s}", junit::REPORT_NAME),
+        None => junit::REPORT_NAME.into(),
+    }
+}
+
+/// Properties every suite of this run carries: where and by what it ran, so a merged
+/// report still tells shards, hosts and harness builds apart.
+pub(crate) fn run_properties(shard: Option<Shard>) -> Vec<(String, String)> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "unknown".into(), |h| h.trim().to_string());
+    let mut p = vec![
+        ("host".to_string(), host),
+        (
+            "harness.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "harness.sha256".to_string(),
+            crate::run::gate::harness_id().to_string(),
+        ),
+    ];
+    if let Some(s) = shard {
+        p.push(("shard".into(), s.to_string()));
+    }
+    p
 }
 
 /// A human summary line: stdout, or stderr under `--json` so stdout holds one document.

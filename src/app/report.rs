@@ -1,5 +1,7 @@
 //! `report ktap`: the same verdict machinery for console logs captured elsewhere (real
-//! hardware, another lab, kselftest runs), without booting anything.
+//! hardware, another lab, kselftest runs), without booting anything. `report merge` and
+//! `report durations`: JUnit files of CI shards made one, and their times kept for the
+//! next partition.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -7,12 +9,13 @@ use std::time::{Duration, SystemTime};
 use crate::boot::console::LineSplitter;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
+use crate::input::durations::Durations;
 use crate::input::scenario::CrashPatterns;
 use crate::observe::crash::CrashScanner;
 use crate::observe::judge::{self, Observed, Rules};
 use crate::observe::ktap::KtapParser;
 use crate::observe::verdict::{FailureKind, RunEnd, ScenarioResult};
-use crate::report::{junit, summary};
+use crate::report::{junit, merge, summary};
 
 /// Judges one captured log.
 pub(crate) fn judge_log(path: &Path) -> Result<ScenarioResult, Error> {
@@ -104,6 +107,7 @@ pub(crate) fn report_ktap(
             started,
             duration: Duration::ZERO,
             interrupted: false,
+            properties: vec![],
         };
         junit::write(path, &results, &info).map_err(|e| Error::Io {
             path: path.to_path_buf(),
@@ -115,4 +119,54 @@ pub(crate) fn report_ktap(
     } else {
         ExitCode::ProductFailed
     })
+}
+
+/// `report merge`: one JUnit from many; exit 0 when written (the verdicts are the JUnit
+/// reporter's to show), 2 when the files do not merge (duplicate test, missing shard).
+pub(crate) fn report_merge(
+    files: &[std::path::PathBuf],
+    output: &Path,
+    expect_shards: Option<usize>,
+) -> Result<ExitCode, Error> {
+    let reports = files
+        .iter()
+        .map(|f| Ok((f.clone(), merge::read(f)?)))
+        .collect::<Result<Vec<_>, merge::MergeError>>()?;
+    let merged = merge::merge(&reports, expect_shards)?;
+    let xml = merge::to_xml(&merged)?;
+    // A reader (the CI's JUnit reporter) never sees half a file.
+    let tmp = output.with_extension(format!("xml.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, xml.as_bytes()).map_err(Error::io(&tmp))?;
+    std::fs::rename(&tmp, output).map_err(Error::io(output))?;
+    println!(
+        "merged {} file(s): {} suite(s), {} test(s), {} failure(s), {} error(s), {} skipped -> {}",
+        files.len(),
+        merged.test_suites.len(),
+        merged.tests,
+        merged.failures,
+        merged.errors,
+        merged.skipped,
+        output.display()
+    );
+    Ok(ExitCode::Success)
+}
+
+/// `report durations`: scenario times from JUnit into the durations file.
+pub(crate) fn report_durations(
+    files: &[std::path::PathBuf],
+    output: &Path,
+) -> Result<ExitCode, Error> {
+    let mut measured = Vec::new();
+    for f in files {
+        measured.extend(merge::scenario_times(&merge::read(f)?));
+    }
+    let mut d = Durations::load(output).map_err(|e| Error::Usage(crate::error::chain(&e)))?;
+    let n = measured.len();
+    d.update(measured);
+    d.save(output).map_err(|e| Error::Io {
+        path: output.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    println!("{n} scenario time(s) -> {}", output.display());
+    Ok(ExitCode::Success)
 }

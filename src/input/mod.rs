@@ -2,5 +2,7 @@
 //! one strict TOML reader that reports every problem with its place.
 
 pub(crate) mod config;
+pub(crate) mod durations;
 pub(crate) mod scenario;
+pub(crate) mod shard;
 pub(crate) mod toml_strict;

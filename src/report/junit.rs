@@ -25,6 +25,9 @@ use quick_junit::{
 use crate::observe::crash::clean_console_line;
 use crate::observe::verdict::{CaseResult, CaseStatus, ScenarioResult};
 
+/// `<testsuites name>` of a run (a shard's report appends ` shard K/N`).
+pub(crate) const REPORT_NAME: &str = "xsc-release";
+
 /// The run as a whole.
 #[derive(Clone, Debug)]
 pub(crate) struct RunInfo {
@@ -36,6 +39,10 @@ pub(crate) struct RunInfo {
     pub duration: Duration,
     /// The user interrupted the run; the results are partial.
     pub interrupted: bool,
+    /// Properties of the whole run (shard, host, harness), repeated on every suite: the
+    /// schema allows none on `<testsuites>`, and a merged report must still say where each
+    /// suite ran.
+    pub properties: Vec<(String, String)>,
 }
 
 /// Why the report could not be produced or written.
@@ -73,7 +80,9 @@ pub(crate) fn report(results: &[ScenarioResult], run: &RunInfo) -> Report {
     let mut suite_names = Unique::default();
     for result in results {
         let name = suite_names.name(&xml_text(&result.name));
-        report.add_test_suite(scenario_suite(result, &name));
+        let mut suite = scenario_suite(result, &name);
+        add_run_properties(&mut suite, run);
+        report.add_test_suite(suite);
     }
     if run.interrupted {
         let name = suite_names.name(&xml_text(&run.name));
@@ -93,9 +102,16 @@ pub(crate) fn report(results: &[ScenarioResult], run: &RunInfo) -> Report {
         let mut case = TestCase::new("interrupted", status);
         case.set_classname(format!("xsc.{name}"));
         suite.add_test_case(case);
+        add_run_properties(&mut suite, run);
         report.add_test_suite(suite);
     }
     report
+}
+
+fn add_run_properties(suite: &mut TestSuite, run: &RunInfo) {
+    for (k, v) in &run.properties {
+        suite.add_property(Property::new(xml_text(k), xml_text(v)));
+    }
 }
 
 /// The report as XML text, valid against the Jenkins junit-10 schema.
@@ -321,7 +337,7 @@ fn keep_tail(s: &str, max: usize) -> String {
 
 /// quick-junit 0.8 always writes `skipped="N"` on `<testsuites>`, which the Jenkins schema does
 /// not declare; remove that one attribute from the root start tag only.
-fn strip_root_skipped(xml: String) -> String {
+pub(crate) fn strip_root_skipped(xml: String) -> String {
     let Some(open) = xml.find("<testsuites") else {
         return xml;
     };
@@ -405,6 +421,10 @@ mod tests {
             started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600),
             duration: Duration::from_secs(95),
             interrupted,
+            properties: vec![
+                ("shard".into(), "2/3".into()),
+                ("host".into(), "ci-7".into()),
+            ],
         }
     }
 

@@ -229,6 +229,11 @@ pub(crate) async fn prepare(
             path
         }
     };
+    // The image hashes go into JUnit, so a merged CI report says what each shard booted.
+    properties.push((
+        "kernel.sha256".into(),
+        crate::sys::cache::sha256_file(&kernel).map_err(Error::io(&kernel))?,
+    ));
     properties.push((
         "initrd.sha256".into(),
         crate::sys::cache::sha256_file(&initrd).map_err(Error::io(&initrd))?,

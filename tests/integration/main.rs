@@ -13,5 +13,6 @@ mod glibc;
 mod interrupt;
 mod iso;
 mod release;
+mod shard;
 mod support;
 mod vm;
