@@ -76,6 +76,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Find the commit or series patch that broke a scenario (build, boot, judge per step).
+    Bisect(Box<crate::app::bisect::BisectArgs>),
     /// Inspect or trim the build cache.
     Cache {
         /// path, gc or clean.
