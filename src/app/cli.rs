@@ -78,6 +78,8 @@ pub enum Command {
     },
     /// Find the commit or series patch that broke a scenario (build, boot, judge per step).
     Bisect(Box<crate::app::bisect::BisectArgs>),
+    /// Check that every prefix of a quilt series applies (fuzz 0), builds, and boots.
+    Patchcheck(crate::app::patchcheck::PatchcheckArgs),
     /// Inspect or trim the build cache.
     Cache {
         /// path, gc or clean.

@@ -11,6 +11,7 @@ pub(crate) mod cli;
 pub(crate) mod completions;
 pub(crate) mod doctor;
 pub(crate) mod json;
+pub(crate) mod patchcheck;
 pub(crate) mod progress;
 pub(crate) mod release;
 pub(crate) mod report;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         }
         Command::Cache { what } => cache(&load_cfg()?, what),
         Command::Bisect(args) => crate::app::bisect::run(&load_cfg()?, *args, cancel).await,
+        Command::Patchcheck(args) => crate::app::patchcheck::run(&load_cfg()?, args, cancel).await,
         Command::Build {
             what: crate::app::cli::BuildCommand::Kernel(args),
         } => {

@@ -310,7 +310,7 @@ fn case_status(case: &CaseResult, context: &FailureContext, budget: &mut usize) 
 
 /// Clean text for XML: console noise removed line by line (ANSI, CR, control characters),
 /// plus the two non-characters XML 1.0 forbids.
-fn xml_text(s: &str) -> String {
+pub(crate) fn xml_text(s: &str) -> String {
     let cleaned: Vec<String> = s.split('\n').map(clean_console_line).collect();
     cleaned.join("\n").replace(['\u{fffe}', '\u{ffff}'], "")
 }
@@ -348,7 +348,7 @@ fn keep_tail(s: &str, max: usize) -> String {
 
 /// quick-junit 0.8 always writes `skipped="N"` on `<testsuites>`, which the Jenkins schema does
 /// not declare; remove that one attribute from the root start tag only.
-fn strip_root_skipped(xml: String) -> String {
+pub(crate) fn strip_root_skipped(xml: String) -> String {
     let Some(open) = xml.find("<testsuites") else {
         return xml;
     };

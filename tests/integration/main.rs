@@ -12,6 +12,7 @@ mod cli;
 mod exit_codes;
 mod glibc;
 mod iso;
+mod patchcheck;
 mod release;
 mod support;
 mod vm;
