@@ -112,6 +112,8 @@ fn bisect_commits_names_the_commit_that_broke_a_case() {
     let junit = dir.path().join("bisect.xml");
     let out = bisect(&r, &format!("{good}..HEAD"), &junit);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    // The session, for docs/bisect.md (`--nocapture`).
+    eprintln!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         stdout.contains(&format!(
@@ -168,6 +170,8 @@ fn bisect_commits_reports_a_range_when_an_untestable_commit_borders_the_break() 
     let junit = dir.path().join("bisect.xml");
     let out = bisect(&r, &format!("{good}..HEAD"), &junit);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    // The session, for docs/bisect.md (`--nocapture`).
+    eprintln!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         stdout.contains("the first bad commit is one of these 2"),
@@ -201,4 +205,217 @@ fn bisect_commits_stops_when_the_good_endpoint_fails() {
         text(&out)
     );
     assert_eq!(worktrees(&r), 1);
+}
+
+/// A kernel tree that builds in a second and boots for real: its `bzImage` target copies
+/// the machine's cached stock kernel and writes the tree's `marker` byte into the setup
+/// header's obsolete `ram_size` field (0x1F8), which boots unchanged and which the guest
+/// reads back from `/sys/kernel/boot_params/data`. So a patch to `marker` changes what the
+/// guest sees, as a patch to the real series changes what the ring suite sees.
+const FIXTURE_MAKEFILE: &str = "\
+tinyconfig defconfig:
+\techo \"CONFIG_BASE_$@=y\" > .config
+
+olddefconfig:
+\ttrue
+
+bzImage: marker a.c .config
+\tmkdir -p arch/x86/boot
+\tcp STOCK arch/x86/boot/bzImage
+\tchmod u+w arch/x86/boot/bzImage
+\tdd if=marker of=arch/x86/boot/bzImage bs=1 seek=504 count=1 conv=notrunc status=none
+\techo \"$$KBUILD_BUILD_TIMESTAMP\" > System.map
+
+kernelrelease:
+\t@echo 6.1.0-fixture
+
+.PHONY: tinyconfig defconfig olddefconfig kernelrelease
+";
+
+/// The guest side: KTAP from the marker byte.
+const FIXTURE_PROGRAM: &str = r#"#include <stdio.h>
+int main(void)
+{
+	unsigned char b[4096];
+	FILE *f = fopen("/sys/kernel/boot_params/data", "rb");
+	size_t n = f ? fread(b, 1, sizeof(b), f) : 0;
+
+	printf("KTAP version 1\n1..2\n");
+	printf("%sok 1 boot_params_readable\n", n > 0x1f8 ? "" : "not ");
+	if (n > 0x1f8 && b[0x1f8] == 'A')
+		printf("ok 2 marker\n");
+	else
+		printf("not ok 2 marker\n# marker byte 0x%02x, expected 'A'\n", n > 0x1f8 ? b[0x1f8] : 0);
+	return 0;
+}
+"#;
+
+const FIXTURE_SCENARIO: &str = r#"description = "bisect fixture: the marker patched into the kernel"
+[image]
+kind = "xsc-kernel"
+profile = "qemu"
+[timeouts]
+boot = "90s"
+silence = "60s"
+[[program]]
+name = "marker"
+source = "bisect_marker.c"
+timeout = "30s"
+"#;
+
+/// A one-hunk patch of a one-line file.
+fn one_line_patch(subject: &str, file: &str, from: &str, to: &str) -> String {
+    format!("Subject: {subject}\n\n--- a/{file}\n+++ b/{file}\n@@ -1 +1 @@\n-{from}\n+{to}\n")
+}
+
+/// The machine's cached stock kernel (fetched by `test smoke` when missing).
+fn stock_kernel() -> PathBuf {
+    let find = || {
+        let cache = crate::support::xsc()
+            .args(["cache", "path"])
+            .output()
+            .unwrap();
+        let root = PathBuf::from(String::from_utf8_lossy(&cache.stdout).trim());
+        std::fs::read_dir(root.join("stages/stock-kernel"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("vmlinuz"))
+            .find(|p| p.is_file())
+    };
+    if let Some(k) = find() {
+        return k;
+    }
+    let mut smoke = crate::support::xsc();
+    smoke.args(["test", "smoke", "--accel", "tcg"]);
+    run(smoke, LIMIT);
+    find().expect("the stock kernel is in the cache after test smoke")
+}
+
+#[test]
+fn bisect_series_names_the_patch_that_broke_a_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = clone_of_project(dir.path());
+    // The fake kernel source, pinned in the clone's xsc.toml.
+    let src = dir.path().join("src/linux-source-6.1");
+    let fake = repo().join("src/stages/testdata/fakekernel/linux-source-6.1");
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(&fake)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let makefile = FIXTURE_MAKEFILE.replace("STOCK", &stock_kernel().display().to_string());
+    std::fs::write(src.join("Makefile"), makefile).unwrap();
+    std::fs::write(src.join("marker"), "A\n").unwrap();
+    let tar = dir.path().join("linux-source-6.1.tar.gz");
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(dir.path().join("src"))
+        .arg("linux-source-6.1")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let sum = Command::new("sha256sum").arg(&tar).output().unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let toml = std::fs::read_to_string(r.join("xsc.toml")).unwrap();
+    let pinned = toml
+        .replace(
+            "/usr/src/linux-source-6.1.tar.xz",
+            &tar.display().to_string(),
+        )
+        .replace(
+            "cacdc3830989309d042083be3307969e55600ed7f908cf00df544c5ff50759a1",
+            &sum,
+        );
+    assert_ne!(
+        pinned, toml,
+        "xsc.toml's linux pin changed: update this fixture"
+    );
+    std::fs::write(r.join("xsc.toml"), pinned).unwrap();
+    // The series: two harmless patches, the one that breaks the marker, one more.
+    let p = r.join("patches/kernel");
+    let patches = [
+        (
+            "0001-fixture-one.patch",
+            one_line_patch("one", "a.c", "line1", "LINE1"),
+        ),
+        (
+            "0002-fixture-two.patch",
+            one_line_patch("two", "b.c", "line1", "B1"),
+        ),
+        (
+            "0003-fixture-marker.patch",
+            one_line_patch("marker", "marker", "A", "B"),
+        ),
+        (
+            "0004-fixture-four.patch",
+            one_line_patch("four", "b.c", "B1", "BB1"),
+        ),
+    ];
+    let mut series = String::new();
+    for (name, text) in &patches {
+        std::fs::write(p.join(name), text).unwrap();
+        series.push_str(&format!("{name}\n"));
+    }
+    std::fs::write(p.join("series"), series).unwrap();
+    std::fs::write(r.join("guest-tests/bisect_marker.c"), FIXTURE_PROGRAM).unwrap();
+    std::fs::write(r.join("scenarios/bisect-marker.toml"), FIXTURE_SCENARIO).unwrap();
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsc-release"));
+    cmd.arg("--config")
+        .arg(r.join("xsc.toml"))
+        .args([
+            "bisect",
+            "bisect-marker",
+            "--accel",
+            "tcg",
+            "--series",
+            "kernel",
+        ])
+        // Its own cache: the fixture must not replace the machine's kept kernel tree.
+        .env("XSC_CACHE_DIR", dir.path().join("cache"))
+        .stdin(std::process::Stdio::null());
+    let out = run(cmd, LIMIT);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    // The session, for docs/bisect.md (`--nocapture`).
+    eprintln!("{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout.contains("first bad patch: 0003-fixture-marker.patch prefix 3/4"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  failing: marker.marker (assertion)")
+            || stdout
+                .lines()
+                .any(|l| l.starts_with("  failing: ") && l.contains("marker (assertion)")),
+        "{stdout}"
+    );
+    let steps: Vec<&str> = stdout.lines().filter(|l| l.starts_with("step ")).collect();
+    assert!(
+        steps[0].contains("(empty series)") && steps[0].ends_with(" good"),
+        "{stdout}"
+    );
+    let repro = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("  reproduce: xsc-release --config "))
+        .expect("a reproduce line");
+    let prefix_toml = PathBuf::from(repro.split(' ').next().unwrap());
+    let prefix_series = prefix_toml.parent().unwrap().join("patches/kernel/series");
+    assert_eq!(
+        std::fs::read_to_string(prefix_series)
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
 }
