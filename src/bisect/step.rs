@@ -91,6 +91,13 @@ pub(crate) async fn run(
     let started = Instant::now();
     // Built here first so the build time is its own; the run below then hits the cache.
     if let Err(e) = run::prepare(cfg, &Cache::new(&cfg.cache_dir), &scenario, opts).await {
+        // A build stopped by Ctrl-C fails like a broken one: it is no skip.
+        if *cancel.borrow() {
+            return Err(Stopped {
+                abort: Abort(crate::exit_code::ExitCode::Interrupted),
+                why: "interrupted during the build".into(),
+            });
+        }
         return Ok(unbooted(judged(&e)?, started.elapsed()));
     }
     let build = started.elapsed();

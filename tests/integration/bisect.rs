@@ -419,3 +419,65 @@ fn bisect_series_names_the_patch_that_broke_a_case() {
         3
     );
 }
+
+/// Ctrl-C while a step's guest runs: exit 130, no QEMU left, the step's worktree removed.
+#[test]
+fn ctrl_c_during_a_step_stops_qemu_and_removes_the_worktrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = clone_of_project(dir.path());
+    let good = git(&r, &["rev-parse", "HEAD"]);
+    commit(&r, "README.md", note("docs"), "docs: after");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsc-release"));
+    cmd.arg("--config")
+        .arg(r.join("xsc.toml"))
+        .args(["bisect", "smoke", "--accel", "tcg", "--commits"])
+        .arg(format!("{good}..HEAD"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let runs = r.join("out/runs");
+    let start = std::time::Instant::now();
+    let serial = loop {
+        let found = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("step-0/smoke/serial.log"))
+            .find(|p| p.is_file());
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(start.elapsed() < LIMIT, "no step started");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let state = serial.parent().unwrap().to_path_buf();
+    assert!(crate::support::wait_for_text(
+        &serial,
+        "Linux version",
+        Duration::from_secs(120)
+    ));
+    assert!(!crate::support::qemu_pids(&state.display().to_string()).is_empty());
+    let worktree_dirs = git(&r, &["worktree", "list"]);
+    assert_eq!(worktree_dirs.lines().count(), 2, "{worktree_dirs}");
+    let step_dir = worktree_dirs
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = crate::support::wait(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(crate::support::qemu_pids(&state.display().to_string()).is_empty());
+    assert_eq!(worktrees(&r), 1, "worktrees left behind");
+    assert!(!Path::new(&step_dir).exists(), "{step_dir} left behind");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("bisect aborted"), "{}", text(&out));
+}
