@@ -98,8 +98,9 @@ bench-glibc: ## routed vs trap read/write in the XSC guest; glibc stage cold/cac
 bench-sign: ## hash+sign throughput vs sha256sum/b2sum/openssl on 2 GiB
 	bash benches/hash_sign.sh
 
-patchcheck: ## Build every prefix of the kernel series (slow; outside CI)
-	bash benches/patchcheck.sh
+patchcheck: ## Every prefix of the kernel series applies (fuzz 0) and builds; from 0003 on it boots xsc-ring (slow; outside CI; docs/bisect.md)
+	$(XSC) --config $(CONFIG) patchcheck --series kernel --junit out/patchcheck-build.xml
+	$(XSC) --config $(CONFIG) patchcheck --series kernel --from 0003 --boot xsc-ring --junit out/patchcheck-boot.xml
 
 repro-iso: ## The Debian ISO rebuilt a day later (faketime) must be bit-identical (slow; outside CI)
 	$(XSC) --config $(CONFIG) build debian

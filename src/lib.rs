@@ -9,6 +9,7 @@
 //! examples and the integration tests use.
 
 mod app;
+mod bisect;
 mod boot;
 mod error;
 mod exit_code;

@@ -76,6 +76,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Find the commit or series patch that broke a scenario (build, boot, judge per step).
+    Bisect(Box<crate::app::bisect::BisectArgs>),
+    /// Check that every prefix of a quilt series applies (fuzz 0), builds, and boots.
+    Patchcheck(crate::app::patchcheck::PatchcheckArgs),
     /// Inspect or trim the build cache.
     Cache {
         /// path, gc or clean.

@@ -4,12 +4,14 @@
 // src/app is where output happens (clippy.toml forbids printing everywhere else).
 #![allow(clippy::disallowed_macros)]
 
+pub(crate) mod bisect;
 pub(crate) mod build;
 pub(crate) mod candidate;
 pub(crate) mod cli;
 pub(crate) mod completions;
 pub(crate) mod doctor;
 pub(crate) mod json;
+pub(crate) mod patchcheck;
 pub(crate) mod progress;
 pub(crate) mod release;
 pub(crate) mod report;
@@ -68,6 +70,8 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
             Ok(crate::app::doctor::run(&load_cfg()?, kernel.as_deref()).await)
         }
         Command::Cache { what } => cache(&load_cfg()?, what),
+        Command::Bisect(args) => crate::app::bisect::run(&load_cfg()?, *args, cancel).await,
+        Command::Patchcheck(args) => crate::app::patchcheck::run(&load_cfg()?, args, cancel).await,
         Command::Build {
             what: crate::app::cli::BuildCommand::Kernel(args),
         } => {

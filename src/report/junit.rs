@@ -299,7 +299,7 @@ fn case_status(case: &CaseResult, context: &FailureContext, budget: &mut usize) 
 
 /// Clean text for XML: console noise removed line by line (ANSI, CR, control characters),
 /// plus the two non-characters XML 1.0 forbids.
-fn xml_text(s: &str) -> String {
+pub(crate) fn xml_text(s: &str) -> String {
     let cleaned: Vec<String> = s.split('\n').map(clean_console_line).collect();
     cleaned.join("\n").replace(['\u{fffe}', '\u{ffff}'], "")
 }

@@ -7,11 +7,13 @@
 mod accel;
 mod app;
 mod architecture;
+mod bisect;
 mod cli;
 mod exit_codes;
 mod glibc;
 mod interrupt;
 mod iso;
+mod patchcheck;
 mod release;
 mod shard;
 mod support;
