@@ -167,6 +167,9 @@ pub enum BuildCommand {
     Glibc(crate::app::build::BuildGlibcArgs),
     /// The Debian live ISO (bookworm + the XSC kernel + ring tests; BIOS and UEFI; root).
     Debian(crate::app::build::BuildDebianArgs),
+    /// The .deb and .rpm packages (kernel, xsc-glibc, xsc-tests) with an apt and a
+    /// createrepo_c repository, in packages/apt/ and packages/rpm/.
+    Packages(crate::app::packages::BuildPackagesArgs),
 }
 
 /// `xsc-release report …`.

@@ -11,6 +11,7 @@ mod cli;
 mod exit_codes;
 mod glibc;
 mod iso;
+mod packages;
 mod release;
 mod support;
 mod vm;
