@@ -18,6 +18,12 @@ deps: ## Install the Debian packages in .ci/packages that are missing (root)
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  else echo "missing packages; run: sudo apt-get install -y $$missing"; exit 4; fi; \
 	fi
+	@# The project's Python tools (.ci/requirements.txt, pinned) in one venv in the cache.
+	@venv="$${XSC_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/xsc-release}/host/venv"; \
+	if ! cmp -s .ci/requirements.txt "$$venv/requirements.txt"; then \
+	  python3 -m venv "$$venv" && "$$venv/bin/pip" install -q -r .ci/requirements.txt && \
+	  cp .ci/requirements.txt "$$venv/requirements.txt"; \
+	fi
 
 all: kernel glibc debian ## Build kernel, glibc and the Debian ISO (default in the original system)
 

@@ -11,6 +11,7 @@ mod cli;
 mod exit_codes;
 mod glibc;
 mod iso;
+mod kickstart;
 mod packages;
 mod release;
 mod support;
