@@ -36,11 +36,11 @@ glibc: ## Build the XSC glibc (quilt series on glibc-source 2.36, --enable-xsc; 
 debian: ## Build the Debian live ISO: iso/debian/xsc-debian-amd64.iso (root; cached by content)
 	$(XSC) --config $(CONFIG) build debian
 
-alma: ## Build the AlmaLinux ISO (needs mock + lorax repositories, unreachable here)
-	@echo "make alma: not built yet; needs mock and lorax with AlmaLinux repositories, which this host cannot reach"; exit 3
+alma: ## Remaster [sources.alma] with the XSC kickstart + RPM repo: iso/alma/ (exit 3 if not configured)
+	$(XSC) --config $(CONFIG) build alma
 
-rocky: ## Build the Rocky Linux ISO (needs mock + lorax repositories, unreachable here)
-	@echo "make rocky: not built yet; needs mock and lorax with Rocky repositories, which this host cannot reach"; exit 3
+rocky: ## Remaster [sources.rocky] the same way: iso/rocky/ (exit 3 if not configured)
+	$(XSC) --config $(CONFIG) build rocky
 
 isos: debian alma rocky ## Build all three ISOs
 

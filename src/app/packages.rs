@@ -1,12 +1,15 @@
 //! `xsc-release build packages`: the `.deb`s with their apt repository and the RPMs with
 //! their createrepo_c repository, from the kernel and glibc stages' cache entries, published
-//! to `packages/apt/` and `packages/rpm/` of the clone (docs/packages.md).
+//! to `packages/apt/` and `packages/rpm/` of the clone (docs/packages.md); and
+//! `build alma|rocky`, which builds those and remasters the configured base ISO with them
+//! (docs/el-iso.md).
 
 use std::path::Path;
 
 use crate::app::progress::stderr_progress;
 use crate::exit_code::ExitCode;
 use crate::input::config::Config;
+use crate::stages::el_install_iso::{self, Distro};
 use crate::stages::error::BuildError;
 use crate::stages::stage::{Cancel, Policy};
 use crate::stages::{deb_package, package_set, rpm_package};
@@ -19,12 +22,70 @@ pub struct BuildPackagesArgs {
     pub force: bool,
 }
 
+/// `xsc-release build alma|rocky`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct BuildElArgs {
+    /// Rebuild the packages and the ISO even when the cache has them.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Builds the packages, then remasters `[sources.<distro>]`; without it, exits 3 with the
+/// one line saying what to add (after the packages are built).
+pub(crate) async fn run_build_el(
+    cfg: &Config,
+    d: Distro,
+    args: &BuildElArgs,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<ExitCode, BuildError> {
+    let pkg = BuildPackagesArgs { force: args.force };
+    let (cancel, rpms, sde) = packages(cfg, &pkg, cancel).await?;
+    let Some(base) = d.base(cfg) else {
+        return Err(el_install_iso::not_configured(d));
+    };
+    let file = el_install_iso::base_file(cfg, base).await?;
+    let policy = Policy {
+        force: args.force,
+        no_build: false,
+    };
+    let iso = el_install_iso::ensure_el_iso(
+        cfg,
+        d,
+        el_install_iso::ElInputs {
+            base: &file,
+            base_sha: &base.sha256,
+            rpms: &rpms,
+            sde,
+        },
+        policy,
+        &cancel,
+        &mut stderr_progress(d.name()),
+    )
+    .await?;
+    let how = if iso.built_now { "built" } else { "cache hit" };
+    println!("{}: {how}", d.name());
+    println!("  {:<9} {}", "iso:", iso.iso.display());
+    println!("  {:<9} {}", "sha256:", iso.sha256);
+    println!("  {:<9} {}", "volume:", iso.volid);
+    println!("  {:<9} {}", "key:", iso.key);
+    Ok(ExitCode::Success)
+}
+
 /// Builds (or finds) both package sets, publishes the repositories and prints where.
 pub(crate) async fn run_build_packages(
     cfg: &Config,
     args: &BuildPackagesArgs,
     cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<ExitCode, BuildError> {
+    packages(cfg, args, cancel).await?;
+    Ok(ExitCode::Success)
+}
+
+async fn packages(
+    cfg: &Config,
+    args: &BuildPackagesArgs,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<(Cancel, rpm_package::RpmArtifacts, i64), BuildError> {
     let cancel = Cancel::new(cancel);
     let inputs = package_set::gather(cfg, Policy::default(), &cancel).await?;
     let policy = Policy {
@@ -77,5 +138,5 @@ pub(crate) async fn run_build_packages(
         &debs.key[..12],
         &rpms.key[..12]
     );
-    Ok(ExitCode::Success)
+    Ok((cancel, rpms, inputs.epoch.secs))
 }

@@ -13,6 +13,8 @@
 pub(crate) mod chroot;
 pub(crate) mod deb_package;
 pub(crate) mod debian;
+pub(crate) mod el_install_iso;
+pub(crate) mod el_iso;
 pub(crate) mod error;
 pub(crate) mod fragment;
 pub(crate) mod glibc;

@@ -8,6 +8,7 @@ mod accel;
 mod app;
 mod architecture;
 mod cli;
+mod el_iso;
 mod exit_codes;
 mod glibc;
 mod iso;
