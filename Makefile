@@ -25,6 +25,7 @@ deps: ## Install the Debian packages in .ci/packages that are missing (root)
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  else echo "missing packages; run: sudo apt-get install -y $$missing"; exit 4; fi; \
 	fi
+	@# The project's Python tools (.ci/requirements.txt, pinned) in one venv next to the cache.
 	@cmp -s .ci/requirements.txt $(VENV)/requirements.txt || { \
 	  /usr/bin/python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r .ci/requirements.txt && \
 	  cp .ci/requirements.txt $(VENV)/requirements.txt; }
@@ -44,11 +45,11 @@ glibc: ## Build the XSC glibc (quilt series on glibc-source 2.36, --enable-xsc; 
 debian: ## Build the Debian live ISO: iso/debian/xsc-debian-amd64.iso (root; cached by content)
 	$(XSC) --config $(CONFIG) build debian
 
-alma: ## Build the AlmaLinux ISO (needs mock + lorax repositories, unreachable here)
-	@echo "make alma: not built yet; needs mock and lorax with AlmaLinux repositories, which this host cannot reach"; exit 3
+alma: ## Remaster [sources.alma] with the XSC kickstart + RPM repo: iso/alma/ (exit 3 if not configured)
+	$(XSC) --config $(CONFIG) build alma
 
-rocky: ## Build the Rocky Linux ISO (needs mock + lorax repositories, unreachable here)
-	@echo "make rocky: not built yet; needs mock and lorax with Rocky repositories, which this host cannot reach"; exit 3
+rocky: ## Remaster [sources.rocky] the same way: iso/rocky/ (exit 3 if not configured)
+	$(XSC) --config $(CONFIG) build rocky
 
 isos: debian alma rocky ## Build all three ISOs
 

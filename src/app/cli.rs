@@ -175,6 +175,14 @@ pub enum BuildCommand {
     Glibc(crate::app::build::BuildGlibcArgs),
     /// The Debian live ISO (bookworm + the XSC kernel + ring tests; BIOS and UEFI; root).
     Debian(crate::app::build::BuildDebianArgs),
+    /// The .deb and .rpm packages (kernel, xsc-glibc, xsc-tests) with an apt and a
+    /// createrepo_c repository, in packages/apt/ and packages/rpm/.
+    Packages(crate::app::packages::BuildPackagesArgs),
+    /// The AlmaLinux 9 install ISO: [sources.alma] remastered with the XSC kickstart and
+    /// RPM repository (exit 3 naming what to add when it is not configured).
+    Alma(crate::app::packages::BuildElArgs),
+    /// The same for Rocky Linux 9 ([sources.rocky]).
+    Rocky(crate::app::packages::BuildElArgs),
 }
 
 /// `xsc-release report …`.

@@ -11,6 +11,7 @@ pub(crate) mod cli;
 pub(crate) mod completions;
 pub(crate) mod doctor;
 pub(crate) mod json;
+pub(crate) mod packages;
 pub(crate) mod patchcheck;
 pub(crate) mod progress;
 pub(crate) mod release;
@@ -87,6 +88,27 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Build {
             what: crate::app::cli::BuildCommand::Debian(args),
         } => Ok(crate::app::build::run_build_debian(&load_cfg()?, &args, cancel).await?),
+        Command::Build {
+            what: crate::app::cli::BuildCommand::Packages(args),
+        } => Ok(crate::app::packages::run_build_packages(&load_cfg()?, &args, cancel).await?),
+        Command::Build {
+            what: crate::app::cli::BuildCommand::Alma(args),
+        } => Ok(crate::app::packages::run_build_el(
+            &load_cfg()?,
+            crate::stages::el_install_iso::Distro::Alma,
+            &args,
+            cancel,
+        )
+        .await?),
+        Command::Build {
+            what: crate::app::cli::BuildCommand::Rocky(args),
+        } => Ok(crate::app::packages::run_build_el(
+            &load_cfg()?,
+            crate::stages::el_install_iso::Distro::Rocky,
+            &args,
+            cancel,
+        )
+        .await?),
         Command::Patches(crate::app::build::PatchesArgs {
             command: crate::app::build::PatchesCommand::Edit(args),
         }) => Ok(crate::app::build::run_patches_edit(&load_cfg()?, &args).await?),

@@ -27,6 +27,17 @@ pub struct PinnedSource {
     pub tarball: PathBuf,
 }
 
+/// A distribution's install ISO the EL remaster starts from (`[sources.alma]`,
+/// `[sources.rocky]`): a path (relative to the config file) or an http(s) URL, and its
+/// sha256, checked before use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseIso {
+    /// Path or URL.
+    pub iso: String,
+    /// Lowercase hex sha256.
+    pub sha256: String,
+}
+
 /// Test defaults from `[test]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestDefaults {
@@ -69,6 +80,10 @@ pub struct Config {
     pub glibc: PinnedSource,
     /// Kernel build profile used by `candidate` and the default scenarios.
     pub kernel_profile: String,
+    /// `[sources.alma]`: the AlmaLinux 9 ISO `build alma` remasters; `None` = not configured.
+    pub alma: Option<BaseIso>,
+    /// `[sources.rocky]`: the same for Rocky Linux 9.
+    pub rocky: Option<BaseIso>,
     /// Test defaults.
     pub test: TestDefaults,
     /// `[build] epoch`: the build time (seconds since 1970) when no git history of a
@@ -209,11 +224,14 @@ impl Config {
 
         let mut linux = None;
         let mut glibc = None;
+        let (mut alma, mut rocky) = (None, None);
         match doc.table(&root, "sources") {
             Some(src) => {
-                doc.only_keys(&src, &["linux", "glibc"]);
+                doc.only_keys(&src, &["linux", "glibc", "alma", "rocky"]);
                 linux = pinned(&doc, &src, "linux");
                 glibc = pinned(&doc, &src, "glibc");
+                alma = base_iso(&doc, &src, "alma", &root_dir);
+                rocky = base_iso(&doc, &src, "rocky", &root_dir);
             }
             None => doc.problem(None, "sources", "missing required table [sources]"),
         }
@@ -309,6 +327,8 @@ impl Config {
                 linux,
                 glibc,
                 kernel_profile,
+                alma,
+                rocky,
                 test,
                 build_epoch,
             }),
@@ -365,6 +385,35 @@ fn pinned(doc: &Doc, src: &Tbl<'_>, key: &str) -> Option<PinnedSource> {
     })
 }
 
+/// An optional `[sources.<key>]` base ISO: `iso` and `sha256`, both required when the
+/// table is there; a relative path is resolved from the config's directory.
+fn base_iso(doc: &Doc, src: &Tbl<'_>, key: &str, root_dir: &Path) -> Option<BaseIso> {
+    let t = doc.table(src, key)?;
+    doc.only_keys(&t, &["iso", "sha256"]);
+    let iso = doc.req_str(&t, "iso");
+    let sha256 = doc.req_str(&t, "sha256");
+    if let Some(h) = &sha256 {
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            doc.problem(
+                t.key_span("sha256"),
+                &t.child("sha256"),
+                "expected 64 hex digits",
+            );
+            return None;
+        }
+    }
+    let iso = iso?;
+    let iso = if iso.contains("://") || Path::new(&iso).is_absolute() {
+        iso
+    } else {
+        root_dir.join(expand_home(&iso)).display().to_string()
+    };
+    Some(BaseIso {
+        iso,
+        sha256: sha256?.to_ascii_lowercase(),
+    })
+}
+
 fn expand_home(p: &str) -> PathBuf {
     match p.strip_prefix("~/") {
         Some(rest) => std::env::var_os("HOME")
@@ -389,6 +438,26 @@ version = "2.36-9+deb12u14"
 sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 tarball = "/usr/src/glibc/glibc-2.36.tar.xz"
 "#;
+
+    #[test]
+    fn base_isos_are_optional_and_strict() {
+        let cfg = Config::parse(Path::new("/r/xsc.toml"), SOURCES.to_string()).unwrap();
+        assert_eq!((cfg.alma, cfg.rocky), (None, None));
+        let text = format!(
+            "{SOURCES}[sources.alma]\niso = \"isos/alma.iso\"\nsha256 = \"{}\"\n",
+            "A".repeat(64)
+        );
+        let cfg = Config::parse(Path::new("/r/xsc.toml"), text).unwrap();
+        let alma = cfg.alma.unwrap();
+        assert_eq!(alma.iso, "/r/isos/alma.iso");
+        assert_eq!(alma.sha256, "a".repeat(64));
+        let text = format!("{SOURCES}[sources.rocky]\niso = \"x.iso\"\nsha = \"1\"\n");
+        let err = Config::parse(Path::new("xsc.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sources.rocky.sha: unknown key"), "{err}");
+        assert!(err.contains("sources.rocky.sha256"), "{err}");
+    }
 
     #[test]
     fn the_repository_config_is_valid() {

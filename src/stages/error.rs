@@ -134,6 +134,15 @@ pub enum BuildError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An input the build needs is not configured (the EL base ISOs): everything else was
+    /// built; the message says what to add where.
+    #[error("{what} is not configured: {how}")]
+    NotConfigured {
+        /// What is missing.
+        what: String,
+        /// How to provide it.
+        how: String,
+    },
     /// A profile or config base that does not exist.
     #[error("unknown kernel profile {name:?} (expected one of: {})", .known.join(", "))]
     UnknownProfile {
@@ -297,7 +306,8 @@ impl BuildError {
             | BuildError::NotReproducible { .. }
             | BuildError::IsoNotReproducible(_)
             | BuildError::GuestProgram { .. }
-            | BuildError::NotCached { .. } => ExitCode::BuildFailed,
+            | BuildError::NotCached { .. }
+            | BuildError::NotConfigured { .. } => ExitCode::BuildFailed,
             BuildError::FragmentSyntax { .. }
             | BuildError::SourceDrift { .. }
             | BuildError::BadSource { .. }

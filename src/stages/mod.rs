@@ -11,7 +11,10 @@
 //! Only re-exports live here.
 
 pub(crate) mod chroot;
+pub(crate) mod deb_package;
 pub(crate) mod debian;
+pub(crate) mod el_install_iso;
+pub(crate) mod el_iso;
 pub(crate) mod error;
 pub(crate) mod fragment;
 pub(crate) mod glibc;
@@ -19,8 +22,10 @@ pub(crate) mod iso;
 pub(crate) mod kconfig;
 pub(crate) mod kernel;
 pub(crate) mod make;
+pub(crate) mod package_set;
 pub(crate) mod progress;
 pub(crate) mod quilt;
+pub(crate) mod rpm_package;
 pub(crate) mod source;
 pub(crate) mod stage;
 pub(crate) mod stock_kernel;
