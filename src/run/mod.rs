@@ -571,7 +571,34 @@ async fn run_one(
         ),
     ];
     properties.extend(image.properties);
+    let figures = record_bench(scenario, &properties, &state_dir)?;
+    properties.extend(figures);
     Ok(judge(scenario, outcome, started, properties, state_dir))
+}
+
+/// Name of the per-run figure record in a scenario's state directory.
+pub(crate) const BENCH_JSON: &str = "bench.json";
+
+/// Collects the `# bench:` figures of the run's console into `bench.json` (when there
+/// are any) and returns them as JUnit properties.
+fn record_bench(
+    scenario: &Scenario,
+    properties: &[(String, String)],
+    state_dir: &Path,
+) -> Result<Vec<(String, String)>, Error> {
+    let log = state_dir.join("serial.log");
+    let console = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    let rec = crate::observe::bench::BenchRun::new(&scenario.name, properties, &console);
+    for p in &rec.problems {
+        tracing::warn!(scenario = %scenario.name, problem = %p, "bench figure");
+    }
+    if rec.figures.is_empty() && rec.problems.is_empty() {
+        return Ok(vec![]);
+    }
+    let path = state_dir.join(BENCH_JSON);
+    let text = serde_json::to_string_pretty(&rec).expect("a BenchRun serialises");
+    std::fs::write(&path, text + "\n").map_err(Error::io(&path))?;
+    Ok(rec.properties())
 }
 
 /// Turns what a machine run observed into the scenario's result, by the one set of
