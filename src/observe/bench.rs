@@ -38,6 +38,7 @@ impl Better {
 
 /// One reported figure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Figure {
     /// Unique name within the run (`ring.getpid.b64`).
     pub name: String,
@@ -110,6 +111,7 @@ pub(crate) fn scan(console: &str) -> (Vec<Figure>, Vec<String>) {
 /// What one scenario run measured and on what: the `bench.json` in its run directory,
 /// and the unit `xsc-release bench` compares with the baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct BenchRun {
     /// Scenario name.
     pub scenario: String,
@@ -166,6 +168,20 @@ impl BenchRun {
                 )
             })
             .collect()
+    }
+
+    /// A figure by name.
+    pub(crate) fn figure(&self, name: &str) -> Option<&Figure> {
+        self.figures.iter().find(|f| f.name == name)
+    }
+}
+
+/// The unit a figure is shown in: under the icount clock a guest nanosecond is one guest
+/// instruction (`shift=0`), so `ns/…` reads as `instr/…`.
+pub(crate) fn display_unit(unit: &str, clock: &str) -> String {
+    match (clock, unit.strip_prefix("ns")) {
+        ("icount", Some(rest)) => format!("instr{rest}"),
+        _ => unit.to_string(),
     }
 }
 
@@ -272,5 +288,12 @@ mod tests {
         );
         let back: BenchRun = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn icount_nanoseconds_are_instructions() {
+        assert_eq!(display_unit("ns/op", "icount"), "instr/op");
+        assert_eq!(display_unit("ns/op", "host"), "ns/op");
+        assert_eq!(display_unit("op/s", "icount"), "op/s");
     }
 }

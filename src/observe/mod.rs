@@ -2,6 +2,7 @@
 //! crash scanner, the benchmark-figure format, the one set of judging rules, and the
 //! result model they fill.
 
+pub(crate) mod baseline;
 pub(crate) mod bench;
 pub(crate) mod crash;
 pub(crate) mod judge;

@@ -7,6 +7,7 @@
 mod accel;
 mod app;
 mod architecture;
+mod bench;
 mod cli;
 mod exit_codes;
 mod glibc;
