@@ -250,3 +250,73 @@ fn table(baseline_path: &Path, c: &Comparison, run: &BenchRun) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::bench::{Better, Figure};
+
+    fn run_with(figs: &[(&str, f64)], kernel: &str) -> BenchRun {
+        BenchRun {
+            scenario: "xsc-ring-icount".into(),
+            clock: "icount".into(),
+            qemu_version: "7.2.22".into(),
+            cpu_model: "Nehalem-v1".into(),
+            kernel_key: Some(kernel.into()),
+            glibc_key: None,
+            initrd_sha256: None,
+            figures: figs
+                .iter()
+                .map(|(n, v)| Figure {
+                    name: (*n).into(),
+                    value: *v,
+                    unit: "ns/op".into(),
+                    better: Better::Lower,
+                })
+                .collect(),
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn the_table_shows_ratios_verdicts_inputs_and_the_goal_rows() {
+        let base = Baseline::empty().updated(
+            &[run_with(
+                &[("ring.getpid.b64", 300.0), ("direct.getpid", 200.0)],
+                "aaaa",
+            )],
+            "n",
+        );
+        let now = run_with(
+            &[("ring.getpid.b64", 309.0), ("direct.getpid", 200.0)],
+            "bbbb",
+        );
+        let c = baseline::compare(&base, &now);
+        let t = table(Path::new("benches/baseline.json"), &c, &now);
+        let line = |start: &str| {
+            t.lines()
+                .find(|l| l.trim_start().starts_with(start))
+                .unwrap_or_else(|| panic!("no {start:?} in\n{t}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            line("ring.getpid.b64 "),
+            [
+                "ring.getpid.b64",
+                "300.0",
+                "309.0",
+                "1.030",
+                "2%",
+                "REGRESSED",
+                "instr/op"
+            ]
+        );
+        assert_eq!(line("direct.getpid")[5], "ok");
+        assert!(t.contains("measured on other inputs than the baseline: kernel: aaaa → bbbb"));
+        assert!(
+            t.contains("ring/direct 1.54  (goal: ring/direct <= 0.50)"),
+            "{t}"
+        );
+    }
+}
