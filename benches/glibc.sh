@@ -15,7 +15,7 @@ BIN=$repo/target/release/xsc-release
 work=$(mktemp -d /tmp/xsc-bench-glibc.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-echo "== routed vs trap path (XSC guest, TCG) =="
+echo "== routed vs trap path (XSC guest, TCG, WALL CLOCK: moves with host load; instruction counts: make bench-ring) =="
 "$BIN" test "$repo/scenarios/bench/xsc-glibc-bench.toml" --accel tcg >"$work/bench.out" 2>&1 || {
   tail -30 "$work/bench.out"; exit 1; }
 state=$(sed -n 's/.*state in //p' "$work/bench.out" | head -1)

@@ -50,6 +50,8 @@ pub enum Command {
     },
     /// Build, run the release gates, and publish a signed candidate (the main job).
     Candidate(crate::app::candidate::CandidateArgs),
+    /// Run the instruction-counted benches and compare them with benches/baseline.json.
+    Bench(crate::app::bench::BenchArgs),
     /// Make a minisign key pair (password from XSC_SIGNING_PASSWORD_FILE or a prompt).
     Keygen(crate::app::release::KeygenArgs),
     /// Verify a published release or candidate: checksums, signatures, manifest.

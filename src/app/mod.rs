@@ -4,6 +4,7 @@
 // src/app is where output happens (clippy.toml forbids printing everywhere else).
 #![allow(clippy::disallowed_macros)]
 
+pub(crate) mod bench;
 pub(crate) mod bisect;
 pub(crate) mod build;
 pub(crate) mod candidate;
@@ -115,6 +116,7 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Status { json } => Ok(crate::app::build::run_status(&load_cfg()?, json).await?),
         Command::Completions { shell } => Ok(crate::app::completions::print(shell)),
         Command::Candidate(args) => crate::app::candidate::run(&load_cfg()?, args, cancel).await,
+        Command::Bench(args) => crate::app::bench::run(&load_cfg()?, args, cancel).await,
         Command::Keygen(args) => Ok(crate::app::release::keygen(args).await?),
         Command::Verify(args) => Ok(crate::app::release::verify(args).await?),
         Command::Promote(args) => {

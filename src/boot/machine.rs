@@ -434,6 +434,7 @@ mod tests {
                 },
                 ovmf: None,
                 fw_cfg: Vec::new(),
+                clock: crate::input::scenario::Clock::Host,
             },
             state_dir: dir.to_path_buf(),
             ready: Regex::new(crate::input::scenario::DEFAULT_READY).unwrap(),

@@ -6,6 +6,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::input::scenario::Clock;
+
 /// Which accelerator QEMU uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -69,7 +71,33 @@ pub(crate) struct MachineSpec {
     pub ovmf: Option<Ovmf>,
     /// `-fw_cfg name=…,string=…` items.
     pub fw_cfg: Vec<(String, String)>,
+    /// The guest's clock: `Icount` adds [`ICOUNT_ARGS`] and pins the CPU model.
+    pub clock: Clock,
 }
+
+/// The CPU model of an icount run: a named, versioned model, so the guest's CPUID (and
+/// with it every `ifunc` glibc picks and every alternative the kernel patches in) is the
+/// same on every host and QEMU release that has it. `max` would follow QEMU's TCG
+/// feature set. Nehalem has SSE4.2/POPCNT (what distro userlands assume) and nothing TCG
+/// lacks, and no RDRAND, so guest randomness cannot come from the host.
+pub(crate) const ICOUNT_CPU: &str = "Nehalem-v1";
+
+/// What an icount run adds to the machine: one guest instruction is one nanosecond of
+/// virtual time (`shift=0`), an idle guest skips ahead to its next timer instead of
+/// sleeping in host time (`sleep=off`), and the RTC runs on that virtual clock from a
+/// fixed date, so nothing the guest reads comes from the host's clock.
+pub(crate) const ICOUNT_ARGS: &[&str] = &[
+    "-icount",
+    "shift=0,sleep=off",
+    "-rtc",
+    "clock=vm,base=2024-01-01T00:00:00",
+];
+
+/// Kernel arguments an icount run adds: no address-space randomisation (KASLR and mmap
+/// bases), so page-table walks, cache-line splits and hash buckets cannot move between
+/// runs, and the TSC as the one clocksource, so the clocksource watchdog cannot switch
+/// `clock_gettime`'s cost in the middle of a measurement.
+pub(crate) const ICOUNT_APPEND: &str = "nokaslr norandmaps clocksource=tsc tsc=reliable";
 
 /// Default kernel arguments: serial console, no reboot on panic (QEMU exits at once with
 /// `-no-reboot`), and printk timestamps so the crash scanner can tell kernel lines from
@@ -106,7 +134,13 @@ pub(crate) fn machine_args(spec: &MachineSpec) -> Vec<OsString> {
     push("q35");
     push("-accel");
     push(spec.accel.as_str());
-    if spec.accel == Accel::Kvm {
+    if spec.clock == Clock::Icount {
+        push("-cpu");
+        push(ICOUNT_CPU);
+        for s in ICOUNT_ARGS {
+            push(s);
+        }
+    } else if spec.accel == Accel::Kvm {
         push("-cpu");
         push("host");
     } else {
@@ -149,7 +183,11 @@ pub(crate) fn machine_args(spec: &MachineSpec) -> Vec<OsString> {
                 a.push(initrd.into());
             }
             a.push("-append".into());
-            a.push(append.into());
+            if spec.clock == Clock::Icount {
+                a.push(format!("{append} {ICOUNT_APPEND}").into());
+            } else {
+                a.push(append.into());
+            }
         }
         Boot::Cdrom(iso) => {
             a.push("-drive".into());
@@ -209,6 +247,7 @@ pub(crate) fn kvm_probe_args(qemu: &Path, kernel: &Path, serial_file: &Path) -> 
         },
         ovmf: None,
         fw_cfg: Vec::new(),
+        clock: Clock::Host,
     };
     bare_args(&spec, serial_file)
 }
@@ -230,6 +269,7 @@ mod tests {
             },
             ovmf: None,
             fw_cfg: vec![],
+            clock: Clock::Host,
         }
     }
 
@@ -287,6 +327,22 @@ mod tests {
             words(&machine_args(&s))
                 .contains("-drive file=/iso/x.iso,format=raw,if=virtio,snapshot=on")
         );
+    }
+
+    #[test]
+    fn icount_counts_instructions_on_a_pinned_cpu() {
+        let mut s = spec();
+        s.clock = Clock::Icount;
+        assert_eq!(
+            words(&machine_args(&s)),
+            "-nodefaults -display none -no-reboot -machine q35 -accel tcg -cpu Nehalem-v1 \
+             -icount shift=0,sleep=off -rtc clock=vm,base=2024-01-01T00:00:00 -m 512 -smp 1 \
+             -device VGA -device pvpanic -kernel /k/bzImage -initrd /r/init.cpio \
+             -append console=ttyS0 panic=-1 printk.time=1 nokaslr norandmaps clocksource=tsc tsc=reliable"
+        );
+        // The host clock keeps the machine as it was.
+        let host = words(&machine_args(&spec()));
+        assert!(!host.contains("-icount") && !host.contains("-rtc") && host.contains("-cpu max"));
     }
 
     #[test]

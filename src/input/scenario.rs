@@ -75,6 +75,28 @@ pub(crate) enum Firmware {
     Uefi,
 }
 
+/// Which clock the guest runs on (`[machine] clock`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// The host's clock: guest time follows wall time (the default).
+    #[default]
+    Host,
+    /// QEMU's instruction counter (`-icount shift=0,sleep=off`, TCG, one vCPU): one guest
+    /// nanosecond per guest instruction, so guest timings are instruction counts
+    /// (docs/bench.md).
+    Icount,
+}
+
+impl Clock {
+    /// The TOML and report spelling.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Clock::Host => "host",
+            Clock::Icount => "icount",
+        }
+    }
+}
+
 /// Which C library a guest program is linked (statically) against.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Libc {
@@ -162,6 +184,8 @@ pub(crate) struct Scenario {
     pub cpus: u32,
     /// `auto`, `kvm`, `tcg`; `None` = config default.
     pub accel: Option<String>,
+    /// The guest's clock (`icount` forces TCG and one vCPU).
+    pub clock: Clock,
     /// Clocks.
     pub timeouts: Timeouts,
     /// Regex marking the end of boot.
@@ -230,6 +254,7 @@ impl Scenario {
             memory_mb: 512,
             cpus: 1,
             accel: None,
+            clock: Clock::Host,
             timeouts: Timeouts::default(),
             ready: DEFAULT_READY.to_string(),
             programs: vec![],
@@ -439,11 +464,15 @@ fn parse(
         None => doc.problem(None, "image", "missing required table [image]"),
     }
 
-    let (mut memory_mb, mut cpus, mut accel) =
-        (defaults.memory_mb, defaults.cpus, defaults.accel.clone());
+    let (mut memory_mb, mut cpus, mut accel, mut clock) = (
+        defaults.memory_mb,
+        defaults.cpus,
+        defaults.accel.clone(),
+        defaults.clock,
+    );
     let mut fw_cfg = Vec::new();
     if let Some(t) = doc.table(&root, "machine") {
-        doc.only_keys(&t, &["memory", "cpus", "accel", "fw-cfg"]);
+        doc.only_keys(&t, &["memory", "cpus", "accel", "clock", "fw-cfg"]);
         if let Some(f) = doc.table(&t, "fw-cfg") {
             for k in f.keys() {
                 let Some(v) = doc.str(&f, &k) else { continue };
@@ -479,6 +508,33 @@ fn parse(
                     format!("unknown accelerator {a:?} (expected auto, kvm or tcg)"),
                 );
             }
+        }
+        match doc.str(&t, "clock").as_deref() {
+            None | Some("host") => {}
+            Some("icount") => {
+                clock = Clock::Icount;
+                // Instruction counting exists only in TCG, and a second vCPU would
+                // interleave by host scheduling, which is exactly what icount removes.
+                if accel.as_deref() == Some("kvm") {
+                    doc.problem(
+                        t.key_span("accel"),
+                        &t.child("accel"),
+                        "clock = \"icount\" needs TCG (accel = \"tcg\" or \"auto\"), not kvm",
+                    );
+                }
+                if cpus != 1 {
+                    doc.problem(
+                        t.key_span("cpus"),
+                        &t.child("cpus"),
+                        "clock = \"icount\" runs one vCPU (cpus = 1)",
+                    );
+                }
+            }
+            Some(other) => doc.problem(
+                t.key_span("clock"),
+                &t.child("clock"),
+                format!("unknown clock {other:?} (expected host or icount)"),
+            ),
         }
     }
 
@@ -677,6 +733,7 @@ fn parse(
             memory_mb,
             cpus,
             accel,
+            clock,
             timeouts,
             ready,
             programs,
@@ -931,6 +988,31 @@ mod tests {
             );
         }
         assert_eq!(shown.len(), expect.len(), "{shown:#?}");
+    }
+
+    #[test]
+    fn icount_is_tcg_with_one_vcpu() {
+        let base = "[image]\nkind = \"xsc-kernel\"\n[[program]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n";
+        assert_eq!(parse_str(base).unwrap().clock, Clock::Host);
+        let s = parse_str(&format!("{base}[machine]\nclock = \"icount\"\n")).unwrap();
+        assert_eq!(s.clock, Clock::Icount);
+        let err = parse_str(&format!(
+            "{base}[machine]\nclock = \"icount\"\naccel = \"kvm\"\ncpus = 2\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("machine.accel: clock = \"icount\" needs TCG"),
+            "{err}"
+        );
+        assert!(
+            err.contains("machine.cpus: clock = \"icount\" runs one vCPU"),
+            "{err}"
+        );
+        let err = parse_str(&format!("{base}[machine]\nclock = \"wall\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown clock \"wall\""), "{err}");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Observers turn console lines and QMP events into verdicts: the KTAP parser, the kernel
-//! crash scanner, the one set of judging rules, and the result model they fill.
+//! crash scanner, the benchmark-figure format, the one set of judging rules, and the
+//! result model they fill.
 
+pub(crate) mod baseline;
+pub(crate) mod bench;
 pub(crate) mod crash;
 pub(crate) mod judge;
 pub(crate) mod ktap;

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::guest::programs::{self, ExtraTree, GuestProgram, INIT_SOURCE};
 use crate::input::config::Config;
-use crate::input::scenario::{Firmware, ImageSource, Media, RunUntil, Scenario};
+use crate::input::scenario::{Clock, Firmware, ImageSource, Media, RunUntil, Scenario};
 use crate::observe::judge::{self, Observed, Rules};
 use crate::observe::verdict::{RunEnd, ScenarioResult};
 use crate::run::prepare::{BuiltImage, Image};
@@ -53,6 +53,29 @@ pub(crate) fn preflight() -> Result<(), Error> {
 
 /// Host-side margin on top of the guest's own per-program clocks.
 const BACKSTOP_MARGIN: Duration = Duration::from_secs(60);
+
+/// How much slower than host time the icount clock may run here: one guest second is
+/// 10^9 guest instructions, and a whole bench run (QEMU start, boot, bench: 0.95 guest
+/// seconds) took 9.6–11 host seconds on an idle 2-core host, 18 with the other core busy
+/// and 45 at load average 11 (docs/bench.md), so 60 covers the worst seen with room. The
+/// host's boot, silence and backstop clocks are stretched by this factor; the guest's own
+/// per-program clocks stay guest time and so become instruction budgets (`timeout =
+/// "20s"` = 2·10^10 instructions), the same on a loaded host as on an idle one.
+pub(crate) const ICOUNT_HOST_PER_GUEST: u32 = 60;
+
+/// A clock written in guest time, as the host must wait for it under icount.
+pub(crate) fn icount_host_time(guest: Duration) -> Duration {
+    guest * ICOUNT_HOST_PER_GUEST
+}
+
+/// The `-cpu` model a run uses (the JUnit property `cpu.model`).
+pub(crate) fn cpu_model(clock: Clock, accel: crate::boot::qemu_args::Accel) -> &'static str {
+    match (clock, accel) {
+        (Clock::Icount, _) => crate::boot::qemu_args::ICOUNT_CPU,
+        (Clock::Host, crate::boot::qemu_args::Accel::Kvm) => "host",
+        (Clock::Host, crate::boot::qemu_args::Accel::Tcg) => "max",
+    }
+}
 
 /// Settings for a whole `test` run.
 #[derive(Clone, Debug)]
@@ -491,7 +514,20 @@ async fn run_one(
     let qemu = PathBuf::from(QEMU);
     let kvm = accel::KvmHost::new(&qemu);
     let host_dir = cache.host_dir();
+    let icount = scenario.clock == Clock::Icount;
+    if icount && request == AccelRequest::Kvm {
+        return Err(Error::Usage(format!(
+            "scenario {} runs on the icount clock, which needs TCG; drop --accel kvm",
+            scenario.name
+        )));
+    }
     let choice = match (request, &image.probe_kernel) {
+        // Instruction counting exists only in TCG: no probe, no KVM.
+        _ if icount => AccelChoice {
+            accel: "tcg".into(),
+            reason: "clock = \"icount\" counts instructions, which only TCG can".into(),
+            probe: None,
+        },
         (AccelRequest::Auto, Some(k)) => accel_choice
             .get_or_init(|| accel::resolve(request, &kvm, k, &host_dir))
             .await
@@ -505,15 +541,20 @@ async fn run_one(
         (r, _) => accel::resolve(r, &kvm, Path::new(""), &host_dir).await,
     };
     let a = choice.accel();
-    let boot_timeout = opts
-        .boot_timeout
-        .or(scenario.timeouts.boot)
-        .unwrap_or_else(|| accel::scale(cfg.test.boot_timeout, a));
-    let silence_timeout = opts
-        .silence_timeout
-        .or(scenario.timeouts.silence)
-        .unwrap_or_else(|| accel::scale(cfg.test.silence_timeout, a));
-    let backstop = if scenario.programs.is_empty() {
+    // Host-side clocks of an icount run are stretched by the instruction clock's worst
+    // pace on a host (guest-side clocks stay guest time: instruction budgets).
+    let host = |d: Duration| if icount { icount_host_time(d) } else { d };
+    let boot_timeout = host(
+        opts.boot_timeout
+            .or(scenario.timeouts.boot)
+            .unwrap_or_else(|| accel::scale(cfg.test.boot_timeout, a)),
+    );
+    let silence_timeout = host(
+        opts.silence_timeout
+            .or(scenario.timeouts.silence)
+            .unwrap_or_else(|| accel::scale(cfg.test.silence_timeout, a)),
+    );
+    let backstop = host(if scenario.programs.is_empty() {
         opts.test_timeout
             .or(scenario.timeouts.test)
             .unwrap_or(cfg.test.test_timeout)
@@ -524,7 +565,7 @@ async fn run_one(
             .map(|p| program_clock(cfg, scenario, p, opts))
             .sum::<Duration>()
             + BACKSTOP_MARGIN
-    };
+    });
     let state_dir = cfg.run_dir(&opts.run_id).join(&scenario.name);
     std::fs::create_dir_all(&state_dir).map_err(Error::io(&state_dir))?;
     let ovmf = match scenario.firmware {
@@ -549,6 +590,7 @@ async fn run_one(
             boot: image.boot.clone(),
             ovmf,
             fw_cfg: scenario.fw_cfg.clone(),
+            clock: scenario.clock,
         },
         state_dir: state_dir.clone(),
         ready: Regex::new(&scenario.ready)
@@ -570,6 +612,11 @@ async fn run_one(
                 .unwrap_or_else(|| "unknown".into()),
         ),
         ("accel".to_string(), choice.accel.clone()),
+        ("clock".to_string(), scenario.clock.as_str().to_string()),
+        (
+            "cpu.model".to_string(),
+            cpu_model(scenario.clock, a).to_string(),
+        ),
         ("accel.reason".to_string(), choice.reason.clone()),
         ("accel.probe".to_string(), choice.probe_name().to_string()),
         (
@@ -591,7 +638,34 @@ async fn run_one(
         ),
     ];
     properties.extend(image.properties);
+    let figures = record_bench(scenario, &properties, &state_dir)?;
+    properties.extend(figures);
     Ok(judge(scenario, outcome, started, properties, state_dir))
+}
+
+/// Name of the per-run figure record in a scenario's state directory.
+pub(crate) const BENCH_JSON: &str = "bench.json";
+
+/// Collects the `# bench:` figures of the run's console into `bench.json` (when there
+/// are any) and returns them as JUnit properties.
+fn record_bench(
+    scenario: &Scenario,
+    properties: &[(String, String)],
+    state_dir: &Path,
+) -> Result<Vec<(String, String)>, Error> {
+    let log = state_dir.join("serial.log");
+    let console = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    let rec = crate::observe::bench::BenchRun::new(&scenario.name, properties, &console);
+    for p in &rec.problems {
+        tracing::warn!(scenario = %scenario.name, problem = %p, "bench figure");
+    }
+    if rec.figures.is_empty() && rec.problems.is_empty() {
+        return Ok(vec![]);
+    }
+    let path = state_dir.join(BENCH_JSON);
+    let text = serde_json::to_string_pretty(&rec).expect("a BenchRun serialises");
+    std::fs::write(&path, text + "\n").map_err(Error::io(&path))?;
+    Ok(rec.properties())
 }
 
 /// Turns what a machine run observed into the scenario's result, by the one set of

@@ -7,6 +7,7 @@
 mod accel;
 mod app;
 mod architecture;
+mod bench;
 mod bisect;
 mod cli;
 mod el_iso;
