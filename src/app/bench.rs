@@ -79,9 +79,16 @@ pub(crate) async fn run(
         no_build: args.no_build,
         cancel: Some(cancel.clone()),
     };
-    let (results, mut code) =
-        crate::app::run_and_report(cfg, &scenarios, &opts, cancel, args.junit.as_deref(), false)
-            .await?;
+    let (results, mut code) = crate::app::run_and_report(
+        cfg,
+        &scenarios,
+        &opts,
+        cancel,
+        args.junit.as_deref(),
+        None,
+        false,
+    )
+    .await?;
     let mut runs = Vec::new();
     for r in &results {
         let path = r.state_dir.join(run::BENCH_JSON);

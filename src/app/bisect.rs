@@ -164,6 +164,7 @@ pub(crate) async fn run(
             started: SystemTime::now(),
             duration: std::time::Duration::ZERO,
             interrupted: false,
+            properties: crate::app::run_properties(None),
         };
         crate::report::junit::write(path, &results, &info)
             .map_err(|e| Error::Usage(format!("junit {}: {e}", path.display())))?;

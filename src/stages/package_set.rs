@@ -24,7 +24,7 @@ use crate::guest::programs;
 use crate::input::config::Config;
 use crate::input::scenario::Libc;
 use crate::sys::cache::{Cache, KeyBuilder};
-use crate::sys::epoch::{self, Epoch};
+use crate::sys::epoch::Epoch;
 
 /// The kernel profile packaged: the one the gates boot (lean, `CONFIG_MODULES=n`).
 pub(crate) const KERNEL_PROFILE: &str = "qemu";
@@ -172,7 +172,7 @@ pub(crate) async fn gather(
         programs: bins,
         xsc_run: recipes.join("xsc-run.sh"),
         selftest: recipes.join("xsc-selftest.sh"),
-        epoch: epoch::of_inputs(&repo_root(cfg), &epoch_inputs(cfg)).await,
+        epoch: crate::stages::stage::epoch_of(cfg, &epoch_inputs(cfg)).await,
     })
 }
 
