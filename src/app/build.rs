@@ -22,8 +22,9 @@ use crate::sys::epoch::Epoch;
 /// `xsc-release build kernel`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
 pub struct BuildKernelArgs {
-    /// Kernel profile: `qemu` (tinyconfig + qemu.config + xsc.config; lean, VM-only) or
-    /// `debian` (Debian's config + xsc.config). Default: `[kernel] profile` in xsc.toml.
+    /// Kernel profile: `qemu` (tinyconfig + qemu.config + xsc.config; lean, VM-only),
+    /// `debian` (Debian's config + xsc.config) or `el` (the lean base + el.config: EL9
+    /// installs). Default: `[kernel] profile` in xsc.toml.
     #[arg(long)]
     pub profile: Option<String>,
     /// Kernel source instead of the pinned Debian package: a tarball path or URL (needs
