@@ -426,6 +426,11 @@ pub(crate) async fn run_and_report(
             }
         }
     }
+    // Only not-applicable scenarios (EL gates without a base ISO): nothing was tested,
+    // which is not green; with others beside them, they change nothing.
+    if errors.is_empty() && !results.is_empty() && results.iter().all(|r| r.is_not_applicable()) {
+        code = code.worst(ExitCode::BuildFailed);
+    }
     let interrupted = *cancel.borrow();
     if interrupted {
         code = code.worst(ExitCode::Interrupted);

@@ -18,6 +18,7 @@ mod iso;
 mod kickstart;
 mod packages;
 mod patchcheck;
+mod phases;
 mod release;
 mod shard;
 mod support;
