@@ -15,6 +15,7 @@ mod exit_codes;
 mod glibc;
 mod interrupt;
 mod iso;
+mod kernel_rpm;
 mod kickstart;
 mod packages;
 mod patchcheck;
