@@ -148,12 +148,24 @@ pub(crate) async fn run(
         .iter()
         .map(|p| p.name.clone())
         .collect();
-    Ok(merge(&scenario.name, started, dir, &disk, done, &not_run))
+    let why = match (&stopped_by, *cancel.borrow()) {
+        (_, true) => "not run: interrupted".to_string(),
+        (Some(p), false) => format!("not run: phase {p} did not pass"),
+        (None, false) => String::new(),
+    };
+    Ok(merge(
+        &scenario.name,
+        started,
+        dir,
+        &disk,
+        done,
+        (&not_run, &why),
+    ))
 }
 
 /// One result from the phases' results: cases renamed `<phase>.<case>` (each phase's own
-/// `boot` first), phases never run as skipped `<phase>.boot` cases naming the phase that
-/// stopped the scenario, the end, console and logs of the last phase that ran, and per
+/// `boot` first), phases never run as skipped `<phase>.boot` cases saying `why` (the
+/// phase that stopped the scenario, or the interrupt), the end, console and logs of the last phase that ran, and per
 /// phase its end, time, serial log and QEMU command line as properties.
 pub(crate) fn merge(
     name: &str,
@@ -161,7 +173,7 @@ pub(crate) fn merge(
     state_dir: PathBuf,
     disk: &Path,
     phases: Vec<(String, ScenarioResult)>,
-    not_run: &[String],
+    (not_run, why): (&[String], &str),
 ) -> ScenarioResult {
     let mut cases: Vec<CaseResult> = Vec::new();
     let mut crashes = Vec::new();
@@ -178,7 +190,6 @@ pub(crate) fn merge(
         ("disk".to_string(), disk.display().to_string()),
     ];
     let mut duration = Duration::ZERO;
-    let stopped_by = phases.last().map(|(p, _)| p.clone()).unwrap_or_default();
     let mut last: Option<ScenarioResult> = None;
     for (phase, r) in phases {
         let rename = |c: &CaseResult| CaseResult {
@@ -202,7 +213,7 @@ pub(crate) fn merge(
         cases.push(CaseResult {
             name: format!("{p}.boot"),
             status: CaseStatus::Skipped {
-                reason: format!("not run: phase {stopped_by} did not pass"),
+                reason: why.to_string(),
             },
             diagnostics: vec![],
         });
@@ -276,7 +287,7 @@ mod tests {
             "/r/s".into(),
             Path::new("/r/s/disk.qcow2"),
             vec![("install".into(), install), ("selftest".into(), selftest)],
-            &[],
+            (&[], ""),
         );
         let names: Vec<&str> = r.all_cases().map(|c| c.name.as_str()).collect();
         assert_eq!(
@@ -318,7 +329,7 @@ mod tests {
             "/r/s".into(),
             Path::new("/r/s/disk.qcow2"),
             vec![("install".into(), install)],
-            &["selftest".into()],
+            (&["selftest".into()], "not run: phase install did not pass"),
         );
         assert!(!r.passed());
         assert_eq!(r.end, RunEnd::Silent(Duration::from_secs(1800)));
