@@ -241,9 +241,10 @@ pub(crate) async fn el_iso(
     let cancel = Cancel::from_option(cancel);
     let hint = format!("xsc-release build {}", d.name());
     let what = format!("the {} install ISO", d.title());
-    let inputs = stages::package_set::gather(cfg, policy(no_build), &cancel)
-        .await
-        .map_err(not_built(what.clone(), hint.clone()))?;
+    let inputs =
+        stages::package_set::gather_profile(cfg, &base.kernel_profile, policy(no_build), &cancel)
+            .await
+            .map_err(not_built(what.clone(), hint.clone()))?;
     let mut progress = announced_progress(
         "packages",
         "building the RPM packages: not in the cache for the current inputs".into(),
@@ -283,6 +284,7 @@ pub(crate) async fn el_iso(
             ("iso.volid".to_string(), iso.volid),
             ("el.base.sha256".to_string(), base.sha256.clone()),
             ("el.rpms.key".to_string(), rpms.key.clone()),
+            ("el.kernel.profile".to_string(), base.kernel_profile.clone()),
         ],
         built: Some(BuiltImage::ElIso {
             distro: d.name(),
