@@ -1,8 +1,9 @@
 //! Multi-phase scenarios and the not-applicable rule, through the binary.
 //!
-//! - Three phases of the cached XSC kernel (qemu profile) on one blank qcow2 disk under
-//!   TCG (~15 s here): the first sees zeros, the second writes a marker with a random
-//!   token, the third — a new QEMU process — reads the same token back.
+//! - Four phases on one blank qcow2 disk under TCG (~15 s here), three of the cached XSC
+//!   kernel (qemu profile): the first sees zeros, the second writes a marker with a random
+//!   token and a boot sector, the third — a new QEMU process — reads the same token back,
+//!   and the fourth boots the disk alone (`boot = "disk"`): its boot sector prints it too.
 //! - A phase that fails stops the scenario; the later phases are reported as not run.
 //! - EL install gates without a configured base ISO are *not applicable*: `test` reports
 //!   them as not run (JUnit skipped with the reason), alone they exit 3, beside others they
@@ -23,11 +24,16 @@ fn fixture() -> String {
         .to_string()
 }
 
-/// The token a `disk_marker` run printed in a phase's console log.
+/// The token a `disk_marker` run (or the disk's boot sector) printed in a phase's console
+/// log.
 fn token(serial_log: &str) -> Option<String> {
     let text = std::fs::read_to_string(serial_log).ok()?;
     text.lines()
-        .find_map(|l| l.trim().strip_prefix("# token "))
+        .find_map(|l| {
+            let l = l.trim();
+            l.strip_prefix("# token ")
+                .or_else(|| l.strip_prefix("# XSC-PHASE-MARKER v1 token="))
+        })
         .map(str::to_string)
 }
 
@@ -67,6 +73,8 @@ fn a_later_phase_sees_what_an_earlier_phase_wrote_to_the_shared_disk() {
         "write.boot",
         "check.boot",
         "check.disk_check.marker_seen",
+        "boot.boot",
+        "boot.booted_from_disk",
     ] {
         assert!(phases.contains(&want), "missing {want}: {all:#?}");
     }
@@ -84,7 +92,14 @@ fn a_later_phase_sees_what_an_earlier_phase_wrote_to_the_shared_disk() {
     };
     let written = token(&log("write")).expect("the write phase prints its token");
     assert_eq!(written.len(), 32);
-    assert_eq!(token(&log("check")), Some(written));
+    assert_eq!(token(&log("check")), Some(written.clone()));
+    // The last phase booted the disk alone (no kernel, no CD): its boot sector read it.
+    assert_eq!(token(&log("boot")), Some(written));
+    let boot_argv = property(&report, "disk-phases", "phase.boot.qemu-cmdline").unwrap();
+    assert!(
+        boot_argv.contains("-boot c") && !boot_argv.contains("-kernel"),
+        "{boot_argv}"
+    );
     assert_ne!(
         log("write"),
         log("check"),
@@ -95,7 +110,7 @@ fn a_later_phase_sees_what_an_earlier_phase_wrote_to_the_shared_disk() {
     // Phase boundaries and the phase's progress lines are shown while it runs.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("disk-phases/check: phase 3 of 3 starts"),
+        stderr.contains("disk-phases/boot: phase 4 of 4 starts (the disk)"),
         "{stderr}"
     );
     assert!(stderr.contains("disk-phases/write: # token "), "{stderr}");
