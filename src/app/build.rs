@@ -22,8 +22,9 @@ use crate::sys::epoch::Epoch;
 /// `xsc-release build kernel`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
 pub struct BuildKernelArgs {
-    /// Kernel profile: `qemu` (tinyconfig + qemu.config + xsc.config; lean, VM-only) or
-    /// `debian` (Debian's config + xsc.config). Default: `[kernel] profile` in xsc.toml.
+    /// Kernel profile: `qemu` (tinyconfig + qemu.config + xsc.config; lean, VM-only),
+    /// `debian` (Debian's config + xsc.config) or `el` (the lean base + el.config: EL9
+    /// installs). Default: `[kernel] profile` in xsc.toml.
     #[arg(long)]
     pub profile: Option<String>,
     /// Kernel source instead of the pinned Debian package: a tarball path or URL (needs
@@ -40,6 +41,11 @@ pub struct BuildKernelArgs {
     /// `make repro-kernel`, not CI).
     #[arg(long)]
     pub check_repro: bool,
+    /// Also package this kernel as an EL9 RPM (with `xsc-glibc` and `xsc-tests`, in a
+    /// createrepo_c repository) through the RPM stage: `packages/rpm/` for the packaged
+    /// `qemu` profile, `packages/rpm-<profile>/` for another (docs/el-iso.md).
+    #[arg(long, conflicts_with_all = ["check_repro", "source"])]
+    pub rpm: bool,
     /// Parallel make jobs (default: number of CPUs).
     #[arg(long, short)]
     pub jobs: Option<usize>,
@@ -234,7 +240,48 @@ pub(crate) async fn run_build_kernel(
         record_duration(&cfg.cache_dir, "kernel", started.elapsed());
     }
     print!("{}", describe(&a, started.elapsed()));
+    if args.rpm {
+        rpm_of(cfg, &a.profile).await?;
+    }
     Ok(ExitCode::Success)
+}
+
+/// `--rpm`: the RPMs of the kernel of `profile` through the RPM stage, published to
+/// `packages/rpm[-<profile>]/`.
+async fn rpm_of(cfg: &Config, profile: &str) -> Result<(), BuildError> {
+    use crate::stages::{package_set, rpm_package};
+    let cancel = crate::stages::stage::Cancel::from_option(None);
+    let policy = crate::stages::stage::Policy::default();
+    let inputs = package_set::gather_profile(cfg, profile, policy, &cancel).await?;
+    let rpms = rpm_package::ensure_rpms(
+        cfg,
+        &inputs,
+        policy,
+        &cancel,
+        &mut stderr_progress("packages"),
+    )
+    .await?;
+    let dir = rpm_package::profile_publish_dir(cfg, profile);
+    package_set::publish(&rpms.repo, &dir)?;
+    let how = if rpms.built_now { "built" } else { "cache hit" };
+    println!(
+        "rpm: {how} ({} modules)",
+        if inputs.modules.is_some() {
+            "with"
+        } else {
+            "no"
+        }
+    );
+    println!("  {:<9} {}", "repo:", dir.display());
+    for r in &rpms.rpms {
+        println!(
+            "  {:<9} {}",
+            "",
+            r.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
+    println!("  {:<9} {}", "key:", rpms.key);
+    Ok(())
 }
 
 /// The lines `build kernel` prints about its artifacts.

@@ -126,8 +126,11 @@ pub(crate) async fn run(
         artifacts.push(to);
     }
 
+    let not_built = not_built(&gates, &run.results);
     let mut summary = TestSummary::default();
-    for c in run.results.iter().flat_map(|r| r.all_cases()) {
+    // A not-applicable gate ran no case: its placeholder is no skip of the product's.
+    let ran = run.results.iter().filter(|r| !r.is_not_applicable());
+    for c in ran.flat_map(|r| r.all_cases()) {
         match c.status {
             CaseStatus::Passed => summary.passed += 1,
             CaseStatus::Skipped { .. } => summary.skipped += 1,
@@ -151,6 +154,7 @@ pub(crate) async fn run(
         profile: cfg.kernel_profile.clone(),
         source_date_epoch: u64::try_from(release_epoch(cfg).await.secs).ok(),
         builder_id: None,
+        not_built: not_built.clone(),
     };
     let candidates = cfg.publish_dir.join("candidates");
     let (cache_dir, key_path) = (cfg.cache_dir.clone(), args.key.clone());
@@ -184,7 +188,38 @@ pub(crate) async fn run(
         published.dir.display(),
         pubkey_hint(cfg, args.key.as_deref()).display()
     );
+    if !not_built.is_empty() {
+        println!(
+            "candidate: published without {} (not built: {})",
+            not_built.keys().cloned().collect::<Vec<_>>().join(", "),
+            not_built
+                .iter()
+                .map(|(d, why)| format!("{d}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     Ok(ExitCode::Success)
+}
+
+/// The deliverables a candidate leaves out, by distribution, with why: the EL install
+/// ISOs whose gates were not applicable (base ISO not configured). The others publish.
+fn not_built(
+    gates: &[scenario::Scenario],
+    results: &[crate::observe::verdict::ScenarioResult],
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in results {
+        let crate::observe::verdict::RunEnd::NotApplicable(why) = &r.end else {
+            continue;
+        };
+        let what = match gates.iter().find(|g| g.name == r.name).map(|g| &g.image) {
+            Some(scenario::ImageSource::ElIso(d)) => d.name().to_string(),
+            _ => r.name.clone(),
+        };
+        out.insert(what, why.clone());
+    }
+    out
 }
 
 /// The release's SOURCE_DATE_EPOCH: the one rule (`stage::epoch_of`) over the inputs of
@@ -312,6 +347,9 @@ pub(crate) fn release_files<'a>(
                         "xsc-debian-amd64.packages.txt".to_string(),
                     ),
                 ],
+                BuiltImage::ElIso { distro, iso } => {
+                    vec![(iso.clone(), format!("xsc-{distro}9-x86_64.iso"))]
+                }
             };
             for f in files {
                 if !out.iter().any(|(_, name)| *name == f.1) {

@@ -143,7 +143,8 @@ pub(crate) struct TestDoc<'a> {
 pub(crate) struct ScenarioRunDoc<'a> {
     /// Scenario name.
     pub name: &'a str,
-    /// `pass`, `fail` (the product) or `error` (the harness or QEMU).
+    /// `pass`, `fail` (the product), `error` (the harness or QEMU) or `not-applicable`
+    /// (not run: an EL gate without its base ISO).
     pub verdict: &'static str,
     /// KTAP cases.
     pub cases: usize,
@@ -178,9 +179,12 @@ pub(crate) struct FailureDoc<'a> {
     pub message: &'a str,
 }
 
-/// `pass`, `fail` or `error`: the word `scenario_line` prints, in lower case.
+/// `pass`, `fail`, `error` or `not-applicable`: the word `scenario_line` prints, in lower
+/// case (`N/A` spelled out).
 pub(crate) fn verdict(r: &ScenarioResult) -> &'static str {
-    if r.passed() {
+    if r.is_not_applicable() {
+        "not-applicable"
+    } else if r.passed() {
         "pass"
     } else if r.is_harness_failure() {
         "error"
@@ -251,7 +255,11 @@ pub(crate) fn test_run<'a>(run: &TestRun<'a>) -> TestDoc<'a> {
         exit_code: run.code.code(),
         interrupted: run.interrupted,
         passed,
-        failed: run.results.len() - passed,
+        failed: run
+            .results
+            .iter()
+            .filter(|r| !r.passed() && !r.is_not_applicable())
+            .count(),
         cases: run.results.iter().map(|r| r.cases.len()).sum(),
         junit: run.junit,
         scenarios: run.results.iter().map(scenario_run).collect(),

@@ -48,6 +48,23 @@ pub(crate) async fn run_build_el(
         force: args.force,
         no_build: false,
     };
+    // The medium carries the RPMs of the configured kernel profile (`el` by default: what
+    // an EL9 install needs); the packages built above are the packaged `qemu` kernel's.
+    let rpms = if base.kernel_profile == package_set::KERNEL_PROFILE {
+        rpms
+    } else {
+        let inputs =
+            package_set::gather_profile(cfg, &base.kernel_profile, Policy::default(), &cancel)
+                .await?;
+        rpm_package::ensure_rpms(
+            cfg,
+            &inputs,
+            policy,
+            &cancel,
+            &mut stderr_progress("packages"),
+        )
+        .await?
+    };
     let iso = el_install_iso::ensure_el_iso(
         cfg,
         d,

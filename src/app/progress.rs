@@ -197,6 +197,9 @@ pub(crate) fn stderr_progress(stage: &'static str) -> impl FnMut(&BuildEvent) + 
 pub(crate) fn install(cache_dir: &Path) {
     let _ = CACHE_DIR.set(cache_dir.to_path_buf());
     crate::stages::progress::set_display(Box::new(|stage| Box::new(stderr_progress(stage))));
+    // A multi-phase scenario's phase boundaries and installer progress: on stderr, so
+    // `test --json` keeps stdout to its document.
+    crate::boot::progress::set_display(Box::new(|line| eprintln!("{line}")));
 }
 
 /// `<cache>/host/durations.json`: seconds of the last finished build of each stage.

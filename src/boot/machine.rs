@@ -48,6 +48,8 @@ pub(crate) struct RunSpec {
     pub crash: CrashPatterns,
     /// End the run (QMP `quit`) as soon as the ready marker appears (`until = "ready"`).
     pub stop_at_ready: bool,
+    /// Console lines to show as they arrive (a long phase's progress).
+    pub progress: Option<crate::boot::progress::ConsoleProgress>,
 }
 
 /// What a run observed.
@@ -258,6 +260,11 @@ pub(crate) async fn run_with(
                 }
             },
         };
+        if let (Event::Line(line), Some(p)) = (&event, &spec.progress) {
+            if let Some(shown) = p.line_for(line) {
+                crate::boot::progress::show(&shown);
+            }
+        }
         let actions = watch.step(Instant::now(), event);
         if actions.iter().any(|a| matches!(a, Action::Finish(_))) {
             break actions;
@@ -435,6 +442,7 @@ mod tests {
                 ovmf: None,
                 fw_cfg: Vec::new(),
                 clock: crate::input::scenario::Clock::Host,
+                disk: None,
             },
             state_dir: dir.to_path_buf(),
             ready: Regex::new(crate::input::scenario::DEFAULT_READY).unwrap(),
@@ -443,6 +451,7 @@ mod tests {
             test_backstop: Duration::from_secs(60),
             crash: CrashPatterns::default(),
             stop_at_ready: false,
+            progress: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub(crate) mod console;
 #[cfg(test)]
 mod fake;
 pub(crate) mod machine;
+pub(crate) mod progress;
 pub(crate) mod qemu_args;
 pub(crate) mod qmp;
 pub(crate) mod step;

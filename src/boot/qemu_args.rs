@@ -43,6 +43,9 @@ pub(crate) enum Boot {
     Cdrom(PathBuf),
     /// An ISO as a virtio disk (the isohybrid path); read-only, via snapshot.
     Disk(PathBuf),
+    /// Nothing but [`MachineSpec::disk`]: the firmware boots what an earlier phase of a
+    /// multi-phase scenario installed there.
+    FromDisk,
 }
 
 /// UEFI firmware files; the VARS file is a per-run copy because OVMF writes to it.
@@ -73,6 +76,9 @@ pub(crate) struct MachineSpec {
     pub fw_cfg: Vec<(String, String)>,
     /// The guest's clock: `Icount` adds [`ICOUNT_ARGS`] and pins the CPU model.
     pub clock: Clock,
+    /// A writable qcow2 disk kept across the phases of a multi-phase scenario: the first
+    /// virtio disk (`/dev/vda`, as the kickstarts say), ahead of any ISO attached as one.
+    pub disk: Option<PathBuf>,
 }
 
 /// The CPU model of an icount run: a named, versioned model, so the guest's CPUID (and
@@ -170,6 +176,10 @@ pub(crate) fn machine_args(spec: &MachineSpec) -> Vec<OsString> {
         a.push("-drive".into());
         a.push(format!("if=pflash,format=raw,unit=1,file={}", ovmf.vars.display()).into());
     }
+    if let Some(disk) = &spec.disk {
+        a.push("-drive".into());
+        a.push(format!("file={},format=qcow2,if=virtio", disk.display()).into());
+    }
     match &spec.boot {
         Boot::Kernel {
             kernel,
@@ -198,6 +208,10 @@ pub(crate) fn machine_args(spec: &MachineSpec) -> Vec<OsString> {
         Boot::Disk(iso) => {
             a.push("-drive".into());
             a.push(format!("file={},format=raw,if=virtio,snapshot=on", iso.display()).into());
+        }
+        Boot::FromDisk => {
+            a.push("-boot".into());
+            a.push("c".into());
         }
     }
     for (name, value) in &spec.fw_cfg {
@@ -248,6 +262,7 @@ pub(crate) fn kvm_probe_args(qemu: &Path, kernel: &Path, serial_file: &Path) -> 
         ovmf: None,
         fw_cfg: Vec::new(),
         clock: Clock::Host,
+        disk: None,
     };
     bare_args(&spec, serial_file)
 }
@@ -270,6 +285,7 @@ mod tests {
             ovmf: None,
             fw_cfg: vec![],
             clock: Clock::Host,
+            disk: None,
         }
     }
 
@@ -327,6 +343,26 @@ mod tests {
             words(&machine_args(&s))
                 .contains("-drive file=/iso/x.iso,format=raw,if=virtio,snapshot=on")
         );
+    }
+
+    #[test]
+    fn the_phase_disk_comes_first_and_can_be_the_only_boot_medium() {
+        let mut s = spec();
+        s.boot = Boot::Cdrom("/iso/alma.iso".into());
+        s.disk = Some("/o/alma-install/disk.qcow2".into());
+        let w = words(&machine_args(&s));
+        let disk = w
+            .find("-drive file=/o/alma-install/disk.qcow2,format=qcow2,if=virtio")
+            .expect("the disk is attached writable");
+        let cd = w.find("media=cdrom").unwrap();
+        assert!(disk < cd, "{w}");
+        s.boot = Boot::FromDisk;
+        let w = words(&machine_args(&s));
+        assert!(
+            w.ends_with("-drive file=/o/alma-install/disk.qcow2,format=qcow2,if=virtio -boot c"),
+            "{w}"
+        );
+        assert!(!w.contains("-kernel") && !w.contains("cdrom"), "{w}");
     }
 
     #[test]

@@ -485,9 +485,10 @@ fn abort_reason(end: &RunEnd) -> Option<(FailureKind, String)> {
         RunEnd::PoweredOff | RunEnd::StoppedAtReady => return None,
         RunEnd::Panicked | RunEnd::Reset => FailureKind::Crash,
         RunEnd::BootTimeout(_) | RunEnd::Silent(_) | RunEnd::TestTimeout(_) => FailureKind::Timeout,
-        RunEnd::QemuDied { .. } | RunEnd::HarnessError { .. } | RunEnd::Interrupted => {
-            FailureKind::Infra
-        }
+        RunEnd::QemuDied { .. }
+        | RunEnd::HarnessError { .. }
+        | RunEnd::Interrupted
+        | RunEnd::NotApplicable(_) => FailureKind::Infra,
     };
     Some((kind, format!("not reported: {}", end.describe())))
 }

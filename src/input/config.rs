@@ -36,7 +36,13 @@ pub struct BaseIso {
     pub iso: String,
     /// Lowercase hex sha256.
     pub sha256: String,
+    /// The kernel profile whose RPMs go on the medium (`kernel-profile`, default `el`:
+    /// what an EL9 install needs; `qemu` for the lean kernel, e.g. a remaster test).
+    pub kernel_profile: String,
 }
+
+/// The kernel profile an EL install medium carries unless `kernel-profile` says otherwise.
+pub(crate) const EL_KERNEL_PROFILE: &str = "el";
 
 /// Test defaults from `[test]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -389,7 +395,19 @@ fn pinned(doc: &Doc, src: &Tbl<'_>, key: &str) -> Option<PinnedSource> {
 /// table is there; a relative path is resolved from the config's directory.
 fn base_iso(doc: &Doc, src: &Tbl<'_>, key: &str, root_dir: &Path) -> Option<BaseIso> {
     let t = doc.table(src, key)?;
-    doc.only_keys(&t, &["iso", "sha256"]);
+    doc.only_keys(&t, &["iso", "sha256", "kernel-profile"]);
+    let kernel_profile = match doc.str(&t, "kernel-profile") {
+        None => EL_KERNEL_PROFILE.to_string(),
+        Some(p) if ["el", "qemu", "debian"].contains(&p.as_str()) => p,
+        Some(p) => {
+            doc.problem(
+                t.key_span("kernel-profile"),
+                &t.child("kernel-profile"),
+                format!("unknown kernel profile {p:?} (expected el, qemu or debian)"),
+            );
+            return None;
+        }
+    };
     let iso = doc.req_str(&t, "iso");
     let sha256 = doc.req_str(&t, "sha256");
     if let Some(h) = &sha256 {
@@ -411,6 +429,7 @@ fn base_iso(doc: &Doc, src: &Tbl<'_>, key: &str, root_dir: &Path) -> Option<Base
     Some(BaseIso {
         iso,
         sha256: sha256?.to_ascii_lowercase(),
+        kernel_profile,
     })
 }
 
@@ -451,6 +470,27 @@ tarball = "/usr/src/glibc/glibc-2.36.tar.xz"
         let alma = cfg.alma.unwrap();
         assert_eq!(alma.iso, "/r/isos/alma.iso");
         assert_eq!(alma.sha256, "a".repeat(64));
+        assert_eq!(
+            alma.kernel_profile, "el",
+            "EL media carry the el kernel by default"
+        );
+        let text = format!(
+            "{SOURCES}[sources.alma]\niso = \"a.iso\"\nsha256 = \"{}\"\nkernel-profile = \"qemu\"\n",
+            "a".repeat(64)
+        );
+        let cfg = Config::parse(Path::new("/r/xsc.toml"), text).unwrap();
+        assert_eq!(cfg.alma.unwrap().kernel_profile, "qemu");
+        let text = format!(
+            "{SOURCES}[sources.alma]\niso = \"a.iso\"\nsha256 = \"{}\"\nkernel-profile = \"arm\"\n",
+            "a".repeat(64)
+        );
+        let err = Config::parse(Path::new("xsc.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sources.alma.kernel-profile: unknown kernel profile \"arm\""),
+            "{err}"
+        );
         let text = format!("{SOURCES}[sources.rocky]\niso = \"x.iso\"\nsha = \"1\"\n");
         let err = Config::parse(Path::new("xsc.toml"), text)
             .unwrap_err()

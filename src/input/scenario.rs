@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::input::toml_strict::{Doc, Problem, Problems};
+use crate::input::toml_strict::{Doc, Problem, Problems, Tbl};
+use crate::stages::el_install_iso::Distro;
 
 /// What boots.
 /// Extra crash patterns a scenario adds to the built-ins (`[crash]`); observe::crash compiles them. Each is a regex matched against the printk
@@ -39,13 +40,71 @@ pub(crate) enum ImageSource {
     /// The Debian live ISO of the `debian-iso` stage (built or taken from the cache like
     /// the XSC kernel; `--no-build` makes a missing one exit 3).
     DebianIso,
+    /// The remastered EL9 install ISO of `build alma|rocky` (`alma-iso`, `rocky-iso`):
+    /// not applicable while the distribution's base ISO is not configured.
+    ElIso(Distro),
 }
 
 impl ImageSource {
     /// True for the kinds that boot an ISO (firmware → boot loader → the ISO's own kernel).
     pub(crate) fn is_iso(&self) -> bool {
-        matches!(self, ImageSource::Iso(_) | ImageSource::DebianIso)
+        matches!(
+            self,
+            ImageSource::Iso(_) | ImageSource::DebianIso | ImageSource::ElIso(_)
+        )
     }
+}
+
+/// What one phase of a multi-phase scenario boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PhaseBoot {
+    /// The scenario's `[image]` (an ISO as its media says, or the kernel and this phase's
+    /// initramfs), with the scenario's disk attached.
+    Image,
+    /// Only the scenario's disk: the firmware boots what an earlier phase put on it.
+    Disk,
+}
+
+/// What a phase must show to pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// KTAP results, judged like a single-phase scenario (the default).
+    Ktap,
+    /// Only that the guest powers off by itself within the clocks, without a crash: an
+    /// installer prints no KTAP.
+    Poweroff,
+}
+
+/// One phase of a multi-phase scenario (`[[phase]]`): a machine run of its own on the
+/// scenario's machine and disk, judged on its own; a phase that does not pass ends the
+/// scenario there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Phase {
+    /// Unique within the scenario; its cases are reported as `<name>.<case>`.
+    pub name: String,
+    /// What it boots.
+    pub boot: PhaseBoot,
+    /// What it must show.
+    pub expect: Expect,
+    /// Regex marking the end of its boot (default: the scenario's `ready`).
+    pub ready: String,
+    /// Console lines matching this regex are shown while the phase runs (an installer's
+    /// progress), so a long phase is not silent.
+    pub progress: Option<String>,
+    /// `-fw_cfg` items (default: the scenario's).
+    pub fw_cfg: Vec<(String, String)>,
+    /// Clocks (each unset one: the scenario's).
+    pub timeouts: Timeouts,
+    /// Guest programs (kernel kinds with `boot = "image"`).
+    pub programs: Vec<Program>,
+}
+
+/// The blank disk of a multi-phase scenario (`[disk]`): a qcow2 file in the run
+/// directory, a virtio disk (`/dev/vda`) in every phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Disk {
+    /// Virtual size in MiB.
+    pub size_mb: u64,
 }
 
 /// How an ISO is attached.
@@ -194,8 +253,13 @@ pub(crate) struct Scenario {
     pub programs: Vec<Program>,
     /// Crash-pattern overrides.
     pub crash: CrashPatterns,
-    /// Release gate requirements when tagged `release-gate`.
+    /// Release gate requirements when tagged `release-gate` (of a multi-phase scenario:
+    /// judged on its last phase).
     pub gate: Option<Gate>,
+    /// The phases of a multi-phase scenario, in order; empty for a single run.
+    pub phases: Vec<Phase>,
+    /// The disk the phases share (`[disk]`, only with phases).
+    pub disk: Option<Disk>,
 }
 
 /// The ready marker the guest init prints.
@@ -260,12 +324,36 @@ impl Scenario {
             programs: vec![],
             crash: CrashPatterns::default(),
             gate: None,
+            phases: vec![],
+            disk: None,
         }
     }
 
     /// True when `candidate` requires this scenario.
     pub(crate) fn is_gate(&self) -> bool {
         self.tags.iter().any(|t| t == "release-gate")
+    }
+
+    /// The single-phase scenario phase `i` runs as: the same name, image and machine, the
+    /// phase's ready marker, clocks, fw_cfg items and programs, until power-off; the gate
+    /// only on the last phase.
+    pub(crate) fn phase_scenario(&self, i: usize) -> Scenario {
+        let p = &self.phases[i];
+        Scenario {
+            ready: p.ready.clone(),
+            fw_cfg: p.fw_cfg.clone(),
+            timeouts: p.timeouts.clone(),
+            programs: p.programs.clone(),
+            until: RunUntil::Poweroff,
+            gate: if i + 1 == self.phases.len() {
+                self.gate.clone()
+            } else {
+                None
+            },
+            phases: vec![],
+            disk: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -281,6 +369,8 @@ const TOP_KEYS: &[&str] = &[
     "program",
     "crash",
     "gate",
+    "phase",
+    "disk",
 ];
 
 /// Reads and validates one scenario file.
@@ -380,11 +470,13 @@ fn parse(
                     None
                 }),
                 Some("debian-iso") => Some(ImageSource::DebianIso),
+                Some("alma-iso") => Some(ImageSource::ElIso(Distro::Alma)),
+                Some("rocky-iso") => Some(ImageSource::ElIso(Distro::Rocky)),
                 Some(other) => {
                     doc.problem(
                         t.key_span("kind"),
                         &t.child("kind"),
-                        format!("unknown image kind {other:?} (expected stock-kernel, xsc-kernel, kernel, iso or debian-iso)"),
+                        format!("unknown image kind {other:?} (expected stock-kernel, xsc-kernel, kernel, iso, debian-iso, alma-iso or rocky-iso)"),
                     );
                     None
                 }
@@ -397,6 +489,7 @@ fn parse(
                         ImageSource::StockKernel
                             | ImageSource::XscKernel { .. }
                             | ImageSource::DebianIso
+                            | ImageSource::ElIso(_)
                     )
                 )
             {
@@ -423,7 +516,7 @@ fn parse(
                 doc.problem(
                     t.key_span("media"),
                     &t.child("media"),
-                    "only kind = \"iso\" or \"debian-iso\" takes media",
+                    "only an ISO kind (iso, debian-iso, alma-iso, rocky-iso) takes media",
                 );
             }
             if image.as_ref().is_some_and(ImageSource::is_iso) {
@@ -474,13 +567,7 @@ fn parse(
     if let Some(t) = doc.table(&root, "machine") {
         doc.only_keys(&t, &["memory", "cpus", "accel", "clock", "fw-cfg"]);
         if let Some(f) = doc.table(&t, "fw-cfg") {
-            for k in f.keys() {
-                let Some(v) = doc.str(&f, &k) else { continue };
-                match fw_cfg_problem(&k, &v) {
-                    Some(why) => doc.problem(f.key_span(&k), &f.child(&k), why),
-                    None => fw_cfg.push((k, v)),
-                }
-            }
+            fw_cfg = parse_fw_cfg(&doc, &f);
         }
         if let Some(m) = doc.str(&t, "memory") {
             match parse_mib(&m) {
@@ -540,10 +627,7 @@ fn parse(
 
     let mut timeouts = defaults.timeouts.clone();
     if let Some(t) = doc.table(&root, "timeouts") {
-        doc.only_keys(&t, &["boot", "test", "silence"]);
-        timeouts.boot = doc.duration(&t, "boot");
-        timeouts.test = doc.duration(&t, "test");
-        timeouts.silence = doc.duration(&t, "silence");
+        timeouts = parse_timeouts(&doc, &t);
     }
 
     let ready = doc
@@ -571,85 +655,72 @@ fn parse(
         }
     };
 
-    let mut programs: Vec<Program> = Vec::new();
-    for t in doc.tables(&root, "program") {
-        doc.only_keys(
-            &t,
-            &["name", "source", "libc", "command", "args", "timeout"],
-        );
-        let name = doc.req_str(&t, "name").unwrap_or_default();
-        if !name.is_empty() && !valid_name(&name) {
-            doc.problem(
-                t.key_span("name"),
-                &t.child("name"),
-                format!("invalid program name {name:?} (use a-z, 0-9, '-', '_')"),
-            );
-        }
-        if programs.iter().any(|p| p.name == name) && !name.is_empty() {
-            doc.problem(
-                t.key_span("name"),
-                &t.child("name"),
-                format!("duplicate program name {name:?}"),
-            );
-        }
-        let source = doc.str(&t, "source").map(PathBuf::from);
-        let command = doc.str_list(&t, "command").unwrap_or_default();
-        match (&source, command.is_empty()) {
-            (Some(_), false) => doc.problem(
-                t.span(),
-                t.path(),
-                "give either source or command, not both",
-            ),
-            (None, true) => doc.problem(
-                t.span(),
-                t.path(),
-                "needs a source (C file under guest-tests/) or a command",
-            ),
-            (Some(src), true) if !guest_tests.join(src).is_file() => doc.problem(
-                t.key_span("source"),
-                &t.child("source"),
-                format!("no such file {}", guest_tests.join(src).display()),
-            ),
-            _ => {}
-        }
-        let libc = match doc.str(&t, "libc").as_deref() {
-            None | Some("host") => Libc::Host,
-            Some("xsc") if source.is_some() => Libc::Xsc,
-            Some("xsc-disabled") if source.is_some() => Libc::XscDisabled,
-            Some("xsc" | "xsc-disabled") => {
-                doc.problem(
-                    t.key_span("libc"),
-                    &t.child("libc"),
-                    "libc applies to a source program (a command is already in the initramfs)",
-                );
-                Libc::Host
-            }
-            Some(other) => {
-                doc.problem(
-                    t.key_span("libc"),
-                    &t.child("libc"),
-                    format!(
-                        "unknown libc {other:?} (expected \"host\", \"xsc\" or \"xsc-disabled\")"
-                    ),
-                );
-                Libc::Host
-            }
-        };
-        let args = doc.str_list(&t, "args").unwrap_or_default();
-        let timeout = doc.duration(&t, "timeout");
-        programs.push(Program {
-            name,
-            source,
-            libc,
-            command,
-            args,
-            timeout,
-        });
-    }
+    let programs = parse_programs(&doc, &root, guest_tests);
     // An ISO carries its own programs (the harness cannot add any); an initramfs boot
     // without programs tests nothing, unless reaching the ready marker is the test.
+    let phases = parse_phases(
+        &doc,
+        &root,
+        &PhaseDefaults {
+            image: image.as_ref(),
+            ready: &ready,
+            fw_cfg: &fw_cfg,
+            timeouts: &timeouts,
+        },
+        guest_tests,
+    );
+    let disk = match doc.table(&root, "disk") {
+        Some(t) => {
+            doc.only_keys(&t, &["size"]);
+            match doc.req_str(&t, "size") {
+                Some(v) => match parse_mib(&v) {
+                    Some(size_mb) if size_mb >= 1 => Some(Disk { size_mb }),
+                    _ => {
+                        doc.problem(
+                            t.key_span("size"),
+                            &t.child("size"),
+                            format!("invalid size {v:?} (e.g. \"64M\", \"12G\")"),
+                        );
+                        None
+                    }
+                },
+                None => None,
+            }
+        }
+        None => None,
+    };
+    if phases.is_empty() && root.has("disk") {
+        doc.problem(
+            root.key_span("disk"),
+            "disk",
+            "a [disk] is shared by phases: it needs [[phase]] tables",
+        );
+    }
+    if !phases.is_empty() {
+        if !root.has("disk") {
+            doc.problem(
+                None,
+                "disk",
+                "missing required table [disk] (the phases share a blank disk)",
+            );
+        }
+        if !programs.is_empty() {
+            doc.problem(
+                None,
+                "program",
+                "with [[phase]], programs belong to a phase ([[phase.program]])",
+            );
+        }
+        if root.has("until") {
+            doc.problem(
+                root.key_span("until"),
+                "until",
+                "every phase runs until the guest powers off: until is not allowed with [[phase]]",
+            );
+        }
+    }
     let iso = image.as_ref().is_some_and(ImageSource::is_iso);
-    if programs.is_empty() && !iso && until != RunUntil::Ready {
+    if programs.is_empty() && !iso && until != RunUntil::Ready && phases.is_empty() {
         doc.problem(None, "program", "at least one [[program]] is required");
     }
     if iso && !programs.is_empty() {
@@ -739,9 +810,245 @@ fn parse(
             programs,
             crash,
             gate,
+            phases,
+            disk,
         }),
         _ => Err(Problems(problems)),
     }
+}
+
+/// The items of a `fw-cfg = { … }` table.
+fn parse_fw_cfg(doc: &Doc, f: &Tbl<'_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for k in f.keys() {
+        let Some(v) = doc.str(f, &k) else { continue };
+        match fw_cfg_problem(&k, &v) {
+            Some(why) => doc.problem(f.key_span(&k), &f.child(&k), why),
+            None => out.push((k, v)),
+        }
+    }
+    out
+}
+
+/// The clocks of a `[timeouts]` table.
+fn parse_timeouts(doc: &Doc, t: &Tbl<'_>) -> Timeouts {
+    doc.only_keys(t, &["boot", "test", "silence"]);
+    Timeouts {
+        boot: doc.duration(t, "boot"),
+        test: doc.duration(t, "test"),
+        silence: doc.duration(t, "silence"),
+    }
+}
+
+/// What a multi-phase scenario shares with its phases, as the scenario file set it.
+struct PhaseDefaults<'a> {
+    image: Option<&'a ImageSource>,
+    ready: &'a str,
+    fw_cfg: &'a [(String, String)],
+    timeouts: &'a Timeouts,
+}
+
+/// The `[[phase]]` tables: every problem reported with its place, like the rest.
+fn parse_phases(
+    doc: &Doc,
+    root: &Tbl<'_>,
+    d: &PhaseDefaults<'_>,
+    guest_tests: &Path,
+) -> Vec<Phase> {
+    let iso = d.image.is_some_and(ImageSource::is_iso);
+    let mut phases: Vec<Phase> = Vec::new();
+    for (i, t) in doc.tables(root, "phase").into_iter().enumerate() {
+        doc.only_keys(
+            &t,
+            &[
+                "name", "boot", "expect", "ready", "progress", "fw-cfg", "timeouts", "program",
+            ],
+        );
+        let name = doc.req_str(&t, "name").unwrap_or_default();
+        if !name.is_empty() && !valid_name(&name) {
+            doc.problem(
+                t.key_span("name"),
+                &t.child("name"),
+                format!("invalid phase name {name:?} (use a-z, 0-9, '-', '_')"),
+            );
+        }
+        if !name.is_empty() && phases.iter().any(|p| p.name == name) {
+            doc.problem(
+                t.key_span("name"),
+                &t.child("name"),
+                format!("duplicate phase name {name:?}"),
+            );
+        }
+        let boot = match doc.str(&t, "boot").as_deref() {
+            None | Some("image") => PhaseBoot::Image,
+            Some("disk") => PhaseBoot::Disk,
+            Some(other) => {
+                doc.problem(
+                    t.key_span("boot"),
+                    &t.child("boot"),
+                    format!("unknown phase boot {other:?} (expected image or disk)"),
+                );
+                PhaseBoot::Image
+            }
+        };
+        if i == 0 && boot == PhaseBoot::Disk {
+            doc.problem(
+                t.key_span("boot"),
+                &t.child("boot"),
+                "the first phase cannot boot the disk: it is blank until a phase writes it",
+            );
+        }
+        let expect = match doc.str(&t, "expect").as_deref() {
+            None | Some("ktap") => Expect::Ktap,
+            Some("poweroff") => Expect::Poweroff,
+            Some(other) => {
+                doc.problem(
+                    t.key_span("expect"),
+                    &t.child("expect"),
+                    format!("unknown expectation {other:?} (expected ktap or poweroff)"),
+                );
+                Expect::Ktap
+            }
+        };
+        let ready = doc.str(&t, "ready").unwrap_or_else(|| d.ready.to_string());
+        if let Err(e) = regex::Regex::new(&ready) {
+            doc.problem(
+                t.key_span("ready"),
+                &t.child("ready"),
+                format!("invalid regex: {e}"),
+            );
+        }
+        let progress = doc.str(&t, "progress");
+        if let Some(Err(e)) = progress.as_deref().map(regex::Regex::new) {
+            doc.problem(
+                t.key_span("progress"),
+                &t.child("progress"),
+                format!("invalid regex: {e}"),
+            );
+        }
+        let fw_cfg = match doc.table(&t, "fw-cfg") {
+            Some(f) => parse_fw_cfg(doc, &f),
+            None => d.fw_cfg.to_vec(),
+        };
+        let mut timeouts = d.timeouts.clone();
+        if let Some(tt) = doc.table(&t, "timeouts") {
+            let own = parse_timeouts(doc, &tt);
+            timeouts = Timeouts {
+                boot: own.boot.or(timeouts.boot),
+                test: own.test.or(timeouts.test),
+                silence: own.silence.or(timeouts.silence),
+            };
+        }
+        let programs = parse_programs(doc, &t, guest_tests);
+        // A kernel boots the initramfs the harness assembles from the phase's programs; an
+        // ISO or the disk boot what is on them.
+        let runs_programs = boot == PhaseBoot::Image && !iso;
+        if !programs.is_empty() && !runs_programs {
+            doc.problem(
+                t.span(),
+                &t.child("program"),
+                "only a phase that boots a kernel kind's image runs [[phase.program]]s (an ISO or the disk run what is on them)",
+            );
+        }
+        if programs.is_empty() && runs_programs && d.image.is_some() {
+            doc.problem(
+                t.span(),
+                &t.child("program"),
+                "a phase booting a kernel needs at least one [[phase.program]]",
+            );
+        }
+        phases.push(Phase {
+            name,
+            boot,
+            expect,
+            ready,
+            progress,
+            fw_cfg,
+            timeouts,
+            programs,
+        });
+    }
+    phases
+}
+
+/// The `[[program]]` tables of `parent` (the scenario or a phase).
+fn parse_programs(doc: &Doc, parent: &Tbl<'_>, guest_tests: &Path) -> Vec<Program> {
+    let mut programs: Vec<Program> = Vec::new();
+    for t in doc.tables(parent, "program") {
+        doc.only_keys(
+            &t,
+            &["name", "source", "libc", "command", "args", "timeout"],
+        );
+        let name = doc.req_str(&t, "name").unwrap_or_default();
+        if !name.is_empty() && !valid_name(&name) {
+            doc.problem(
+                t.key_span("name"),
+                &t.child("name"),
+                format!("invalid program name {name:?} (use a-z, 0-9, '-', '_')"),
+            );
+        }
+        if programs.iter().any(|p| p.name == name) && !name.is_empty() {
+            doc.problem(
+                t.key_span("name"),
+                &t.child("name"),
+                format!("duplicate program name {name:?}"),
+            );
+        }
+        let source = doc.str(&t, "source").map(PathBuf::from);
+        let command = doc.str_list(&t, "command").unwrap_or_default();
+        match (&source, command.is_empty()) {
+            (Some(_), false) => doc.problem(
+                t.span(),
+                t.path(),
+                "give either source or command, not both",
+            ),
+            (None, true) => doc.problem(
+                t.span(),
+                t.path(),
+                "needs a source (C file under guest-tests/) or a command",
+            ),
+            (Some(src), true) if !guest_tests.join(src).is_file() => doc.problem(
+                t.key_span("source"),
+                &t.child("source"),
+                format!("no such file {}", guest_tests.join(src).display()),
+            ),
+            _ => {}
+        }
+        let libc = match doc.str(&t, "libc").as_deref() {
+            None | Some("host") => Libc::Host,
+            Some("xsc") if source.is_some() => Libc::Xsc,
+            Some("xsc-disabled") if source.is_some() => Libc::XscDisabled,
+            Some("xsc" | "xsc-disabled") => {
+                doc.problem(
+                    t.key_span("libc"),
+                    &t.child("libc"),
+                    "libc applies to a source program (a command is already in the initramfs)",
+                );
+                Libc::Host
+            }
+            Some(other) => {
+                doc.problem(
+                    t.key_span("libc"),
+                    &t.child("libc"),
+                    format!(
+                        "unknown libc {other:?} (expected \"host\", \"xsc\" or \"xsc-disabled\")"
+                    ),
+                );
+                Libc::Host
+            }
+        };
+        let args = doc.str_list(&t, "args").unwrap_or_default();
+        let timeout = doc.duration(&t, "timeout");
+        programs.push(Program {
+            name,
+            source,
+            libc,
+            command,
+            args,
+            timeout,
+        });
+    }
+    programs
 }
 
 /// Why a fw_cfg item cannot be passed to QEMU as given, if it cannot: user items live
@@ -869,6 +1176,98 @@ mod tests {
             assert_eq!(s.until == RunUntil::Ready, f == "debian-login", "{f}");
             assert_eq!(s.fw_cfg.is_empty(), f == "debian-login", "{f}");
         }
+    }
+
+    #[test]
+    fn the_el_install_gates_are_two_phases_on_one_disk() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (f, d) in [("alma", Distro::Alma), ("rocky", Distro::Rocky)] {
+            let s = load(
+                &root.join(format!("scenarios/{f}-install.toml")),
+                &root.join("guest-tests"),
+            )
+            .unwrap();
+            assert_eq!(s.image, ImageSource::ElIso(d));
+            assert!(s.is_gate() && s.tags.contains(&"el".to_string()));
+            assert_eq!(s.disk, Some(Disk { size_mb: 12 * 1024 }));
+            let names: Vec<&str> = s.phases.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names, ["install", "selftest"]);
+            let (install, selftest) = (&s.phases[0], &s.phases[1]);
+            assert_eq!(
+                (install.boot, install.expect),
+                (PhaseBoot::Image, Expect::Poweroff)
+            );
+            assert!(install.progress.is_some() && install.fw_cfg.is_empty());
+            assert_eq!(
+                (selftest.boot, selftest.expect),
+                (PhaseBoot::Disk, Expect::Ktap)
+            );
+            assert_eq!(
+                selftest.fw_cfg,
+                [("opt/org.xsc/selftest".to_string(), "1".to_string())]
+            );
+            // The gate judges the self-test, not the installer.
+            assert_eq!(s.phase_scenario(0).gate, None);
+            assert_eq!(s.phase_scenario(1).gate.map(|g| g.min_cases), Some(160));
+            assert_eq!(s.phase_scenario(1).ready, "xsc-selftest: ready");
+        }
+    }
+
+    #[test]
+    fn phases_are_validated_strictly() {
+        let kernel = "[image]\nkind = \"xsc-kernel\"\n";
+        let prog = "[[phase.program]]\nname = \"p\"\nsource = \"sanity.c\"\n";
+        // Scenario-level clocks and ready are each phase's defaults.
+        let s = parse_str(&format!(
+            "ready = \"up\"\n{kernel}[disk]\nsize = \"16M\"\n[timeouts]\nboot = \"9s\"\n\
+             [[phase]]\nname = \"a\"\n{prog}\
+             [[phase]]\nname = \"b\"\nready = \"b-up\"\n[phase.timeouts]\nsilence = \"3s\"\n{prog}"
+        ))
+        .unwrap();
+        assert_eq!(s.disk, Some(Disk { size_mb: 16 }));
+        assert_eq!(
+            (s.phases[0].ready.as_str(), s.phases[1].ready.as_str()),
+            ("up", "b-up")
+        );
+        assert_eq!(s.phases[1].timeouts.boot, Some(Duration::from_secs(9)));
+        assert_eq!(s.phases[1].timeouts.silence, Some(Duration::from_secs(3)));
+        assert_eq!(s.phases[0].programs.len(), 1);
+        let err = parse_str(&format!(
+            "until = \"poweroff\"\n{kernel}[[program]]\nname = \"top\"\nsource = \"sanity.c\"\n\
+             [[phase]]\nname = \"a\"\nboot = \"disk\"\nexpect = \"maybe\"\nspeed = 1\nprogress = \"(\"\n\
+             [[phase]]\nname = \"a\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "disk: missing required table [disk]",
+            "program: with [[phase]], programs belong to a phase",
+            "until: every phase runs until the guest powers off",
+            "phase[0].boot: the first phase cannot boot the disk",
+            "phase[0].expect: unknown expectation \"maybe\"",
+            "phase[0].speed: unknown key",
+            "phase[0].progress: invalid regex",
+            "phase[1].name: duplicate phase name \"a\"",
+            "phase[1].program: a phase booting a kernel needs at least one",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in:\n{err}");
+        }
+        let err = parse_str(&format!(
+            "[image]\nkind = \"alma-iso\"\n[disk]\nsize = \"big\"\n[[phase]]\nname = \"i\"\n{prog}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("disk.size: invalid size \"big\""), "{err}");
+        assert!(
+            err.contains("phase[0].program: only a phase that boots a kernel kind's image"),
+            "{err}"
+        );
+        let err = parse_str(&format!(
+            "{kernel}[disk]\nsize = \"1G\"\n[[program]]\nname = \"p\"\nsource = \"sanity.c\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("disk: a [disk] is shared by phases"), "{err}");
     }
 
     #[test]

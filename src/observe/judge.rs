@@ -27,6 +27,9 @@ pub(crate) struct Rules<'a> {
     pub until: RunUntil,
     /// Release-gate requirements, if any.
     pub gate: Option<&'a Gate>,
+    /// A run that powers off must have printed KTAP; false for a phase that only has to
+    /// power off (an installer).
+    pub ktap_required: bool,
 }
 
 impl Rules<'_> {
@@ -34,6 +37,7 @@ impl Rules<'_> {
     pub(crate) const LOG: Rules<'static> = Rules {
         until: RunUntil::Poweroff,
         gate: None,
+        ktap_required: true,
     };
 }
 
@@ -60,7 +64,7 @@ pub(crate) fn judge(obs: Observed<'_>, rules: Rules<'_>) -> Verdict {
         extra.extend(end_case(end, rules.until, !obs.crashes.is_empty()));
         // Only a run that ended normally can be blamed for reporting nothing: a crash or a
         // clock already fails it, and says why better.
-        if matches!(end, RunEnd::PoweredOff) {
+        if matches!(end, RunEnd::PoweredOff) && rules.ktap_required {
             if !obs.ktap.saw_ktap {
                 extra.push(CaseResult::failed(
                     "ktap",
@@ -106,7 +110,10 @@ fn boot_failure(end: &RunEnd) -> CaseResult {
         | RunEnd::HarnessError { .. }
         | RunEnd::TestTimeout(_)
         | RunEnd::Interrupted
-        | RunEnd::StoppedAtReady => CaseResult::errored("boot", FailureKind::Infra, end.describe()),
+        | RunEnd::StoppedAtReady
+        | RunEnd::NotApplicable(_) => {
+            CaseResult::errored("boot", FailureKind::Infra, end.describe())
+        }
     }
 }
 
@@ -130,9 +137,14 @@ fn end_case(end: &RunEnd, until: RunUntil, crashed: bool) -> Option<CaseResult> 
         RunEnd::Silent(_) | RunEnd::TestTimeout(_) | RunEnd::BootTimeout(_) => Some(
             CaseResult::failed("run", FailureKind::Timeout, end.describe()),
         ),
-        RunEnd::QemuDied { .. } | RunEnd::HarnessError { .. } | RunEnd::Interrupted => Some(
-            CaseResult::errored("run", FailureKind::Infra, end.describe()),
-        ),
+        RunEnd::QemuDied { .. }
+        | RunEnd::HarnessError { .. }
+        | RunEnd::Interrupted
+        | RunEnd::NotApplicable(_) => Some(CaseResult::errored(
+            "run",
+            FailureKind::Infra,
+            end.describe(),
+        )),
     }
 }
 
@@ -211,6 +223,21 @@ mod tests {
             Rules::LOG,
         );
         assert_eq!(names(&v), [("ktap", true)]);
+        // An installer phase only has to power off: no KTAP is no failure there.
+        let installer = Rules {
+            ktap_required: false,
+            ..Rules::LOG
+        };
+        let v = judge(
+            Observed {
+                end: &RunEnd::PoweredOff,
+                ready: true,
+                ktap: ktap("Installing bash (1/300)\n", None),
+                crashes: &[],
+            },
+            installer,
+        );
+        assert!(v.cases.is_empty() && !v.boot.status.is_bad(), "{v:?}");
         let v = judge(
             Observed {
                 end: &RunEnd::PoweredOff,
@@ -233,7 +260,11 @@ mod tests {
                     ktap: ktap("", None),
                     crashes: &[],
                 },
-                Rules { until, gate: None },
+                Rules {
+                    until,
+                    gate: None,
+                    ktap_required: true,
+                },
             )
         };
         assert!(at_ready(RunUntil::Ready).cases.is_empty());
@@ -246,6 +277,7 @@ mod tests {
         let rules = Rules {
             until: RunUntil::Poweroff,
             gate: Some(&GATE),
+            ktap_required: true,
         };
         let v = judge(
             Observed {

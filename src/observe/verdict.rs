@@ -156,6 +156,9 @@ pub(crate) enum RunEnd {
     /// The scenario ends at the ready marker (`until = "ready"`): the harness stopped the
     /// guest there, as asked. A normal end, like a power-off.
     StoppedAtReady,
+    /// Never booted: the scenario does not apply here (an EL install gate whose base ISO is
+    /// not configured), for the reason given. Not a pass and not a failure.
+    NotApplicable(String),
 }
 
 /// How QEMU's process ended, as the OS reported it.
@@ -245,6 +248,7 @@ impl RunEnd {
             RunEnd::HarnessError { detail, .. } => format!("harness error: {detail}"),
             RunEnd::Interrupted => "interrupted".into(),
             RunEnd::StoppedAtReady => "stopped by the harness at the ready marker".into(),
+            RunEnd::NotApplicable(why) => format!("not run, not applicable: {why}"),
         }
     }
 }
@@ -324,9 +328,42 @@ impl ScenarioResult {
         std::iter::once(&self.boot).chain(self.cases.iter())
     }
 
-    /// True when nothing failed or errored.
+    /// True when nothing failed or errored, and the scenario ran: a not-applicable one is
+    /// not green.
     pub(crate) fn passed(&self) -> bool {
-        self.all_cases().all(|c| !c.status.is_bad())
+        !self.is_not_applicable() && self.all_cases().all(|c| !c.status.is_bad())
+    }
+
+    /// True when the scenario did not run because it does not apply here.
+    pub(crate) fn is_not_applicable(&self) -> bool {
+        matches!(self.end, RunEnd::NotApplicable(_))
+    }
+
+    /// The result of a scenario that does not apply here: its `boot` case skipped with
+    /// the reason (JUnit `<skipped message>`), nothing else.
+    pub(crate) fn not_applicable(name: &str, why: &str, state_dir: PathBuf) -> ScenarioResult {
+        ScenarioResult {
+            name: name.to_string(),
+            started: SystemTime::now(),
+            duration: Duration::ZERO,
+            boot: CaseResult {
+                name: "boot".into(),
+                status: CaseStatus::Skipped {
+                    reason: format!("not applicable: {why}"),
+                },
+                diagnostics: vec![],
+            },
+            cases: vec![],
+            end: RunEnd::NotApplicable(why.to_string()),
+            crashes: vec![],
+            properties: vec![("not-applicable".into(), why.to_string())],
+            console_tail: String::new(),
+            serial_log: state_dir.join("serial.log"),
+            screendump: None,
+            state_dir,
+            qemu_cmdline: String::new(),
+            flaky_first_attempt: None,
+        }
     }
 
     /// True when the harness, not the product, is to blame for a non-pass.

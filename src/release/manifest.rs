@@ -168,6 +168,9 @@ pub(crate) struct ReleaseInputs {
     pub source_date_epoch: Option<u64>,
     /// Provenance builder id (`runDetails.builder.id`); a default names this tool.
     pub builder_id: Option<String>,
+    /// Deliverables left out of this release, each with why (an EL install ISO whose
+    /// base ISO is not configured: its gate was not applicable).
+    pub not_built: BTreeMap<String, String>,
 }
 
 /// Role of a file in a release directory.
@@ -246,6 +249,10 @@ pub(crate) struct Manifest {
     pub tests: TestSummary,
     /// Flaky test names.
     pub flaky: Vec<String>,
+    /// What this release leaves out and why (`alma` → "the AlmaLinux 9 base ISO is not
+    /// configured: …"); absent when everything was built.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_built: BTreeMap<String, String>,
     /// Provenance builder id.
     pub builder_id: String,
     /// Every file of the directory except `manifest.json`, `SHA256SUMS` and signatures.
@@ -284,6 +291,7 @@ impl Manifest {
             profile: self.profile.clone(),
             source_date_epoch: self.source_date_epoch,
             builder_id: Some(self.builder_id.clone()),
+            not_built: self.not_built.clone(),
         }
     }
 }

@@ -75,6 +75,7 @@ impl Fixture {
             profile: "debian".into(),
             source_date_epoch: Some(1_700_000_000),
             builder_id: None,
+            not_built: Default::default(),
         };
         let dev = keys::dev_key(&tmp.path().join("cache")).unwrap();
         Fixture { tmp, inputs, dev }

@@ -40,6 +40,10 @@ pub(crate) fn counts(r: &ScenarioResult) -> Counts {
 
 /// The line printed when a scenario finishes.
 pub(crate) fn scenario_line(r: &ScenarioResult) -> String {
+    // Not run at all: the reason is the whole line (no cases, no time, no logs).
+    if let RunEnd::NotApplicable(why) = &r.end {
+        return format!("{:<5} {} — not run, not applicable: {why}", "N/A", r.name);
+    }
     let c = counts(r);
     let interrupted = matches!(r.end, RunEnd::Interrupted);
     let verdict = if interrupted {
@@ -104,18 +108,29 @@ pub(crate) fn scenario_line(r: &ScenarioResult) -> String {
 
 /// The closing totals line (`N passed, N failed` is what CI log scrapers look for).
 /// Interrupted scenarios are counted apart: they neither passed nor failed.
+/// Not-applicable scenarios are counted apart too: they were not run, so they are not green.
 pub(crate) fn totals(results: &[ScenarioResult]) -> String {
     let stopped = |r: &&ScenarioResult| matches!(r.end, RunEnd::Interrupted);
     let interrupted = results.iter().filter(stopped).count();
+    let na = results.iter().filter(|r| r.is_not_applicable()).count();
     let passed = results.iter().filter(|r| r.passed() && !stopped(r)).count();
-    let failed = results.len() - passed - interrupted;
-    let cases: usize = results.iter().map(|r| counts(r).total).sum();
+    let failed = results.len() - passed - interrupted - na;
+    let cases: usize = results
+        .iter()
+        .filter(|r| !r.is_not_applicable())
+        .map(|r| counts(r).total)
+        .sum();
     let stopped = if interrupted > 0 {
         format!(", {interrupted} interrupted")
     } else {
         String::new()
     };
-    format!("scenarios: {passed} passed, {failed} failed{stopped} ({cases} cases)")
+    let na = if na > 0 {
+        format!(", {na} not applicable (not run)")
+    } else {
+        String::new()
+    };
+    format!("scenarios: {passed} passed, {failed} failed{stopped}{na} ({cases} cases)")
 }
 
 #[cfg(test)]
@@ -170,6 +185,22 @@ mod tests {
         assert_eq!(
             totals(&[r]),
             "scenarios: 0 passed, 0 failed, 1 interrupted (4 cases)"
+        );
+    }
+
+    #[test]
+    fn a_not_applicable_scenario_is_neither_passed_nor_failed() {
+        let why = "the AlmaLinux 9 base ISO is not configured: add [sources.alma] …";
+        let na = ScenarioResult::not_applicable("alma-install", why, PathBuf::from("/r/a"));
+        assert!(!na.passed() && na.is_not_applicable());
+        assert_eq!(
+            scenario_line(&na),
+            format!("N/A   alma-install — not run, not applicable: {why}")
+        );
+        let ok = result(RunEnd::PoweredOff, CaseResult::passed("boot"), vec![]);
+        assert_eq!(
+            totals(&[ok, na]),
+            "scenarios: 1 passed, 0 failed, 1 not applicable (not run) (1 cases)"
         );
     }
 

@@ -49,6 +49,8 @@ pub(crate) fn verdict_key(boot: &Boot, scenario: &Scenario) -> Result<String, Er
                 .collect()
         }
         Boot::Cdrom(iso) | Boot::Disk(iso) => vec![iso.as_path()],
+        // A disk an earlier phase wrote: the scenario and that phase's image say it all.
+        Boot::FromDisk => vec![],
     };
     for f in files {
         k.file("image", f).map_err(Error::io(f))?;
@@ -85,7 +87,8 @@ fn store_green(cache: &Cache, key: &str, r: &ScenarioResult) {
 pub(crate) struct GateRun {
     /// One result per gate, in scenario order (after an interrupt: per gate that ran).
     pub results: Vec<ScenarioResult>,
-    /// What this project built that each gate booted, in gate order (what a release ships).
+    /// What this project built that each gate booted, in gate order (what a release ships;
+    /// nothing for a gate that was not applicable).
     pub built: Vec<Vec<BuiltImage>>,
     /// Names of gates that passed only on their rerun.
     pub flaky: Vec<String>,
@@ -113,6 +116,19 @@ pub(crate) async fn run(
     let mut prepared = Vec::new();
     let mut results: Vec<Option<ScenarioResult>> = Vec::new();
     for g in gates {
+        // Not applicable here (an EL gate without its base ISO): reported as not run,
+        // never prepared, never cached, never rerun.
+        if let Some(why) = run::not_applicable(cfg, g) {
+            say(format!("{:<5} {} — not applicable: {why}", "N/A", g.name));
+            results.push(Some(ScenarioResult::not_applicable(
+                &g.name,
+                &why,
+                cfg.run_dir(&opts.run_id).join(&g.name),
+            )));
+            keys.push(String::new());
+            prepared.push(None);
+            continue;
+        }
         let image = run::prepare(cfg, &cache, g, opts).await?;
         let key = verdict_key(&image.boot, g)?;
         let cached = if retest {
@@ -128,13 +144,13 @@ pub(crate) async fn run(
         }
         results.push(cached);
         keys.push(key);
-        prepared.push((g.clone(), image));
+        prepared.push(Some((g.clone(), image)));
     }
     let todo: Vec<(Scenario, run::PreparedImage)> = prepared
         .iter()
         .zip(&results)
         .filter(|(_, r)| r.is_none())
-        .map(|(p, _)| p.clone())
+        .filter_map(|(p, _)| p.clone())
         .collect();
     let mut code = ExitCode::Success;
     if !todo.is_empty() {
@@ -187,13 +203,16 @@ pub(crate) async fn run(
         code = code.worst(run::exit_code_of(r));
         if r.flaky_first_attempt.is_some() {
             flaky.push(r.name.clone());
-        } else if r.passed() {
+        } else if r.passed() && !key.is_empty() {
             store_green(&cache, key, r);
         }
     }
     Ok(GateRun {
         results: results.into_iter().flatten().collect(),
-        built: prepared.into_iter().map(|(_, image)| image.built).collect(),
+        built: prepared
+            .into_iter()
+            .map(|p| p.map(|(_, image)| image.built).unwrap_or_default())
+            .collect(),
         flaky,
         code,
     })

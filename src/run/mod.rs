@@ -4,6 +4,7 @@
 //! scenario order, so a parallel run reports exactly what a serial one would.
 
 pub(crate) mod gate;
+pub(crate) mod phases;
 pub(crate) mod prepare;
 
 use std::path::{Path, PathBuf};
@@ -163,7 +164,7 @@ pub(crate) async fn kernel_for(
                 built: None,
             })
         }
-        ImageSource::Iso(_) | ImageSource::DebianIso => Err(Error::Usage(
+        ImageSource::Iso(_) | ImageSource::DebianIso | ImageSource::ElIso(_) => Err(Error::Usage(
             "an ISO scenario has no kernel to boot directly".into(),
         )),
     }
@@ -208,6 +209,15 @@ pub(crate) async fn prepare(
         }
         ImageSource::DebianIso => {
             Some(crate::run::prepare::debian_iso(cfg, opts.no_build, opts.cancel.clone()).await?)
+        }
+        ImageSource::ElIso(d) => {
+            Some(crate::run::prepare::el_iso(cfg, *d, opts.no_build, opts.cancel.clone()).await?)
+        }
+        // A multi-phase scenario's kernel boots with its first phase's programs (the
+        // verdict key of a gate); each phase assembles its own initramfs when it runs.
+        _ if !scenario.phases.is_empty() => {
+            let first = scenario.phase_scenario(0);
+            return Box::pin(prepare(cfg, cache, &first, opts)).await;
         }
         _ => None,
     };
@@ -474,8 +484,14 @@ async fn run_each(
             if *cancel.borrow() {
                 return Err(Error::Interrupted(format!("scenario {}", scenario.name)));
             }
-            let result =
-                run_one(&cfg, &cache, &scenario, image, &opts, cancel, &accel_choice).await;
+            let result = match not_applicable(&cfg, &scenario) {
+                Some(why) => Ok(ScenarioResult::not_applicable(
+                    &scenario.name,
+                    &why,
+                    cfg.run_dir(&opts.run_id).join(&scenario.name),
+                )),
+                None => run_one(&cfg, &cache, &scenario, image, &opts, cancel, &accel_choice).await,
+            };
             if let Ok(r) = &result {
                 on_done(r);
             }
@@ -501,11 +517,98 @@ async fn run_one(
     cancel: watch::Receiver<bool>,
     accel_choice: &tokio::sync::OnceCell<AccelChoice>,
 ) -> Result<ScenarioResult, Error> {
+    if !scenario.phases.is_empty() {
+        let ctx = Ctx {
+            cfg,
+            cache,
+            opts,
+            accel_choice,
+        };
+        return phases::run(&ctx, scenario, image, cancel).await;
+    }
     let started = SystemTime::now();
     let image = match image {
         Some(image) => image,
         None => prepare(cfg, cache, scenario, opts).await?,
     };
+    let state_dir = cfg.run_dir(&opts.run_id).join(&scenario.name);
+    std::fs::create_dir_all(&state_dir).map_err(Error::io(&state_dir))?;
+    let vars = uefi_vars(scenario, &state_dir)?;
+    let ctx = Ctx {
+        cfg,
+        cache,
+        opts,
+        accel_choice,
+    };
+    let setup = MachineSetup {
+        state_dir,
+        ovmf: vars,
+        disk: None,
+        progress: None,
+        ktap_required: true,
+    };
+    boot_one(&ctx, scenario, &image, setup, cancel, started).await
+}
+
+/// What every machine run of a `test` shares.
+pub(crate) struct Ctx<'a> {
+    /// The config.
+    pub cfg: &'a Config,
+    /// The cache.
+    pub cache: &'a Cache,
+    /// The run's options.
+    pub opts: &'a RunOptions,
+    /// The accelerator, probed once per run.
+    pub accel_choice: &'a tokio::sync::OnceCell<AccelChoice>,
+}
+
+/// What one machine run adds to its scenario and image.
+pub(crate) struct MachineSetup {
+    /// Where its argv, logs and sockets go.
+    pub state_dir: PathBuf,
+    /// OVMF with its VARS file (a multi-phase scenario's phases share one).
+    pub ovmf: Option<Ovmf>,
+    /// A multi-phase scenario's disk.
+    pub disk: Option<PathBuf>,
+    /// Console lines to show as progress.
+    pub progress: Option<crate::boot::progress::ConsoleProgress>,
+    /// False for a phase that only has to power off.
+    pub ktap_required: bool,
+}
+
+/// OVMF with a fresh copy of the VARS template in `state_dir` for a UEFI scenario (OVMF
+/// writes to it; an installed system's boot entry lives there).
+pub(crate) fn uefi_vars(scenario: &Scenario, state_dir: &Path) -> Result<Option<Ovmf>, Error> {
+    match scenario.firmware {
+        Firmware::Bios => Ok(None),
+        Firmware::Uefi => {
+            let (code, vars_template) = ovmf_files().ok_or_else(|| Error::MissingTool {
+                tool: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+                package: "ovmf",
+                why: format!("scenario {} boots with UEFI", scenario.name),
+            })?;
+            let vars = state_dir.join("OVMF_VARS.fd");
+            std::fs::copy(&vars_template, &vars).map_err(Error::io(&vars))?;
+            Ok(Some(Ovmf { code, vars }))
+        }
+    }
+}
+
+/// Boots one machine for `scenario` (a single-phase scenario or one phase) and judges it.
+pub(crate) async fn boot_one(
+    ctx: &Ctx<'_>,
+    scenario: &Scenario,
+    image: &PreparedImage,
+    setup: MachineSetup,
+    cancel: watch::Receiver<bool>,
+    started: SystemTime,
+) -> Result<ScenarioResult, Error> {
+    let Ctx {
+        cfg,
+        cache,
+        opts,
+        accel_choice,
+    } = *ctx;
     let request = opts
         .accel
         .or_else(|| scenario.accel.as_deref().and_then(AccelRequest::parse))
@@ -566,21 +669,13 @@ async fn run_one(
             .sum::<Duration>()
             + BACKSTOP_MARGIN
     });
-    let state_dir = cfg.run_dir(&opts.run_id).join(&scenario.name);
-    std::fs::create_dir_all(&state_dir).map_err(Error::io(&state_dir))?;
-    let ovmf = match scenario.firmware {
-        Firmware::Bios => None,
-        Firmware::Uefi => {
-            let (code, vars_template) = ovmf_files().ok_or_else(|| Error::MissingTool {
-                tool: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
-                package: "ovmf",
-                why: format!("scenario {} boots with UEFI", scenario.name),
-            })?;
-            let vars = state_dir.join("OVMF_VARS.fd");
-            std::fs::copy(&vars_template, &vars).map_err(Error::io(&vars))?;
-            Some(Ovmf { code, vars })
-        }
-    };
+    let MachineSetup {
+        state_dir,
+        ovmf,
+        disk,
+        progress,
+        ktap_required,
+    } = setup;
     let spec = RunSpec {
         machine: MachineSpec {
             qemu,
@@ -591,6 +686,7 @@ async fn run_one(
             ovmf,
             fw_cfg: scenario.fw_cfg.clone(),
             clock: scenario.clock,
+            disk,
         },
         state_dir: state_dir.clone(),
         ready: Regex::new(&scenario.ready)
@@ -600,6 +696,7 @@ async fn run_one(
         test_backstop: backstop,
         crash: scenario.crash.clone(),
         stop_at_ready: scenario.until == RunUntil::Ready,
+        progress,
     };
     tracing::info!(scenario = %scenario.name, accel = %choice.accel, reason = %choice.reason, "booting");
     let outcome = machine::run(&spec, cancel).await;
@@ -637,10 +734,17 @@ async fn run_one(
             humantime::format_duration(backstop).to_string(),
         ),
     ];
-    properties.extend(image.properties);
+    properties.extend(image.properties.iter().cloned());
     let figures = record_bench(scenario, &properties, &state_dir)?;
     properties.extend(figures);
-    Ok(judge(scenario, outcome, started, properties, state_dir))
+    Ok(judge(
+        scenario,
+        outcome,
+        started,
+        properties,
+        state_dir,
+        ktap_required,
+    ))
 }
 
 /// Name of the per-run figure record in a scenario's state directory.
@@ -676,6 +780,7 @@ pub(crate) fn judge(
     started: SystemTime,
     properties: Vec<(String, String)>,
     state_dir: PathBuf,
+    ktap_required: bool,
 ) -> ScenarioResult {
     for p in &outcome.ktap.problems {
         tracing::warn!(scenario = %scenario.name, problem = %p, "ktap");
@@ -690,6 +795,7 @@ pub(crate) fn judge(
         Rules {
             until: scenario.until,
             gate: scenario.gate.as_ref(),
+            ktap_required,
         },
     );
     ScenarioResult {
@@ -710,9 +816,21 @@ pub(crate) fn judge(
     }
 }
 
-/// The exit code of one scenario's result.
+/// Why `scenario` cannot run here, if so: an EL install gate whose distribution's base
+/// ISO is not configured. Such a scenario is reported as not run with this reason (not a
+/// pass, not a failure); once the ISO is configured it runs like any other.
+pub(crate) fn not_applicable(cfg: &Config, scenario: &Scenario) -> Option<String> {
+    match scenario.image {
+        ImageSource::ElIso(d) => crate::run::prepare::el_not_applicable(cfg, d),
+        _ => None,
+    }
+}
+
+/// The exit code of one scenario's result (a not-applicable one changes nothing).
 pub(crate) fn exit_code_of(r: &ScenarioResult) -> ExitCode {
-    if matches!(r.end, RunEnd::Interrupted) {
+    if r.is_not_applicable() {
+        ExitCode::Success
+    } else if matches!(r.end, RunEnd::Interrupted) {
         ExitCode::Interrupted
     } else if r.is_harness_failure() {
         ExitCode::Harness
@@ -761,6 +879,7 @@ mod tests {
                 SystemTime::now(),
                 vec![],
                 "/tmp/x".into(),
+                true,
             )
         };
         let asked = login_scenario(RunUntil::Ready);
@@ -788,7 +907,7 @@ mod tests {
         let mut o = outcome(RunEnd::PoweredOff, true);
         o.ktap = p.finish(None);
         let s = login_scenario(RunUntil::Poweroff);
-        let r = judge(&s, o, SystemTime::now(), vec![], "/tmp/x".into());
+        let r = judge(&s, o, SystemTime::now(), vec![], "/tmp/x".into(), true);
         assert!(!r.passed(), "{:?}", r.cases);
         assert_eq!(exit_code_of(&r), ExitCode::ProductFailed);
     }

@@ -1,6 +1,6 @@
 //! Where the test runner asks the build stages for images: the XSC kernel, the XSC glibc
-//! (for guest programs linked against it) and the Debian ISO, each through the one stage
-//! framework (`stages::stage::ensure`). A cache hit costs a key computation and prints
+//! (for guest programs linked against it), the Debian ISO and the EL install ISOs, each
+//! through the one stage framework (`stages::stage::ensure`). A cache hit costs a key computation and prints
 //! nothing; a miss builds (and says so) unless `--no-build`, which makes it exit 3. A
 //! build started here stops on the runner's Ctrl-C like `build kernel|glibc` do (make gets
 //! SIGTERM, nothing is stored, the stage lock is released).
@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::input::config::Config;
+use crate::stages::el_install_iso::Distro;
 use crate::stages::progress::announced_progress;
 use crate::stages::stage::{Cancel, Policy};
 use crate::stages::{
@@ -41,6 +42,13 @@ pub(crate) enum BuiltImage {
     TestInitramfs {
         /// The cpio archive.
         path: PathBuf,
+    },
+    /// The remastered EL9 install ISO of `build alma|rocky`.
+    ElIso {
+        /// `alma` or `rocky`.
+        distro: &'static str,
+        /// The ISO.
+        iso: PathBuf,
     },
 }
 
@@ -199,6 +207,88 @@ pub(crate) async fn debian_iso(
         built: Some(BuiltImage::DebianIso {
             iso: artifacts.iso,
             packages: artifacts.packages,
+        }),
+    })
+}
+
+/// One EL install ISO request at a time in this process (the two gates share the packages).
+static EL_BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Why the install ISO of `d` cannot be had here, if so: its base ISO is not configured.
+/// Such a scenario is *not applicable* (reported as not run), not an error.
+pub(crate) fn el_not_applicable(cfg: &Config, d: Distro) -> Option<String> {
+    d.base(cfg).is_none().then(|| {
+        format!(
+            "the {} base ISO is not configured (add [sources.{}] iso = \"<path or URL>\" and sha256 = \"<its sha256>\" to xsc.toml; docs/el-iso.md)",
+            d.title(),
+            d.name()
+        )
+    })
+}
+
+/// The remastered install ISO of `d` (packages and ISO through the stage cache unless
+/// `--no-build`; the base ISO must be configured: see [`el_not_applicable`]).
+pub(crate) async fn el_iso(
+    cfg: &Config,
+    d: Distro,
+    no_build: bool,
+    cancel: Option<watch::Receiver<bool>>,
+) -> Result<Image, Error> {
+    let _one = EL_BUILD.lock().await;
+    let base = d
+        .base(cfg)
+        .ok_or_else(|| Error::from(stages::el_install_iso::not_configured(d)))?;
+    let cancel = Cancel::from_option(cancel);
+    let hint = format!("xsc-release build {}", d.name());
+    let what = format!("the {} install ISO", d.title());
+    let inputs =
+        stages::package_set::gather_profile(cfg, &base.kernel_profile, policy(no_build), &cancel)
+            .await
+            .map_err(not_built(what.clone(), hint.clone()))?;
+    let mut progress = announced_progress(
+        "packages",
+        "building the RPM packages: not in the cache for the current inputs".into(),
+    );
+    let rpms =
+        stages::rpm_package::ensure_rpms(cfg, &inputs, policy(no_build), &cancel, &mut progress)
+            .await
+            .map_err(not_built(what.clone(), hint.clone()))?;
+    let file = stages::el_install_iso::base_file(cfg, base).await?;
+    let mut progress = announced_progress(
+        d.name(),
+        format!(
+            "remastering the {} ISO: not in the cache for the current inputs",
+            d.title()
+        ),
+    );
+    let iso = stages::el_install_iso::ensure_el_iso(
+        cfg,
+        d,
+        stages::el_install_iso::ElInputs {
+            base: &file,
+            base_sha: &base.sha256,
+            rpms: &rpms,
+            sde: inputs.epoch.secs,
+        },
+        policy(no_build),
+        &cancel,
+        &mut progress,
+    )
+    .await
+    .map_err(not_built(what, hint))?;
+    Ok(Image {
+        path: iso.iso.clone(),
+        properties: vec![
+            ("iso.sha256".to_string(), iso.sha256),
+            ("iso.key".to_string(), iso.key),
+            ("iso.volid".to_string(), iso.volid),
+            ("el.base.sha256".to_string(), base.sha256.clone()),
+            ("el.rpms.key".to_string(), rpms.key.clone()),
+            ("el.kernel.profile".to_string(), base.kernel_profile.clone()),
+        ],
+        built: Some(BuiltImage::ElIso {
+            distro: d.name(),
+            iso: iso.iso,
         }),
     })
 }

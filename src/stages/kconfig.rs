@@ -35,7 +35,7 @@ pub(crate) struct KernelProfile {
 }
 
 /// The profiles `--profile` accepts.
-pub(crate) const PROFILES: &[&str] = &["qemu", "debian"];
+pub(crate) const PROFILES: &[&str] = &["qemu", "debian", "el"];
 
 impl KernelProfile {
     /// The profile called `name`.
@@ -50,6 +50,13 @@ impl KernelProfile {
                 ConfigBase::Debian,
                 vec!["xsc.config"],
                 "Debian's own amd64 config + XSC: for the Debian ISO; build time not measured here, expect ~1-2 h on 2 cores",
+            ),
+            // The lean base grown by what an EL9 userland needs to install and boot from a
+            // virtio disk: a profile of its own, so the gates keep booting the lean kernel.
+            "el" => (
+                ConfigBase::Tinyconfig,
+                vec!["qemu.config", "el.config", "xsc.config"],
+                "EL9 (AlmaLinux, Rocky) installs: the lean base + systemd, cgroups v2/BPF, XFS, SELinux, modules; built outside CI (docs/el-iso.md)",
             ),
             _ => {
                 return Err(BuildError::UnknownProfile {
@@ -255,10 +262,16 @@ mod tests {
             (d.base, d.fragments),
             (ConfigBase::Debian, vec!["xsc.config".to_string()])
         );
+        let el = KernelProfile::named("el").unwrap();
+        assert_eq!(el.base, ConfigBase::Tinyconfig);
+        // el.config comes after qemu.config, so its IPv6 line wins over qemu's trim.
+        assert_eq!(el.fragments, ["qemu.config", "el.config", "xsc.config"]);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("patches/kernel");
+        assert!(el.fragment_paths(&root).iter().all(|p| p.is_file()));
         let err = KernelProfile::named("arm").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown kernel profile \"arm\" (expected one of: qemu, debian)"
+            "unknown kernel profile \"arm\" (expected one of: qemu, debian, el)"
         );
         assert_eq!(err.exit_code(), crate::exit_code::ExitCode::BadInput);
     }

@@ -61,6 +61,9 @@ pub(crate) struct PackageInputs {
     pub release: String,
     /// The kernel stage's key.
     pub kernel_key: String,
+    /// The kernel's `modules_install` root (`lib/modules/<release>/` below it) when its
+    /// profile builds modules (`el`); `None` for the lean `qemu` kernel.
+    pub modules: Option<PathBuf>,
     /// `lib64/` parent of the stripped XSC glibc runtime.
     pub glibc_runtime: PathBuf,
     /// The glibc stage's key.
@@ -103,6 +106,15 @@ impl PackageInputs {
             key.file(&format!("file/{label}"), path)
                 .map_err(BuildError::io("cannot read", path))?;
         }
+        // Only a kernel with modules adds them, so the lean kernel's keys stay as they were.
+        if let Some(root) = &self.modules {
+            for item in module_items(root, &self.release)? {
+                if let Content::File(from) = &item.content {
+                    key.file(&format!("module/{}", item.path), from)
+                        .map_err(BuildError::io("cannot read", from))?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -127,8 +139,18 @@ pub(crate) async fn gather(
     policy: Policy,
     cancel: &Cancel,
 ) -> Result<PackageInputs, BuildError> {
+    gather_profile(cfg, KERNEL_PROFILE, policy, cancel).await
+}
+
+/// [`gather`] with the kernel of `profile` (`build kernel --profile el --rpm`).
+pub(crate) async fn gather_profile(
+    cfg: &Config,
+    profile: &str,
+    policy: Policy,
+    cancel: &Cancel,
+) -> Result<PackageInputs, BuildError> {
     let o = KernelBuildOptions {
-        profile: Some(KERNEL_PROFILE.into()),
+        profile: Some(profile.into()),
         ..KernelBuildOptions::default()
     };
     let k = kernel::ensure_kernel(cfg, &o, policy, cancel, &mut stderr_progress("kernel")).await?;
@@ -166,6 +188,7 @@ pub(crate) async fn gather(
         config: k.config,
         release: k.kernelrelease,
         kernel_key: k.key,
+        modules: k.modules,
         glibc_runtime: g.runtime,
         glibc_key: g.key,
         init,
@@ -174,6 +197,28 @@ pub(crate) async fn gather(
         selftest: recipes.join("xsc-selftest.sh"),
         epoch: crate::stages::stage::epoch_of(cfg, &epoch_inputs(cfg)).await,
     })
+}
+
+/// The files of `<modules root>/lib/modules/<release>/` as package items at
+/// `lib/modules/<release>/…` (modules and depmod's `modules.*`): every regular file, in
+/// name order. The `build` and `source` links `modules_install` makes point into the build
+/// tree of this machine and are left out.
+pub(crate) fn module_items(root: &Path, release: &str) -> Result<Vec<Item>, BuildError> {
+    let dir = root.join("lib/modules").join(release);
+    let mut out = Vec::new();
+    for rel in crate::sys::cache::walk_sorted(&dir).map_err(BuildError::io("cannot read", &dir))? {
+        let from = dir.join(&rel);
+        let meta =
+            std::fs::symlink_metadata(&from).map_err(BuildError::io("cannot stat", &from))?;
+        if meta.is_file() {
+            out.push(Item::file(
+                format!("lib/modules/{release}/{}", rel.display()),
+                0o644,
+                &from,
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// One file of a package tree.
@@ -577,6 +622,7 @@ pub(crate) mod fixture {
                 .collect(),
             xsc_run: repo.join("xsc-run.sh"),
             selftest: repo.join("xsc-selftest.sh"),
+            modules: None,
             epoch: Epoch {
                 secs: 1_735_689_600,
                 source: EpochSource::Default,

@@ -80,8 +80,13 @@ pub(crate) fn plans(inputs: &PackageInputs) -> Result<Vec<RpmPlan>, BuildError> 
         release: release.clone(),
         summary: "Linux 6.1 kernel with XSC system call rings",
         license: "GPL-2.0-only",
-        description: "The XSC kernel (Linux 6.1 with the XSC quilt series, lean profile: every\n\
-                      driver built in, no modules) as the release gates boot it, byte for byte.",
+        description: if inputs.modules.is_some() {
+            "The XSC kernel (Linux 6.1 with the XSC quilt series) for EL9 installs (el\n\
+             profile: what the boot needs built in, modules enabled, with their tree)."
+        } else {
+            "The XSC kernel (Linux 6.1 with the XSC quilt series, lean profile: every\n\
+             driver built in, no modules) as the release gates boot it, byte for byte."
+        },
         requires: vec![
             "/usr/bin/kernel-install".into(),
             "dracut".into(),
@@ -92,17 +97,7 @@ pub(crate) fn plans(inputs: &PackageInputs) -> Result<Vec<RpmPlan>, BuildError> 
             format!("kernel-uname-r = {kr}"),
             "installonlypkg(kernel)".into(),
         ],
-        items: vec![
-            Item::file(format!("lib/modules/{kr}/vmlinuz"), 0o755, &inputs.bzimage),
-            Item::file(
-                format!("lib/modules/{kr}/System.map"),
-                0o644,
-                &inputs.system_map,
-            ),
-            Item::file(format!("lib/modules/{kr}/config"), 0o644, &inputs.config),
-            Item::bytes(format!("lib/modules/{kr}/modules.order"), 0o644, ""),
-            Item::bytes(format!("lib/modules/{kr}/modules.builtin"), 0o644, ""),
-        ],
+        items: kernel_items(inputs)?,
         ghosts: vec![
             format!("/boot/vmlinuz-{kr}"),
             format!("/boot/System.map-{kr}"),
@@ -152,6 +147,39 @@ pub(crate) fn plans(inputs: &PackageInputs) -> Result<Vec<RpmPlan>, BuildError> 
         scripts: vec![],
     };
     Ok(vec![kernel, glibc, tests])
+}
+
+/// The kernel package's files: the image, `System.map` and config, and either the
+/// modules tree of a kernel with modules (the `el` profile: its modules and depmod's
+/// `modules.*`) or, for the lean kernel, the two empty `modules.*` files depmod and dracut
+/// look for.
+fn kernel_items(inputs: &PackageInputs) -> Result<Vec<Item>, BuildError> {
+    let kr = &inputs.release;
+    let mut items = vec![
+        Item::file(format!("lib/modules/{kr}/vmlinuz"), 0o755, &inputs.bzimage),
+        Item::file(
+            format!("lib/modules/{kr}/System.map"),
+            0o644,
+            &inputs.system_map,
+        ),
+        Item::file(format!("lib/modules/{kr}/config"), 0o644, &inputs.config),
+    ];
+    match &inputs.modules {
+        Some(root) => items.extend(package_set::module_items(root, kr)?),
+        None => {
+            items.push(Item::bytes(
+                format!("lib/modules/{kr}/modules.order"),
+                0o644,
+                "",
+            ));
+            items.push(Item::bytes(
+                format!("lib/modules/{kr}/modules.builtin"),
+                0o644,
+                "",
+            ));
+        }
+    }
+    Ok(items)
 }
 
 /// The spec of one RPM. `AutoReqProv: no`: rpm's dependency generator would make
@@ -419,6 +447,16 @@ pub(crate) fn publish_dir(cfg: &Config) -> PathBuf {
     repo_root(cfg).join("packages/rpm")
 }
 
+/// Where `build kernel --profile P --rpm` publishes the repository of a kernel profile
+/// other than the packaged one: `packages/rpm-<profile>/`.
+pub(crate) fn profile_publish_dir(cfg: &Config, profile: &str) -> PathBuf {
+    if profile == package_set::KERNEL_PROFILE {
+        publish_dir(cfg)
+    } else {
+        repo_root(cfg).join(format!("packages/rpm-{profile}"))
+    }
+}
+
 #[cfg(test)]
 // The tests check the RPMs with rpm itself (only sys spawns in the product; clippy.toml).
 #[allow(clippy::disallowed_methods)]
@@ -471,6 +509,69 @@ mod tests {
             "%posttrans\n/usr/bin/kernel-install add 6.1.192 /lib/modules/6.1.192/vmlinuz"
         ));
         assert!(spec.contains("%ghost %attr(0600,root,root) /boot/initramfs-6.1.192.img\n"));
+    }
+
+    /// A kernel with modules (the `el` profile): its `modules_install` tree goes into the
+    /// kernel RPM (modules and depmod's files, not the links into this machine's build
+    /// tree), checked with rpm itself.
+    #[tokio::test]
+    async fn a_kernel_with_modules_ships_its_modules_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let mut inputs = fixture::inputs(&d.path().join("in"));
+        let mods = d.path().join("modules");
+        let kdir = mods.join("lib/modules/6.1.192");
+        std::fs::create_dir_all(kdir.join("kernel/fs/fat")).unwrap();
+        std::fs::write(kdir.join("kernel/fs/fat/vfat.ko"), b"\x7fELF module").unwrap();
+        for f in ["modules.order", "modules.builtin", "modules.dep"] {
+            std::fs::write(kdir.join(f), b"kernel/fs/fat/vfat.ko\n").unwrap();
+        }
+        std::os::unix::fs::symlink("/work/kernel/el/linux", kdir.join("build")).unwrap();
+        std::os::unix::fs::symlink("/work/kernel/el/linux", kdir.join("source")).unwrap();
+        let items = package_set::module_items(&mods, "6.1.192").unwrap();
+        let paths: Vec<&str> = items.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "lib/modules/6.1.192/kernel/fs/fat/vfat.ko",
+                "lib/modules/6.1.192/modules.builtin",
+                "lib/modules/6.1.192/modules.dep",
+                "lib/modules/6.1.192/modules.order",
+            ]
+        );
+        inputs.modules = Some(mods);
+        let plans = plans(&inputs).unwrap();
+        let log = d.path().join("log");
+        let rpms = build_rpms(
+            &plans[..1],
+            inputs.epoch.secs,
+            &d.path().join("w"),
+            &d.path().join("out"),
+            &log,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        let s = rpms[0].to_str().unwrap();
+        let list = out_text(&tool(&["rpm", "-qlp", s]));
+        for f in [
+            "/lib/modules/6.1.192/vmlinuz",
+            "/lib/modules/6.1.192/kernel/fs/fat/vfat.ko",
+            "/lib/modules/6.1.192/modules.dep",
+        ] {
+            assert!(list.lines().any(|l| l == f), "{f} in\n{list}");
+        }
+        assert!(
+            !list.contains("/build") && !list.contains("/source"),
+            "{list}"
+        );
+        let info = out_text(&tool(&["rpm", "-qip", s]));
+        assert!(info.contains("for EL9 installs"), "{info}");
+        let k = tool(&["rpm", "-K", s]);
+        assert!(out_text(&k).contains("digests OK"), "{}", out_text(&k));
     }
 
     /// rpmbuild on the fixture inputs: header and file list, digests, the same bytes twice,
