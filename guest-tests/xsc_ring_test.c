@@ -3524,6 +3524,117 @@ static int t_rs_no_restart_eintr(void)
 	return PASS;
 }
 
+/*
+ * A relative ring clock_nanosleep(2 s) stopped at 0.3 s and continued at
+ * 1.0 s (no handler): the ENTER restarts and the sleep ends at its
+ * original expiry, inside the ring -- not from scratch (>= SIGCONT + 2 s),
+ * not early (< 2 s), not with -EINTR, and no restart_syscall left armed.
+ */
+static int t_rs_clock_nanosleep_stop(void)
+{
+	struct timespec ts = { 2, 0 }, rem = { 0, 0 };
+	struct xsc_enter e = { .to_submit = 1 };
+	struct xsc_cqe c;
+	struct ring r;
+	pid_t me = getpid(), helper;
+	double t0, t1, cont = 0, dt;
+	long n, ret;
+	int p[2], st, err;
+
+	SKIPIF(!has_op(SYS_clock_nanosleep), "clock_nanosleep not offered");
+	CHECK(pipe(p) == 0, "pipe");
+	RS_RING(&r);
+	PUSH(&r, SYS_clock_nanosleep, 1, CLOCK_MONOTONIC, 0, U(&ts), U(&rem));
+	fflush(stdout);
+	t0 = now_ms();
+	helper = fork();
+	if (helper == 0) {
+		double at;
+
+		usleep(300 * 1000);
+		kill(me, SIGSTOP);
+		while ((at = now_ms()) < t0 + 1000)
+			usleep(10 * 1000);
+		kill(me, SIGCONT);
+		_exit(write(p[1], &at, sizeof(at)) == sizeof(at) ? 0 : 1);
+	}
+	n = ioctl(r.fd, XSC_IOC_ENTER, &e);
+	err = errno;
+	t1 = now_ms();
+	st = child_status(helper);
+	CHECK(st == 0 && read(p[0], &cont, sizeof(cont)) == sizeof(cont), "helper status %d", st);
+	CHECK(n == 1, "ENTER -> %ld errno %d (want 1: restarted, the sleep completed)", n,
+	      n < 0 ? err : 0);
+	CHECK(cq_pop(&r, &c) && c.user_data == 1, "no CQE");
+	CHECK(c.res == 0, "clock_nanosleep CQE res %lld (want 0)", (long long)c.res);
+	CHECK(t1 - t0 >= 1999, "woke after %.0f ms: undersleep of a 2 s sleep", t1 - t0);
+	CHECK(t1 - cont < 1500,
+	      "woke %.0f ms after SIGCONT (%.0f ms after start): restarted from scratch "
+	      "(a from-scratch sleep ends >= 2000 ms after SIGCONT)", t1 - cont, t1 - t0);
+	CHECK(!cq_pop(&r, &c), "a second CQE (op run twice?)");
+	t0 = now_ms();
+	ret = syscall(SYS_restart_syscall);
+	err = errno;
+	dt = now_ms() - t0;
+	CHECK(ret == -1 && err == EINTR && dt < 1000,
+	      "restart_syscall afterwards -> %ld errno %d after %.0f ms (want EINTR at once)",
+	      ret, ret == -1 ? err : 0, dt);
+	ring_fini(&r);
+	return PASS;
+}
+
+/*
+ * The same sleep interrupted by a handler (SA_RESTART, which nanosleep
+ * ignores): ENTER -> EINTR, rem written, no CQE, the SQE still queued
+ * (to_submit written back), restart_syscall -> EINTR (nothing finishes
+ * outside the ring); the caller retracts the SQE.
+ */
+static int t_rs_clock_nanosleep_handler(void)
+{
+	struct sigaction sa = { .sa_handler = on_rs_sig, .sa_flags = SA_RESTART };
+	struct timespec ts = { 2, 0 }, rem = { 0, 0 };
+	struct xsc_enter e = { .to_submit = 1 };
+	struct xsc_cqe c;
+	struct ring r;
+	pid_t me = getpid(), helper;
+	long n, ret;
+	int st, err;
+
+	SKIPIF(!has_op(SYS_clock_nanosleep), "clock_nanosleep not offered");
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+	RS_RING(&r);
+	PUSH(&r, SYS_clock_nanosleep, 1, CLOCK_MONOTONIC, 0, U(&ts), U(&rem));
+	fflush(stdout);
+	helper = fork();
+	if (helper == 0) {
+		usleep(300 * 1000);
+		kill(me, SIGUSR1);
+		_exit(0);
+	}
+	n = ioctl(r.fd, XSC_IOC_ENTER, &e);
+	err = errno;
+	st = child_status(helper);
+	CHECK(st == 0, "helper status %d", st);
+	CHECK(g_rs_sigs == 1, "%d handler runs", g_rs_sigs);
+	CHECK(n == -1 && err == EINTR, "ENTER -> %ld errno %d (want -1 EINTR, nanosleep's rule)",
+	      n, n < 0 ? err : 0);
+	CHECK(e.to_submit == 1, "to_submit written back as %u (want 1)", e.to_submit);
+	CHECK(r.hdr->sq_head == 0, "sq_head %u (want 0: the sleep stays queued)", r.hdr->sq_head);
+	CHECK(!cq_pop(&r, &c), "a CQE for the interrupted sleep (res %lld)", (long long)c.res);
+	CHECK(rem.tv_sec < 2 && (rem.tv_sec > 0 || rem.tv_nsec > 0), "rem %ld.%09ld",
+	      (long)rem.tv_sec, rem.tv_nsec);
+	ret = syscall(SYS_restart_syscall);
+	err = errno;
+	CHECK(ret == -1 && err == EINTR, "restart_syscall -> %ld errno %d (want EINTR)", ret,
+	      ret == -1 ? err : 0);
+	/* v2: the caller may retract the unconsumed SQE */
+	__atomic_store_n(&r.hdr->sq_tail, r.hdr->sq_head, __ATOMIC_RELEASE);
+	r.sq_tail = r.hdr->sq_head;
+	CHECK((n = ring_enter(&r, 1)) == 0, "ENTER after retracting -> %ld (want 0)", n);
+	ring_fini(&r);
+	return PASS;
+}
+
 static int cg_write(const char *dir, const char *file, const char *val)
 {
 	char path[128];
@@ -3685,6 +3796,7 @@ static const struct tcase seccomp_cases[] = {
 };
 static const struct tcase restart_cases[] = {
 	C(rs_sa_restart_read), C(rs_stop_cont_read), C(rs_no_restart_eintr), C(rs_freezer_read),
+	C(rs_clock_nanosleep_stop), C(rs_clock_nanosleep_handler),
 };
 
 static const unsigned int req_none[] = { END };
