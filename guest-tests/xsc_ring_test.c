@@ -4923,6 +4923,106 @@ static int t_hi_shared_ring_mpmc_x20000(void)
 }
 
 /*
+ * Hostile ioctl arguments.  SETUP whose struct sits in a read-only page: the
+ * copy-out fails after the ring was allocated and charged, so SETUP must fail
+ * with nothing left behind (VmPin back, not set up, a later SETUP works).
+ * v2 ENTER of [NOP, blocking read, NOP] with to_submit 2, interrupted in the
+ * read by an SA_RESTART handler: (a) the struct in a read-only page, so
+ * to_submit cannot be written back; (b) the struct inside the ring itself,
+ * so the kernel's write-back lands in its own ring.  Either way the call
+ * chain may consume at most 2 SQEs (the third NOP stays queued), the read
+ * runs once, every tag gets exactly one CQE.
+ */
+static void *hi_kick_later(void *arg)
+{
+	usleep(300 * 1000);
+	pthread_kill(*(pthread_t *)arg, SIGUSR1);
+	usleep(300 * 1000);
+	if (write(g_hi_hpipe, "w", 1) != 1)
+		return (void *)1;
+	return NULL;
+}
+
+static int t_hi_ioctl_args(void)
+{
+	struct sigaction sa = { .sa_handler = hi_on_storm, .sa_flags = SA_RESTART };
+	struct xsc_setup *ro;
+	long base, v, n;
+	unsigned long long q;
+	int fd, k;
+
+	base = hi_vmpin_kb();
+	CHECK(base >= 0, "no VmPin");
+	ro = mmap(NULL, HI_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(ro != MAP_FAILED, "mmap");
+	*ro = (struct xsc_setup){ .sq_entries = 64 };
+	CHECK(mprotect(ro, HI_PAGE, PROT_READ) == 0, "mprotect");
+	fd = open(XSC_DEV, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0, "open");
+	CHECK(ioctl(fd, XSC_IOC_SETUP, ro) == -1 && errno == EFAULT, "SETUP with a read-only struct: %s",
+	      strerror(errno));
+	CHECK((v = hi_vmpin_kb()) == base, "VmPin %ld kB after the failed SETUP, want %ld", v, base);
+	CHECK(fdinfo_get(fd, "xsc-sq-entries", &q) == 0 && q == 0, "failed SETUP left a ring (%llu)", q);
+	CHECK(ioctl(fd, XSC_IOC_ENTER, &(struct xsc_enter){ .to_submit = 1 }) == -1 && errno == EBADFD,
+	      "ENTER after the failed SETUP: %s", strerror(errno));
+	CHECK(mprotect(ro, HI_PAGE, PROT_READ | PROT_WRITE) == 0, "mprotect");
+	CHECK(ioctl(fd, XSC_IOC_SETUP, ro) == 0 && ro->sq_entries == 64, "SETUP after the failed one: %s",
+	      strerror(errno));
+	close(fd);
+	if (!hi_v2())
+		return PASS;
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+	for (k = 0; k < 2; k++) {
+		const char *where = k ? "in the ring" : "read-only";
+		pthread_t self = pthread_self(), th;
+		struct xsc_enter *e;
+		struct ring r;
+		char buf[2] = "";
+		void *kret;
+		int p[2];
+
+		CHECK(pipe(p) == 0, "pipe");
+		HI_RING(&r, 8, 16, XSC_SETUP_RESTART);
+		e = k ? (struct xsc_enter *)((char *)r.map + 512) : (struct xsc_enter *)ro;
+		CHECK(mprotect(ro, HI_PAGE, PROT_READ | PROT_WRITE) == 0, "mprotect");
+		*e = (struct xsc_enter){ .to_submit = 2 };
+		if (!k)
+			CHECK(mprotect(ro, HI_PAGE, PROT_READ) == 0, "mprotect");
+		PUSH(&r, XSC_OP_NOP, 1);
+		PUSH(&r, SYS_read, 2, p[0], U(buf), 1);
+		PUSH(&r, XSC_OP_NOP, 3);
+		g_hi_hpipe = p[1];
+		g_hi_sigs = 0;
+		CHECK(pthread_create(&th, NULL, hi_kick_later, &self) == 0, "pthread_create");
+		n = ioctl(r.fd, XSC_IOC_ENTER, e);
+		if (n < 0)
+			n = -errno;
+		pthread_join(th, &kret);
+		diag("%s: ENTER -> %ld, sq_head %u, to_submit now %u, %ld signal(s)", where, n, r.hdr->sq_head,
+		     e->to_submit, g_hi_sigs);
+		CHECK(kret == NULL && g_hi_sigs == 1, "%s: kick", where);
+		CHECK(r.hdr->sq_head <= 2, "%s: ENTER(to_submit 2) consumed %u SQEs", where, r.hdr->sq_head);
+		if (k)
+			CHECK(n == 1 && e->to_submit == 1, "%s: the restarted ENTER -> %ld, to_submit %u (want 1, 1)",
+			      where, n, e->to_submit);
+		else
+			CHECK(n == -EFAULT || n == 1, "%s: ENTER -> %ld", where, n);
+		while (r.hdr->sq_head < 2) {
+			CHECK((n = ring_enter(&r, 1)) == 1, "%s: ENTER for the read -> %ld", where, n);
+		}
+		CHECK(r.hdr->sq_head == 2, "%s: sq_head %u", where, r.hdr->sq_head);
+		CHECK((n = ring_enter(&r, 8)) == 1, "%s: ENTER for the last NOP -> %ld", where, n);
+		CHECK(hi_expect(&r, 1, XSC_OP_NOP, 0) && hi_expect(&r, 2, SYS_read, 1) && buf[0] == 'w' &&
+		      hi_expect(&r, 3, XSC_OP_NOP, 0) && hi_no_more(&r), "%s: CQEs", where);
+		ring_fini(&r);
+		close(p[0]);
+		close(p[1]);
+	}
+	signal(SIGUSR1, SIG_IGN);
+	return PASS;
+}
+
+/*
  * The process dies while its threads sit in ENTER: one blocked in a read
  * holding a v1 ring's mutex, one asleep on that mutex, one blocked in a read
  * on a v2 ring.  Death by SIGKILL from outside, by exit_group(42) through a
@@ -5090,7 +5190,7 @@ static const struct tcase hostile_input_cases[] = {
 	C(hi_self_write_sq), C(hi_self_write_hdr), C(hi_self_write_cq), C(hi_ring_as_buffer),
 	C(hi_mapping_games), C(hi_remap_race_x300), C(hi_close_vs_enter_x200), C(hi_fork_vs_enter_x40),
 	C(hi_vfork_enter_x30), C(hi_scm_rights), C(hi_signal_storm_3x1000), C(hi_handler_reenters),
-	C(hi_shared_ring_mpmc_x20000), C(hi_death_in_enter_x30),
+	C(hi_shared_ring_mpmc_x20000), C(hi_death_in_enter_x30), C(hi_ioctl_args),
 };
 
 static const unsigned int req_none[] = { END };
