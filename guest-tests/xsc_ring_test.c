@@ -29,6 +29,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -5023,6 +5024,78 @@ static int t_hi_ioctl_args(void)
 }
 
 /*
+ * Readiness across the ring's lifetime.  A registration made after SETUP
+ * reports EPOLLIN once a CQE is posted and not after it is reaped; a thread
+ * blocked in epoll_wait while the ring's last reference goes away just
+ * returns.  A registration made before SETUP (an event loop adds the fd
+ * first, then sets the ring up) must report EPOLLIN the same way: this part
+ * fails on the current series, whose poll op registers no wait queue before
+ * SETUP, so that epoll item is never woken (kernel-fixes/001-*).
+ */
+static int g_hi_ep;
+
+static void *hi_epoll_waiter(void *arg)
+{
+	struct epoll_event out;
+
+	(void)arg;
+	return (void *)(long)epoll_wait(g_hi_ep, &out, 1, 500);
+}
+
+static int t_hi_epoll_lifetime(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	struct ring r;
+	pthread_t th;
+	void *wret;
+	long n;
+	int ep, fd;
+
+	/* registered after SETUP */
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	CHECK(ep >= 0, "epoll_create1: %s", strerror(errno));
+	HI_RING(&r, 8, 16, 0);
+	CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, r.fd, &ev) == 0, "EPOLL_CTL_ADD: %s", strerror(errno));
+	CHECK(epoll_wait(ep, &out, 1, 0) == 0, "EPOLLIN on an empty CQ");
+	PUSH(&r, XSC_OP_NOP, 1);
+	CHECK(ring_enter(&r, 1) == 1, "ENTER");
+	CHECK(epoll_wait(ep, &out, 1, 1000) == 1 && (out.events & EPOLLIN), "no EPOLLIN after a CQE");
+	CHECK(hi_expect(&r, 1, XSC_OP_NOP, 0), "CQE");
+	CHECK(epoll_wait(ep, &out, 1, 0) == 0, "EPOLLIN after the CQ was reaped");
+	/* the last reference goes while a thread waits */
+	g_hi_ep = ep;
+	CHECK(pthread_create(&th, NULL, hi_epoll_waiter, NULL) == 0, "pthread_create");
+	usleep(100 * 1000);
+	ring_fini(&r);
+	pthread_join(th, &wret);
+	CHECK((long)wret == 0, "epoll_wait on a released ring -> %ld", (long)wret);
+	close(ep);
+	/* registered before SETUP */
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	fd = open(XSC_DEV, O_RDWR | O_CLOEXEC);
+	CHECK(ep >= 0 && fd >= 0, "open");
+	CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "EPOLL_CTL_ADD before SETUP: %s", strerror(errno));
+	memset(&r, 0, sizeof(r));
+	r.fd = fd;
+	r.p.sq_entries = 8;
+	CHECK(ioctl(fd, XSC_IOC_SETUP, &r.p) == 0, "SETUP: %s", strerror(errno));
+	r.size = r.p.ring_size;
+	r.map = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(r.map != MAP_FAILED, "mmap: %s", strerror(errno));
+	r.hdr = r.map;
+	r.sqes = (struct xsc_sqe *)((char *)r.map + r.p.sqes_off);
+	r.cqes = (struct xsc_cqe *)((char *)r.map + r.p.cqes_off);
+	PUSH(&r, XSC_OP_NOP, 2);
+	CHECK((n = ring_enter(&r, 1)) == 1, "ENTER -> %ld", n);
+	CHECK(epoll_wait(ep, &out, 1, 1000) == 1 && (out.events & EPOLLIN),
+	      "epoll registered before SETUP never reports EPOLLIN (poll() registered no wait queue then)");
+	CHECK(hi_expect(&r, 2, XSC_OP_NOP, 0), "CQE");
+	ring_fini(&r);
+	close(ep);
+	return PASS;
+}
+
+/*
  * The process dies while its threads sit in ENTER: one blocked in a read
  * holding a v1 ring's mutex, one asleep on that mutex, one blocked in a read
  * on a v2 ring.  Death by SIGKILL from outside, by exit_group(42) through a
@@ -5190,7 +5263,7 @@ static const struct tcase hostile_input_cases[] = {
 	C(hi_self_write_sq), C(hi_self_write_hdr), C(hi_self_write_cq), C(hi_ring_as_buffer),
 	C(hi_mapping_games), C(hi_remap_race_x300), C(hi_close_vs_enter_x200), C(hi_fork_vs_enter_x40),
 	C(hi_vfork_enter_x30), C(hi_scm_rights), C(hi_signal_storm_3x1000), C(hi_handler_reenters),
-	C(hi_shared_ring_mpmc_x20000), C(hi_death_in_enter_x30), C(hi_ioctl_args),
+	C(hi_shared_ring_mpmc_x20000), C(hi_death_in_enter_x30), C(hi_ioctl_args), C(hi_epoll_lifetime),
 };
 
 static const unsigned int req_none[] = { END };
