@@ -3831,6 +3831,13 @@ static int t_hi_self_write_cq(void)
 	return PASS;
 }
 
+static void *hi_futex_waiter(void *word)
+{
+	struct timespec ts = { 5, 0 };
+
+	return (void *)sysret(syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, 0, &ts));
+}
+
 /*
  * Differential: ops on the ring's own fd and ops whose buffers are the ring
  * (the header page's unused tail, a read across the header/SQ page boundary,
@@ -3841,11 +3848,16 @@ static int t_hi_ring_as_buffer(void)
 {
 	struct ring r;
 	char *pad, *path;
-	int p[2], bad = 0, i;
+	int p[2], bad = 0, i, mem;
 	struct iovec iov;
 	uint64_t hdrw;
+	pthread_t th;
+	void *wret;
+	long n;
 
 	CHECK(pipe(p) == 0, "pipe");
+	mem = open("/proc/self/mem", O_RDWR);
+	CHECK(mem >= 0, "/proc/self/mem: %s", strerror(errno));
 	HI_RING(&r, 8, 0, 0);
 	pad = (char *)r.map + 1024;
 	path = (char *)r.map + 3072;
@@ -3873,9 +3885,15 @@ static int t_hi_ring_as_buffer(void)
 			{ "shared futex WAKE in the ring", SYS_futex, { hdrw, FUTEX_WAKE, 1 } },
 			{ "execve(path and argv in the ring)", SYS_execve, { U(path), U(r.map) + 3584, 0 } },
 			{ "openat(path in the ring)", SYS_openat, { AT_FDCWD, U(path), O_RDONLY } },
+			{ "pread64(/proc/self/mem) of the ring into the ring", SYS_pread64,
+			  { mem, U(pad), 64, U(r.map) } },
+			{ "pwrite64(/proc/self/mem) into the ring", SYS_pwrite64, { mem, U(path), 16, U(pad) } },
+			{ "pwrite64(/proc/self/mem) past the ring's end", SYS_pwrite64,
+			  { mem, U(path), 16, U((char *)r.map + r.size - 8) } },
 		};
 
 		strcpy(path, "/nonexistent/xsc-hostile");
+		((char **)((char *)r.map + 3584))[0] = path;	/* argv = { path, NULL }, in the ring */
 		for (i = 0; i < HI_N(ops); i++) {
 			long direct;
 			int64_t ring;
@@ -3913,6 +3931,16 @@ static int t_hi_ring_as_buffer(void)
 		CHECK(CALL(&r, SYS_openat, AT_FDCWD, U(path), O_RDONLY) >= 0, "openat(/dev/null in the ring)");
 	}
 	CHECK(!bad, "%d ops differ between the ring and the syscall", bad);
+	/* a private futex word in the ring: a thread waits by syscall, a ring op wakes it */
+	r.hdr->__sq_resv[0] = 0;
+	CHECK(pthread_create(&th, NULL, hi_futex_waiter, &r.hdr->__sq_resv[0]) == 0, "pthread_create");
+	for (i = 0, n = 0; i < 500 && n == 0; i++) {
+		usleep(10 * 1000);
+		n = CALL(&r, SYS_futex, hdrw, FUTEX_WAKE_PRIVATE, 1);
+	}
+	pthread_join(th, &wret);
+	CHECK(n == 1 && wret == NULL, "ring FUTEX_WAKE on a word in the ring -> %ld, the waiter got %ld", n,
+	      (long)wret);
 	ring_fini(&r);
 	return PASS;
 }
