@@ -5124,6 +5124,101 @@ static int t_hi_epoll_lifetime(void)
 }
 
 /*
+ * Signals the batch sends itself.  [write a, kill(self, SIGSTOP), write b, c,
+ * d]: ENTER stops after the kill (a signal is pending), the process stops,
+ * and after SIGCONT the caller's next ENTER runs b, c, d -- each write once
+ * (v1, v2).  [write a, kill(self, SIGKILL), write b] and [write a,
+ * exit_group(9), write b]: nothing after the kill/exit runs (the pipe holds
+ * exactly "a"), the status is SIGKILL / 9.
+ */
+static int hi_stop_child(int wfd, unsigned int flags)
+{
+	struct ring r;
+	long n, m;
+
+	if (ring_init_flags(&r, 8, 0, flags))
+		return 10;
+	PUSH(&r, SYS_write, 1, wfd, U("a"), 1);
+	PUSH(&r, SYS_kill, 2, getpid(), SIGSTOP);
+	PUSH(&r, SYS_write, 3, wfd, U("b"), 1);
+	PUSH(&r, SYS_write, 4, wfd, U("c"), 1);
+	PUSH(&r, SYS_write, 5, wfd, U("d"), 1);
+	n = ring_enter(&r, 8);		/* stops here, continues after SIGCONT */
+	m = r.hdr->sq_head == r.sq_tail ? 0 : ring_enter(&r, 8);
+	if (n != 2 || m != 3)
+		return 11;
+	if (!hi_expect(&r, 1, SYS_write, 1) || !hi_expect(&r, 2, SYS_kill, 0) ||
+	    !hi_expect(&r, 3, SYS_write, 1) || !hi_expect(&r, 4, SYS_write, 1) ||
+	    !hi_expect(&r, 5, SYS_write, 1) || !hi_no_more(&r))
+		return 12;
+	return 0;
+}
+
+static int t_hi_self_signal_mid_batch(void)
+{
+	unsigned int k;
+	int mode;
+
+	for (k = 0; k < HI_FLAG_SETS; k++) {
+		const char *v = HI_V(hi_flag_sets[k]);
+		char buf[16];
+		int p[2], st;
+		ssize_t got;
+		pid_t pid;
+
+		CHECK(pipe(p) == 0, "pipe");
+		fflush(stdout);
+		pid = fork();
+		if (pid == 0)
+			_exit(hi_stop_child(p[1], hi_flag_sets[k]));
+		CHECK(waitpid(pid, &st, WUNTRACED) == pid && WIFSTOPPED(st), "%s: the child did not stop "
+		      "(status %#x)", v, st);
+		CHECK(read(p[0], buf, 1) == 1 && buf[0] == 'a', "%s: before the stop", v);
+		fcntl(p[0], F_SETFL, O_NONBLOCK);
+		CHECK(read(p[0], buf, 1) == -1, "%s: '%c' written while stopped (ran past the kill)", v, buf[0]);
+		kill(pid, SIGCONT);
+		st = child_status(pid);
+		CHECK(st == 0, "%s: child status %d (10 setup, 11 ENTER counts, 12 CQEs)", v, st);
+		got = read(p[0], buf, sizeof(buf));
+		CHECK(got == 3 && !memcmp(buf, "bcd", 3), "%s: after SIGCONT the pipe holds %zd bytes", v, got);
+		close(p[0]);
+		close(p[1]);
+	}
+	for (mode = 0; mode < 2; mode++) {
+		char buf[8];
+		int p[2], st, want = mode ? 9 : 1000 + SIGKILL;
+		ssize_t got;
+		pid_t pid;
+
+		CHECK(pipe(p) == 0, "pipe");
+		fflush(stdout);
+		pid = fork();
+		if (pid == 0) {
+			struct ring r;
+
+			if (ring_init(&r, 8, 0))
+				_exit(10);
+			PUSH(&r, SYS_write, 1, p[1], U("a"), 1);
+			if (mode)
+				PUSH(&r, SYS_exit_group, 2, 9);
+			else
+				PUSH(&r, SYS_kill, 2, getpid(), SIGKILL);
+			PUSH(&r, SYS_write, 3, p[1], U("b"), 1);
+			ring_enter(&r, 8);
+			_exit(11);
+		}
+		close(p[1]);
+		st = child_status(pid);
+		got = read(p[0], buf, sizeof(buf));
+		CHECK(st == want, "%s: status %d, want %d", mode ? "exit_group" : "SIGKILL", st, want);
+		CHECK(got == 1 && buf[0] == 'a', "%s: the pipe holds %zd bytes (an op ran after it?)",
+		      mode ? "exit_group" : "SIGKILL", got);
+		close(p[0]);
+	}
+	return PASS;
+}
+
+/*
  * The process dies while its threads sit in ENTER: one blocked in a read
  * holding a v1 ring's mutex, one asleep on that mutex, one blocked in a read
  * on a v2 ring.  Death by SIGKILL from outside, by exit_group(42) through a
@@ -5292,6 +5387,7 @@ static const struct tcase hostile_input_cases[] = {
 	C(hi_mapping_games), C(hi_remap_race_x300), C(hi_close_vs_enter_x200), C(hi_fork_vs_enter_x40),
 	C(hi_vfork_enter_x30), C(hi_scm_rights), C(hi_signal_storm_3x1000), C(hi_handler_reenters),
 	C(hi_shared_ring_mpmc_x20000), C(hi_death_in_enter_x30), C(hi_ioctl_args), C(hi_epoll_lifetime),
+	C(hi_self_signal_mid_batch),
 };
 
 static const unsigned int req_none[] = { END };
@@ -5307,7 +5403,7 @@ static const unsigned int req_admin[] = { SYS_getppid, END };
 static const unsigned int req_seccomp[] = { SYS_read, SYS_write, SYS_getpid, SYS_getppid, END };
 static const unsigned int req_hostile_input[] = { SYS_read, SYS_readv, SYS_write, SYS_getpid,
 						  SYS_clock_gettime, SYS_futex, SYS_openat, SYS_execve,
-						  SYS_exit_group, END };
+						  SYS_exit_group, SYS_kill, END };
 
 static const struct tgroup groups[] = {
 	{ "setup", setup_cases, N(setup_cases), req_none, 0 },
