@@ -191,6 +191,7 @@ fn stage(
         inputs: inputs.inputs.clone(),
         tests: inputs.tests.clone(),
         flaky: inputs.flaky.clone(),
+        allowed_regressions: inputs.allowed_regressions.clone(),
         builder_id: provenance::builder_id(inputs),
         files: files.iter().map(|(e, _)| e.clone()).collect(),
     };

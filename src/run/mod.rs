@@ -5,6 +5,7 @@
 
 pub(crate) mod gate;
 pub(crate) mod prepare;
+pub(crate) mod verdict_record;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -21,4 +21,5 @@ mod patchcheck;
 mod release;
 mod shard;
 mod support;
+mod verdicts;
 mod vm;
