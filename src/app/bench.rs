@@ -52,6 +52,13 @@ pub struct BenchArgs {
     /// Also write JUnit here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Write a verdict record per bench scenario here, for `candidate --verdicts` (a CI
+    /// job proves the bench gate like a gate shard; docs/ci.md).
+    #[arg(long, value_name = "DIR", requires = "run_id")]
+    pub verdicts: Option<PathBuf>,
+    /// The pipeline run the verdict records belong to.
+    #[arg(long, value_name = "ID", requires = "verdicts")]
+    pub run_id: Option<String>,
 }
 
 /// Runs `bench`.
@@ -89,6 +96,9 @@ pub(crate) async fn run(
         false,
     )
     .await?;
+    if let (Some(dir), Some(id)) = (&args.verdicts, &args.run_id) {
+        crate::app::write_records(dir, id, &scenarios, &results, None, false)?;
+    }
     let mut runs = Vec::new();
     for r in &results {
         let path = r.state_dir.join(run::BENCH_JSON);
@@ -130,6 +140,64 @@ pub(crate) async fn run(
         code = code.worst(ExitCode::ProductFailed);
     }
     Ok(code)
+}
+
+/// The bench gates of `candidate` (issue 12): every icount scenario in
+/// `scenarios/bench/`; none when the directory does not exist (a project without benches).
+pub(crate) fn gates(cfg: &Config) -> Result<Vec<Scenario>, Error> {
+    let dir = cfg.scenarios_dir.join(BENCH_DIR);
+    if !dir.is_dir() {
+        return Ok(vec![]);
+    }
+    let files = scenario::files_in(&dir).map_err(Error::io(&dir))?;
+    Ok(scenario::load_all(&files, &run::guest_tests_dir(cfg))?
+        .into_iter()
+        .filter(|s| s.clock == Clock::Icount)
+        .collect())
+}
+
+/// The bench gate's verdict over the gates' results: each bench scenario's figures (from
+/// its serial log, which a verdict record carries; else from its `bench.*` properties, as
+/// a cached verdict has them) against `benches/baseline.json`, the table printed. Returns
+/// the figures that regressed or went missing, as `scenario/figure`.
+pub(crate) fn gate_regressions(
+    cfg: &Config,
+    benches: &[Scenario],
+    results: &[crate::observe::verdict::ScenarioResult],
+) -> Result<Vec<String>, Error> {
+    if benches.is_empty() {
+        return Ok(vec![]);
+    }
+    let path = cfg.root.join(BASELINE);
+    let baseline = read_baseline(&path, false)?;
+    let mut regressed = Vec::new();
+    for r in results
+        .iter()
+        .filter(|r| benches.iter().any(|b| b.name == r.name))
+    {
+        let console = std::fs::read(&r.serial_log).map_or_else(
+            |_| {
+                r.properties
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix("bench.")
+                            .map(|n| format!("{}{n} {v}\n", crate::observe::bench::PREFIX))
+                    })
+                    .collect::<String>()
+            },
+            |b| String::from_utf8_lossy(&b).into_owned(),
+        );
+        let b = BenchRun::new(&r.name, &r.properties, &console);
+        let c = baseline::compare(&baseline, &b);
+        print!("{}", table(&path, &c, &b));
+        regressed.extend(
+            c.rows
+                .iter()
+                .filter(|row| row.status.fails())
+                .map(|row| format!("{}/{}", r.name, row.name)),
+        );
+    }
+    Ok(regressed)
 }
 
 /// The scenarios to run: named ones, or every `scenarios/bench/*.toml` on the icount

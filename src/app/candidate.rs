@@ -42,6 +42,17 @@ pub struct CandidateArgs {
     /// Never build a missing stage: exit 3 instead.
     #[arg(long)]
     pub no_build: bool,
+    /// Boot nothing: accept the gates' verdict records that CI shards wrote here (`test
+    /// --verdicts`); a missing or mismatched record refuses the candidate (docs/ci.md).
+    #[arg(long, value_name = "DIR", requires = "run_id")]
+    pub verdicts: Option<PathBuf>,
+    /// The pipeline run whose records `--verdicts` accepts.
+    #[arg(long, value_name = "ID", requires = "verdicts")]
+    pub run_id: Option<String>,
+    /// Publish even when a bench figure regressed past its threshold; the figures are
+    /// named in the manifest (`allowed-regressions`).
+    #[arg(long)]
+    pub allow_regression: bool,
 }
 
 /// Runs the pipeline.
@@ -75,6 +86,22 @@ pub(crate) async fn run(
             .join(", ")
     );
 
+    // The bench is a gate of its own kind (docs/bench.md): run (or proven) like the others,
+    // then its figures held against benches/baseline.json.
+    let benches = crate::app::bench::gates(cfg)?;
+    if !benches.is_empty() {
+        println!(
+            "candidate: {} bench gate(s) against benches/baseline.json: {}",
+            benches.len(),
+            benches
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let gates: Vec<_> = gates.into_iter().chain(benches.iter().cloned()).collect();
+
     let opts = RunOptions {
         run_id: dispatch::run_id(),
         accel: args.accel.map(dispatch::accel_request),
@@ -90,7 +117,10 @@ pub(crate) async fn run(
     };
     let started = std::time::SystemTime::now();
     let say: gate::Say = std::sync::Arc::new(|line| println!("{line}"));
-    let run = gate::run(cfg, &gates, &opts, cancel.clone(), args.retest, say).await?;
+    let run = match (&args.verdicts, &args.run_id) {
+        (Some(dir), Some(id)) => gate::from_records(cfg, &gates, &opts, dir, id, say).await?,
+        _ => gate::run(cfg, &gates, &opts, cancel.clone(), args.retest, say).await?,
+    };
     let run_dir = cfg.run_dir(&opts.run_id);
     std::fs::create_dir_all(&run_dir).map_err(Error::io(&run_dir))?;
     let junit_path = run_dir.join("junit.xml");
@@ -113,6 +143,21 @@ pub(crate) async fn run(
     if run.code != ExitCode::Success {
         println!("candidate: a release gate is red; nothing was published");
         return Ok(run.code);
+    }
+    let regressions = crate::app::bench::gate_regressions(cfg, &benches, &run.results)?;
+    if !regressions.is_empty() {
+        if !args.allow_regression {
+            println!(
+                "candidate: bench figure(s) regressed past their threshold: {}; nothing was \
+                 published (--allow-regression publishes and records them in the manifest)",
+                regressions.join(", ")
+            );
+            return Ok(ExitCode::ProductFailed);
+        }
+        println!(
+            "candidate: regressed bench figure(s) allowed (recorded in the manifest): {}",
+            regressions.join(", ")
+        );
     }
 
     // The artifacts are what the gates booted that this project built: the XSC kernel
@@ -151,6 +196,7 @@ pub(crate) async fn run(
         toolchain: toolchain(&run.results),
         tests: summary,
         flaky: run.flaky.clone(),
+        allowed_regressions: regressions,
         profile: cfg.kernel_profile.clone(),
         source_date_epoch: u64::try_from(release_epoch(cfg).await.secs).ok(),
         builder_id: None,

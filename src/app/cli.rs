@@ -155,6 +155,13 @@ pub struct TestArgs {
     /// every scenario is in exactly one shard; an empty shard exits 0).
     #[arg(long, value_name = "K/N", conflicts_with_all = ["kernel", "iso"])]
     pub shard: Option<crate::input::shard::Shard>,
+    /// Write a verdict record per scenario here (`DIR/<scenario>/`), for `candidate
+    /// --verdicts` (docs/ci.md).
+    #[arg(long, value_name = "DIR", requires = "run_id", conflicts_with_all = ["kernel", "iso"])]
+    pub verdicts: Option<PathBuf>,
+    /// The pipeline run the verdict records belong to.
+    #[arg(long, value_name = "ID", requires = "verdicts")]
+    pub run_id: Option<String>,
     /// Parallel scenarios (default: fits cores and memory).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,

@@ -383,7 +383,9 @@ async fn test(
         args.json,
     )
     .await?;
-    drop(results);
+    if let (Some(dir), Some(id)) = (&args.verdicts, &args.run_id) {
+        write_records(dir, id, &selected, &results, args.shard, args.json)?;
+    }
     Ok(code)
 }
 
@@ -488,6 +490,44 @@ pub(crate) async fn run_and_report(
         eprintln!("{}", crate::error::chain(e));
     }
     Ok((results, code))
+}
+
+/// Writes a verdict record (run/verdict_record.rs) for every scenario that ran to an end
+/// the user did not cut short, with its own one-suite JUnit.
+pub(crate) fn write_records(
+    dir: &Path,
+    run_id: &str,
+    scenarios: &[Scenario],
+    results: &[ScenarioResult],
+    shard: Option<Shard>,
+    json: bool,
+) -> Result<(), Error> {
+    for r in results
+        .iter()
+        .filter(|r| !matches!(r.end, crate::observe::verdict::RunEnd::Interrupted))
+    {
+        let Some(s) = scenarios.iter().find(|s| s.name == r.name) else {
+            continue;
+        };
+        let info = junit::RunInfo {
+            name: report_name(shard),
+            started: r.started,
+            duration: r.duration,
+            interrupted: false,
+            properties: run_properties(shard),
+        };
+        let out = crate::run::verdict_record::write(
+            dir,
+            run_id,
+            s,
+            r,
+            crate::run::gate::harness_id(),
+            |p| junit::write(p, std::slice::from_ref(r), &info).map_err(std::io::Error::other),
+        )
+        .map_err(Error::io(dir.join(&s.name)))?;
+        human_line(json, &format!("verdict record: {}", out.display()));
+    }
+    Ok(())
 }
 
 /// A shard that the partition left empty: it selected nothing, which is not a failure

@@ -162,6 +162,9 @@ pub(crate) struct ReleaseInputs {
     pub tests: TestSummary,
     /// Cases that passed only on a rerun.
     pub flaky: Vec<String>,
+    /// Bench figures (`scenario/figure`) that regressed and were published anyway
+    /// (`candidate --allow-regression`).
+    pub allowed_regressions: Vec<String>,
     /// Kernel/build profile name.
     pub profile: String,
     /// `SOURCE_DATE_EPOCH` of the build, when reproducible.
@@ -253,6 +256,10 @@ pub(crate) struct Manifest {
     /// configured: …"); absent when everything was built.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub not_built: BTreeMap<String, String>,
+    /// Bench figures that regressed past their threshold, published by
+    /// `candidate --allow-regression`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_regressions: Vec<String>,
     /// Provenance builder id.
     pub builder_id: String,
     /// Every file of the directory except `manifest.json`, `SHA256SUMS` and signatures.
@@ -288,6 +295,7 @@ impl Manifest {
             toolchain: self.toolchain.clone(),
             tests: self.tests.clone(),
             flaky: self.flaky.clone(),
+            allowed_regressions: self.allowed_regressions.clone(),
             profile: self.profile.clone(),
             source_date_epoch: self.source_date_epoch,
             builder_id: Some(self.builder_id.clone()),

@@ -72,6 +72,7 @@ impl Fixture {
                 skipped: 1,
             },
             flaky: Vec::new(),
+            allowed_regressions: Vec::new(),
             profile: "debian".into(),
             source_date_epoch: Some(1_700_000_000),
             builder_id: None,

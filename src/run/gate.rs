@@ -218,6 +218,67 @@ pub(crate) async fn run(
     })
 }
 
+/// The gates' verdicts from the records CI shards wrote (`candidate --verdicts DIR
+/// --run-id ID`): each gate's image is prepared as for a run (never built: the stages come
+/// from the CI cache) but nothing boots; each record must match it and its own serial log
+/// (run/verdict_record.rs). A missing or mismatched record refuses the whole candidate
+/// (exit 5) rather than booting the gate here: the signing job proves nothing itself, so
+/// a shard that did not prove a gate is a broken pipeline, never a reason to re-test.
+pub(crate) async fn from_records(
+    cfg: &Config,
+    gates: &[Scenario],
+    opts: &RunOptions,
+    dir: &Path,
+    run_id: &str,
+    say: Say,
+) -> Result<GateRun, Error> {
+    use crate::run::verdict_record::{self, Expected};
+    let cache = Cache::new(&cfg.cache_dir);
+    let opts = RunOptions {
+        no_build: true,
+        ..opts.clone()
+    };
+    let mut results = Vec::new();
+    let mut built = Vec::new();
+    let mut refused = Vec::new();
+    for g in gates {
+        let image = run::prepare(cfg, &cache, g, &opts).await?;
+        let want = Expected {
+            run_id,
+            scenario: g,
+            image: &verdict_record::image_of(&image.properties),
+            harness_sha256: harness_id(),
+        };
+        match verdict_record::accept(dir, &want) {
+            Ok(r) => {
+                say(format!(
+                    "{} (verdict record of run {run_id}: hashes match, its serial log judges the same)",
+                    summary::scenario_line(&r)
+                ));
+                results.push(r);
+                built.push(image.built);
+            }
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Error::Refused(format!(
+            "{} gate(s) without an acceptable verdict record (nothing was booted or published):\n  {}",
+            refused.len(),
+            refused.join("\n  ")
+        )));
+    }
+    let code = results
+        .iter()
+        .fold(ExitCode::Success, |c, r| c.worst(run::exit_code_of(r)));
+    Ok(GateRun {
+        results,
+        built,
+        flaky: vec![],
+        code,
+    })
+}
+
 /// The verdict of a gate that failed and was run once more: a pass on the rerun is flaky
 /// (carrying the first failure); a second failure keeps the first attempt's evidence.
 pub(crate) fn after_rerun(first: ScenarioResult, mut second: ScenarioResult) -> ScenarioResult {

@@ -6,6 +6,7 @@
 pub(crate) mod gate;
 pub(crate) mod phases;
 pub(crate) mod prepare;
+pub(crate) mod verdict_record;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -23,4 +23,5 @@ mod phases;
 mod release;
 mod shard;
 mod support;
+mod verdicts;
 mod vm;

@@ -109,15 +109,18 @@ fn candidate_publishes_a_release_that_minisign_and_sha256sum_accept() {
             publish.display()
         ),
     );
-    // The config lives in a temp dir, but the stages read patches/ and recipes/ from its root.
-    for tree in ["patches", "recipes"] {
+    // The config lives in a temp dir, but the stages read patches/ and recipes/ from its
+    // root, and the bench gate benches/baseline.json.
+    for tree in ["patches", "recipes", "benches"] {
         std::os::unix::fs::symlink(repo().join(tree), dir.path().join(tree)).unwrap();
     }
     let candidate = |extra: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsc-release"));
         cmd.arg("--config")
             .arg(&cfg)
-            .args(["candidate", "--accel", "tcg"])
+            // The bench gate's verdict is tests/integration/verdicts.rs's to test; this one
+            // publishes whatever the committed baseline says of the current kernel.
+            .args(["candidate", "--accel", "tcg", "--allow-regression"])
             .args(extra);
         run(cmd, CANDIDATE)
     };
