@@ -192,6 +192,7 @@ pub(crate) async fn run(
             glibc: cfg.glibc.version.clone(),
             debian_suite: cfg.debian_suite.clone(),
         },
+        artifact_paths: vec![],
         inputs: input_digests(cfg)?,
         toolchain: toolchain(&run.results),
         tests: summary,

@@ -253,14 +253,16 @@ pub(crate) fn parse_sums(text: &str) -> Result<Vec<SumEntry>, String> {
             .strip_prefix("  ")
             .or_else(|| rest.strip_prefix(" *"))
             .ok_or_else(|| format!("line {lineno} lacks the two-character separator"))?;
+        // A file of the release directory or of one of its repositories (`apt/…`,
+        // `rpm/repodata/…`): a relative path that cannot leave the directory.
         if name.is_empty()
-            || name.contains('/')
-            || name == "."
-            || name == ".."
             || name.contains('\\')
+            || name
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
         {
             return Err(format!(
-                "line {lineno} names {name:?}, which is not a plain file name"
+                "line {lineno} names {name:?}, which is not a relative path inside the release"
             ));
         }
         entries.push(SumEntry {
@@ -325,6 +327,11 @@ mod tests {
         );
         assert_eq!(parse_sums(&text).unwrap(), vec![b, a]);
         assert!(parse_sums(&format!("{}  ../etc/passwd\n", "a".repeat(64))).is_err());
+        assert!(parse_sums(&format!("{}  /etc/passwd\n", "a".repeat(64))).is_err());
+        assert!(parse_sums(&format!("{}  apt/../../x\n", "a".repeat(64))).is_err());
+        assert!(parse_sums(&format!("{}  rpm//x\n", "a".repeat(64))).is_err());
+        let sub = parse_sums(&format!("{}  rpm/repodata/repomd.xml\n", "a".repeat(64))).unwrap();
+        assert_eq!(sub[0].name, "rpm/repodata/repomd.xml");
         assert!(parse_sums(&format!("{}\tx\n", "a".repeat(64))).is_err());
         assert!(parse_sums("abc  x\n").is_err());
     }

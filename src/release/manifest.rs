@@ -150,6 +150,9 @@ pub(crate) struct ReleaseInputs {
     pub commit: String,
     /// Files to publish (kernel, ISOs…); the directory gets their base names.
     pub artifacts: Vec<PathBuf>,
+    /// Files published under a relative path (the package repositories: `apt/InRelease`,
+    /// `rpm/repodata/repomd.xml`…), listed and signed like the others.
+    pub artifact_paths: Vec<(String, PathBuf)>,
     /// JUnit report of the test run, copied in as `junit.xml`.
     pub junit: Option<PathBuf>,
     /// Upstream versions.
@@ -284,7 +287,16 @@ impl Manifest {
         ReleaseInputs {
             version: self.version.clone(),
             commit: self.commit.clone(),
-            artifacts: self.artifacts().map(|f| dir.join(&f.name)).collect(),
+            artifacts: self
+                .artifacts()
+                .filter(|f| !f.name.contains('/'))
+                .map(|f| dir.join(&f.name))
+                .collect(),
+            artifact_paths: self
+                .artifacts()
+                .filter(|f| f.name.contains('/'))
+                .map(|f| (f.name.clone(), dir.join(&f.name)))
+                .collect(),
             junit: self
                 .files
                 .iter()

@@ -238,6 +238,9 @@ fn entry(name: &str, role: FileRole, d: &Digests) -> FileEntry {
 }
 
 fn copy_in(src: &Path, dst: &Path) -> Result<Digests, ReleaseError> {
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent).map_err(ReleaseError::io("create directory", parent))?;
+    }
     checksums::hash_copy(src, dst).map_err(|e| match e {
         CopyError::Read(source) if source.kind() == io::ErrorKind::NotFound => {
             ReleaseError::MissingInput {
@@ -285,29 +288,30 @@ pub(crate) fn validate(inputs: &ReleaseInputs) -> Result<Vec<(PathBuf, String)>,
     validate_field("profile", &inputs.profile, true)?;
     let mut out: Vec<(PathBuf, String)> = Vec::new();
     for path in &inputs.artifacts {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let bad = |reason| ReleaseError::BadArtifactName {
-            name: name.clone(),
-            reason,
-        };
-        if name.is_empty() || name.starts_with('.') || !name.bytes().all(tidy_byte) {
-            return Err(bad(
-                "use letters, digits and . _ + - only, not starting with a dot",
-            ));
-        }
-        if names::RESERVED.contains(&name.as_str()) || name.ends_with(names::SIG_SUFFIX) {
-            return Err(bad("the name is reserved for release metadata"));
-        }
-        if out.iter().any(|(_, n)| *n == name) {
-            return Err(bad("two artifacts have this name"));
-        }
+        let name = base_name(path);
+        check_name(&name, &name, &out)?;
         if !path.is_file() {
             return Err(ReleaseError::MissingInput { path: path.clone() });
         }
         out.push((path.clone(), name));
+    }
+    // A file under a relative path (the repositories): each component obeys the rules
+    // of a file name, so a listed name cannot leave the release directory.
+    for (name, path) in &inputs.artifact_paths {
+        for part in name.split('/') {
+            check_name(part, name, &out)?;
+        }
+        let top = name.split('/').next().unwrap_or_default();
+        if out.iter().any(|(_, n)| n == top) {
+            return Err(ReleaseError::BadArtifactName {
+                name: name.clone(),
+                reason: "a file of the release has the name of this directory",
+            });
+        }
+        if !path.is_file() {
+            return Err(ReleaseError::MissingInput { path: path.clone() });
+        }
+        out.push((path.clone(), name.clone()));
     }
     if let Some(junit) = &inputs.junit
         && !junit.is_file()
@@ -317,6 +321,33 @@ pub(crate) fn validate(inputs: &ReleaseInputs) -> Result<Vec<(PathBuf, String)>,
         });
     }
     Ok(out)
+}
+
+fn base_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// One file name, or one component of a name in an artifact directory (`name` is the
+/// whole name, for the error and the duplicate check).
+fn check_name(part: &str, name: &str, seen: &[(PathBuf, String)]) -> Result<(), ReleaseError> {
+    let bad = |reason| ReleaseError::BadArtifactName {
+        name: name.to_string(),
+        reason,
+    };
+    if part.is_empty() || part.starts_with('.') || !part.bytes().all(tidy_byte) {
+        return Err(bad(
+            "use letters, digits and . _ + - only, not starting with a dot",
+        ));
+    }
+    if names::RESERVED.contains(&name) || part.ends_with(names::SIG_SUFFIX) {
+        return Err(bad("the name is reserved for release metadata"));
+    }
+    if seen.iter().any(|(_, n)| n == name) {
+        return Err(bad("two artifacts have this name"));
+    }
+    Ok(())
 }
 
 fn tidy_byte(b: u8) -> bool {

@@ -54,6 +54,7 @@ impl Fixture {
             version: "0.1.0".into(),
             commit: COMMIT.into(),
             artifacts: vec![src.join(KERNEL), src.join(ISO)],
+            artifact_paths: Vec::new(),
             junit: Some(src.join("results.xml")),
             sources: SourceVersions {
                 kernel: "6.1.192".into(),
@@ -169,6 +170,85 @@ async fn candidate_verifies_with_our_verifier_sha256sum_and_minisign_cli() {
     // And a lock file or temp dir is all that may remain beside it.
     let root = entries(&fx.path("candidates"));
     assert_eq!(root, vec![".lock".to_string(), cand.name.clone()]);
+}
+
+/// The package repositories ship as directories: every file listed, signed and checked
+/// by `sha256sum -c`, kept by promote; a file slipped into them is unlisted; a name that
+/// would leave the directory is refused.
+#[tokio::test]
+async fn repository_directories_are_listed_verified_and_promoted() {
+    let mut fx = Fixture::new();
+    let apt = fx.path("build/apt");
+    let repodata = fx.path("build/rpm/repodata");
+    fs::create_dir_all(&apt).unwrap();
+    fs::create_dir_all(&repodata).unwrap();
+    fs::write(apt.join("xsc-tests_1.0+xsc1_amd64.deb"), "deb").unwrap();
+    fs::write(apt.join("InRelease"), "signed").unwrap();
+    fs::write(repodata.join("repomd.xml"), "<repomd/>").unwrap();
+    fs::write(fx.path("build/rpm/kernel-6.1-1.x86_64.rpm"), "rpm").unwrap();
+    let build = fx.path("build");
+    fx.inputs.artifact_paths = [
+        "apt/xsc-tests_1.0+xsc1_amd64.deb",
+        "apt/InRelease",
+        "rpm/repodata/repomd.xml",
+        "rpm/kernel-6.1-1.x86_64.rpm",
+    ]
+    .iter()
+    .map(|n| ((*n).to_string(), build.join(n)))
+    .collect();
+    let cand = fx.candidate();
+    let report = verify_release(&cand.dir, &fx.dev_trust()).unwrap();
+    assert!(report.passed(), "{}", report.render());
+    let m = report.manifest.as_ref().unwrap();
+    let names: Vec<&str> = m.artifacts().map(|a| a.name.as_str()).collect();
+    assert!(names.contains(&"apt/InRelease"), "{names:?}");
+    assert!(names.contains(&"rpm/repodata/repomd.xml"), "{names:?}");
+    assert_eq!(
+        fs::read_to_string(cand.dir.join("rpm/repodata/repomd.xml")).unwrap(),
+        "<repomd/>"
+    );
+    let out = run(
+        &Cmd::new(["sha256sum", "--strict", "-c", "SHA256SUMS"]).cwd(&cand.dir),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.stdout.contains("rpm/repodata/repomd.xml: OK"),
+        "{}",
+        out.stdout
+    );
+
+    let rel = fx.release_key();
+    let root = fx.path("releases");
+    let trusted = fx.dev_trust();
+    promote(&cand.dir, "1.0.0", &rel, &opts(&fx, &root, &trusted)).unwrap();
+    let dir = root.join("1.0.0");
+    let report = verify_release(&dir, &TrustedKeys::new(vec![rel.trusted()])).unwrap();
+    assert!(report.passed(), "{}", report.render());
+    assert_eq!(fs::read(dir.join("apt/InRelease")).unwrap(), b"signed");
+
+    // A file slipped into a repository is not part of the release.
+    fs::write(cand.dir.join("rpm/repodata/extra.xml"), "x").unwrap();
+    let report = verify_release(&cand.dir, &fx.dev_trust()).unwrap();
+    assert!(
+        report.failure_kinds().contains(&FailureKind::UnlistedFile),
+        "{}",
+        report.render()
+    );
+    // A hidden or escaping name is refused before anything is written.
+    fs::write(apt.join(".hidden"), "x").unwrap();
+    fx.inputs
+        .artifact_paths
+        .push(("apt/.hidden".into(), apt.join(".hidden")));
+    let err = create_candidate(&fx.inputs, &fx.dev, &fx.path("candidates2")).unwrap_err();
+    assert!(matches!(err, ReleaseError::BadArtifactName { .. }), "{err}");
+    fx.inputs.artifact_paths.pop();
+    fx.inputs
+        .artifact_paths
+        .push(("apt/../x".into(), apt.join("InRelease")));
+    let err = create_candidate(&fx.inputs, &fx.dev, &fx.path("candidates3")).unwrap_err();
+    assert!(matches!(err, ReleaseError::BadArtifactName { .. }), "{err}");
 }
 
 /// Re-signs `file` in `dir` (and SHA256SUMS) as a buggy but honest signer would, so the

@@ -431,12 +431,34 @@ fn check_unlisted(
         allowed.insert(e.name.clone());
         allowed.insert(format!("{}{}", e.name, names::SIG_SUFFIX));
     }
+    // Directories are walked when a listed name lies below them (the package
+    // repositories); any other directory is unlisted as a whole.
+    let dirs: BTreeSet<&str> = entries
+        .iter()
+        .filter_map(|e| e.name.rsplit_once('/').map(|(d, _)| d))
+        .flat_map(|d| {
+            d.match_indices('/')
+                .map(move |(i, _)| &d[..i])
+                .chain(std::iter::once(d))
+        })
+        .collect();
     let mut extra: Vec<String> = Vec::new();
-    for item in fs::read_dir(dir).map_err(ReleaseError::io("list", dir))? {
-        let item = item.map_err(ReleaseError::io("list", dir))?;
-        let name = item.file_name().to_string_lossy().into_owned();
-        if !allowed.contains(&name) {
-            extra.push(name);
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let here = dir.join(&rel);
+        for item in fs::read_dir(&here).map_err(ReleaseError::io("list", &here))? {
+            let item = item.map_err(ReleaseError::io("list", &here))?;
+            let base = item.file_name().to_string_lossy().into_owned();
+            let name = if rel.is_empty() {
+                base
+            } else {
+                format!("{rel}/{base}")
+            };
+            if item.file_type().is_ok_and(|t| t.is_dir()) && dirs.contains(name.as_str()) {
+                stack.push(name);
+            } else if !allowed.contains(&name) {
+                extra.push(name);
+            }
         }
     }
     extra.sort();

@@ -6,7 +6,8 @@
 //! mirrors (xsc.toml / host apt) ─► InRelease digests ─┐
 //! kernel stage (qemu profile) ──────────────────────── ├─► key ─► cache hit? ─► done
 //! guest programs, recipes/debian/*, SDE ──────────────┘
-//!   miss: debootstrap ─► chroot apt upgrade ─► install XSC files ─► scrub dates/logs
+//!   miss: deb-packages stage ─► debootstrap ─► chroot apt upgrade ─► dpkg -i the XSC .debs
+//!         ─► scrub dates/logs
 //!         ─► mksquashfs ─► initramfs (busybox live-init) ─► isolinux + GRUB EFI + ESP
 //!         ─► xorriso ─► cache entry ─► iso/debian/xsc-debian-amd64.iso (+ .sha256, .packages)
 //! ```
@@ -19,20 +20,20 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 use super::chroot::{self, ChrootMounts};
+use super::deb_package;
 use super::error::{BuildError, IsoMismatch};
-use super::glibc::{self, GlibcBuildOptions, GlibcVariant};
+use super::glibc::{self, GlibcVariant};
 use super::iso;
-use super::kernel::{self, KernelBuildOptions};
+use super::kernel;
+use super::package_set;
 use super::progress::{BuildEvent, stderr_progress};
-use super::source::copy_dir;
 use super::stage::{
     self, Cancel, Job, Policy, Product, Progress, Stage, StageKey, cancelled, repo_root,
 };
 use super::tools::check_tools;
-use crate::guest::initramfs::{Archive, Member, PlanEntry, plan_text};
+use crate::guest::initramfs::{Archive, Member};
 use crate::guest::programs;
 use crate::input::config::Config;
-use crate::input::scenario::Libc;
 use crate::sys::atomic_file;
 use crate::sys::cache::{Cache, KeyBuilder};
 use crate::sys::epoch::Epoch;
@@ -41,26 +42,11 @@ use crate::sys::process::{self, Cmd, ProcessError};
 /// Stage name in the cache.
 pub(crate) const STAGE: &str = "debian-iso";
 /// Version of this recipe (the code here and in iso.rs); bump on any change of output.
-pub(crate) const DEBIAN_RECIPE: &str = "debian-iso-recipe-6";
+pub(crate) const DEBIAN_RECIPE: &str = "debian-iso-recipe-7";
 /// The ISO's file name in `iso/debian/`.
 pub(crate) const ISO_NAME: &str = "xsc-debian-amd64.iso";
 /// The kernel profile the ISO boots: lean, every driver built in, no modules to install.
 pub(crate) const KERNEL_PROFILE: &str = "qemu";
-/// The guest programs of the self-test, in plan order (the release-gate ring and glibc
-/// routing tests), with the C library each is linked against statically.
-pub(crate) const SELFTEST_PROGRAMS: &[(&str, &str, Libc)] = &[
-    ("xsc_ring_test", "xsc_ring_test.c", Libc::Host),
-    ("xsc_glibc_test", "xsc_glibc_test.c", Libc::Xsc),
-];
-/// Where the XSC glibc runtime is installed side by side with Debian's libc (which stays
-/// the system libc): nothing uses it unless started through `xsc-run` or linked with
-/// this loader (docs/glibc-build.md explains the choice and its security consequences).
-pub(crate) const XSC_GLIBC_PREFIX: &str = "opt/xsc-glibc";
-/// Guest programs installed for people on the console (not run by the self-test).
-pub(crate) const EXTRA_PROGRAMS: &[&str] = &["xsc_ring_bench.c"];
-/// Per-program clock of the self-test, enforced by xsc-init in the guest.
-pub(crate) const SELFTEST_TIMEOUT: Duration = Duration::from_secs(240);
-
 /// Host tools the stage runs, with the Debian package of each (checked up front: exit 4
 /// with the apt-get line). `doctor` lists them too.
 pub(crate) const DEBIAN_TOOLS: &[(&str, &str)] = &[
@@ -219,6 +205,9 @@ pub(crate) async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
         .str("security", &security)
         .str("packages", &iso::EXTRA_PACKAGES.join(","))
         .str("variant", "minbase")
+        // The .debs installed are built from what the key already has (kernel, glibc,
+        // guest programs, recipes/debian, SDE) by this recipe.
+        .str("deb-recipe", deb_package::RECIPE)
         .str("kernel", &kkey.key)
         .str(
             "glibc",
@@ -237,8 +226,7 @@ pub(crate) async fn debian_key(cfg: &Config) -> Result<DebianKey, BuildError> {
         })?;
     let gt = &cfg.guest_tests_dir;
     let mut guest: Vec<&str> = vec![programs::INIT_SOURCE];
-    guest.extend(SELFTEST_PROGRAMS.iter().map(|(_, s, _)| *s));
-    guest.extend(EXTRA_PROGRAMS.iter().copied());
+    guest.extend(package_set::PROGRAMS.iter().map(|(_, s, _, _)| *s));
     for rel in guest.iter().copied().chain(["xsc_uapi.h"]) {
         let p = gt.join(rel);
         k.file(&format!("guest/{rel}"), &p)
@@ -554,58 +542,22 @@ async fn build_in(
         std::fs::create_dir_all(d).map_err(BuildError::io("failed to create", d))?;
     }
 
-    // The kernel and the guest programs first: cheap when cached, and a failure there
-    // should not cost a debootstrap.
-    // Through their own stages (cached, or built now under their lock), stopped by the
-    // same Ctrl-C as this one.
+    // The XSC packages first (kernel, glibc, guest programs, the .debs): cheap when
+    // cached, and a failure there should not cost a debootstrap. Through their own stages
+    // (cached, or built now under their lock), stopped by the same Ctrl-C as this one.
     let nested = Cancel::new(cancel.clone());
-    let o = KernelBuildOptions {
-        profile: Some(KERNEL_PROFILE.into()),
-        ..KernelBuildOptions::default()
-    };
-    let kernel_art = kernel::ensure_kernel(
+    let inputs = package_set::gather(cfg, Policy::default(), &nested).await?;
+    let debs_art = deb_package::ensure_debs(
         cfg,
-        &o,
+        &inputs,
         Policy::default(),
         &nested,
-        &mut stderr_progress("kernel"),
+        &mut stderr_progress("packages"),
     )
     .await?;
-    let glibc_art = glibc::ensure_glibc(
-        cfg,
-        &GlibcBuildOptions::default(),
-        Policy::default(),
-        &nested,
-        &mut stderr_progress("glibc"),
-    )
-    .await?;
-    let sysroot = glibc_art.program_sysroot();
-    let gcache = cache_of(cfg);
-    let gt = &cfg.guest_tests_dir;
-    let compile = |rel: &'static str, libc: Libc| {
-        let (gcache, gt) = (gcache.clone(), gt.clone());
-        let sysroot = (libc == Libc::Xsc).then(|| sysroot.clone());
-        async move {
-            programs::compile(&gcache, &gt, Path::new(rel), sysroot.as_ref())
-                .await
-                .map_err(|e| BuildError::GuestProgram {
-                    program: rel.into(),
-                    message: crate::error::chain(&e),
-                })
-        }
-    };
-    let init_bin = compile(programs::INIT_SOURCE, Libc::Host).await?;
-    let mut bins = Vec::new();
-    for (name, src, libc) in SELFTEST_PROGRAMS {
-        bins.push(((*name).to_string(), compile(src, *libc).await?));
-    }
-    for src in EXTRA_PROGRAMS {
-        let name = src.trim_end_matches(".c").to_string();
-        bins.push((name, compile(src, Libc::Host).await?));
-    }
 
     // Root filesystem.
-    let debs = gcache.downloads().join("debian-debs");
+    let debs = cache_of(cfg).downloads().join("debian-debs");
     std::fs::create_dir_all(&debs).map_err(BuildError::io("failed to create", &debs))?;
     let t = Instant::now();
     progress(&BuildEvent::Step {
@@ -672,44 +624,41 @@ async fn build_in(
     link_debs(&archives, &debs)?;
     facts.insert("time.upgrade".into(), secs(t.elapsed()));
 
-    // XSC files.
-    let lib = root.join("usr/local/lib/xsc");
-    std::fs::create_dir_all(&lib).map_err(BuildError::io("failed to create", &lib))?;
-    copy_mode(&init_bin, &lib.join("xsc-init"), 0o755)?;
-    let mut plan = Vec::new();
-    for (name, bin) in &bins {
-        copy_mode(bin, &lib.join(name), 0o755)?;
-        if SELFTEST_PROGRAMS.iter().any(|(n, _, _)| n == name) {
-            plan.push(PlanEntry {
-                name: name.clone(),
-                timeout: SELFTEST_TIMEOUT,
-                argv: vec![format!("/usr/local/lib/xsc/{name}")],
-            });
-        }
+    // XSC: the same .debs users install (kernel, glibc side by side, tests), by dpkg in
+    // the chroot; the boot loader's kernel below is the one dpkg put in /boot.
+    let in_root = root.join(iso::DEBS_IN_ROOT);
+    std::fs::create_dir_all(&in_root).map_err(BuildError::io("failed to create", &in_root))?;
+    let mut names = Vec::new();
+    for deb in &debs_art.debs {
+        let name = deb
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        copy_mode(deb, &in_root.join(&name), 0o644)?;
+        names.push(name);
     }
-    // The XSC glibc side by side, and a Debian (stock-linked) binary run through it.
-    copy_dir(&glibc_art.runtime, &root.join(XSC_GLIBC_PREFIX), log).await?;
-    let rdir = recipe_dir(cfg);
+    names.sort();
+    {
+        let mut mounts = ChrootMounts::mount(&root).map_err(BuildError::io(
+            "failed to mount pseudo filesystems in",
+            &root,
+        ))?;
+        step(
+            "dpkg -i the XSC packages",
+            &iso::dpkg_install_cmd(&root, &names, sde),
+            log,
+            cancel,
+        )
+        .await?;
+        mounts.release();
+    }
+    std::fs::remove_dir_all(&in_root).map_err(BuildError::io("failed to remove", &in_root))?;
     copy_mode(
-        &rdir.join("xsc-run.sh"),
-        &root.join("usr/local/bin/xsc-run"),
-        0o755,
+        &recipe_dir(cfg).join("inittab"),
+        &root.join("etc/inittab"),
+        0o644,
     )?;
-    plan.push(PlanEntry {
-        name: "xsc_run_debian_binary".into(),
-        timeout: SELFTEST_TIMEOUT,
-        argv: ["/usr/local/bin/xsc-run", "/bin/cat", "/etc/hostname"]
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect(),
-    });
-    write(&lib.join("plan"), plan_text(&plan).as_bytes())?;
-    copy_mode(
-        &rdir.join("xsc-selftest.sh"),
-        &root.join("usr/local/sbin/xsc-selftest"),
-        0o755,
-    )?;
-    copy_mode(&rdir.join("inittab"), &root.join("etc/inittab"), 0o644)?;
     write(&root.join("etc/hostname"), b"xsc-debian\n")?;
     write(
         &root.join("etc/hosts"),
@@ -749,10 +698,12 @@ async fn build_in(
     .await?;
     facts.insert("time.mksquashfs".into(), secs(t.elapsed()));
 
-    // Kernel, initramfs, boot loaders.
+    // Kernel (linux-image-xsc's, as installed), initramfs, boot loaders.
     let boot = tree.join("boot");
     std::fs::create_dir_all(&boot).map_err(BuildError::io("failed to create", &boot))?;
-    copy_mode(&kernel_art.bzimage, &tree.join(iso::KERNEL_PATH), 0o644)?;
+    let installed = root.join(format!("boot/vmlinuz-{}", inputs.release));
+    copy_mode(&installed, &tree.join(iso::KERNEL_PATH), 0o644)?;
+    let rdir = recipe_dir(cfg);
     let init_script = std::fs::read_to_string(rdir.join("live-init.sh"))
         .map_err(BuildError::io("cannot read", rdir.join("live-init.sh")))?
         .replace("@LABEL@", iso::VOLUME_LABEL);
@@ -811,8 +762,9 @@ async fn build_in(
     facts.insert("time.total".into(), secs(t0.elapsed()));
     facts.insert("suite".into(), suite.clone());
     facts.insert("mirror".into(), key.mirror.clone());
-    facts.insert("kernel.key".into(), kernel_art.key.clone());
-    facts.insert("kernel.release".into(), kernel_art.kernelrelease.clone());
+    facts.insert("kernel.key".into(), inputs.kernel_key.clone());
+    facts.insert("kernel.release".into(), inputs.release.clone());
+    facts.insert("deb-packages.key".into(), debs_art.key.clone());
     facts.insert("sde".into(), sde.to_string());
     facts.insert("sde.source".into(), key.epoch.source.describe().into());
     Ok(facts)
@@ -1116,8 +1068,8 @@ mod tests {
         assert!(init.contains(iso::SQUASHFS_PATH));
         let selftest = std::fs::read_to_string(dir.join("xsc-selftest.sh")).unwrap();
         assert!(selftest.contains("/sys/firmware/qemu_fw_cfg/by_name/opt/org.xsc/selftest/raw"));
-        assert!(selftest.contains("/usr/local/lib/xsc/plan"));
+        assert!(selftest.contains("/usr/lib/xsc/xsc-init /usr/lib/xsc/plan"));
         let inittab = std::fs::read_to_string(dir.join("inittab")).unwrap();
-        assert!(inittab.contains("ttyS0") && inittab.contains("/usr/local/sbin/xsc-selftest"));
+        assert!(inittab.contains("ttyS0") && inittab.contains("/usr/sbin/xsc-selftest"));
     }
 }

@@ -131,6 +131,21 @@ pub(crate) fn chroot_cmd(root: &Path, args: &[&str], sde: i64) -> Cmd {
     chroot_env(Cmd::new(argv), sde).deadline(Duration::from_secs(3600))
 }
 
+/// Where the XSC `.deb`s are put inside the root for `dpkg -i` (removed afterwards).
+pub(crate) const DEBS_IN_ROOT: &str = "var/cache/xsc-debs";
+
+/// `dpkg -i` of the XSC packages inside the root, all in one call so `xsc-tests` finds
+/// the `xsc-glibc` it depends on; `names` are file names in [`DEBS_IN_ROOT`].
+pub(crate) fn dpkg_install_cmd(root: &Path, names: &[String], sde: i64) -> Cmd {
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| format!("/{DEBS_IN_ROOT}/{n}"))
+        .collect();
+    let mut args = vec!["dpkg", "-i"];
+    args.extend(paths.iter().map(String::as_str));
+    chroot_cmd(root, &args, sde)
+}
+
 /// `apt-get -y upgrade` inside the root, keeping configs as shipped.
 pub(crate) fn apt_upgrade_args() -> Vec<&'static str> {
     vec![
@@ -473,6 +488,22 @@ mod tests {
         let u = chroot_cmd(Path::new("/w/root"), &apt_upgrade_args(), 1);
         assert_eq!(argv(&u)[..4], ["chroot", "/w/root", "apt-get", "-y"]);
         assert_eq!(argv(&u).last().unwrap(), "upgrade");
+        let i = dpkg_install_cmd(
+            Path::new("/w/root"),
+            &["a_1_amd64.deb".into(), "b_1_amd64.deb".into()],
+            1,
+        );
+        assert_eq!(
+            argv(&i),
+            [
+                "chroot",
+                "/w/root",
+                "dpkg",
+                "-i",
+                "/var/cache/xsc-debs/a_1_amd64.deb",
+                "/var/cache/xsc-debs/b_1_amd64.deb"
+            ]
+        );
         assert_eq!(
             argv(&dpkg_list_cmd(Path::new("/w/root"))),
             ["dpkg-query", "--admindir=/w/root/var/lib/dpkg", "-l"]

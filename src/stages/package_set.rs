@@ -287,12 +287,6 @@ pub(crate) fn plan(inputs: &PackageInputs) -> String {
     plan_text(&plan)
 }
 
-/// The self-test script with the installed paths: the Debian ISO keeps its files in
-/// `/usr/local` (not a package's place), the packages in `/usr/lib/xsc` and `/usr/sbin`.
-pub(crate) fn selftest_script(text: &str) -> String {
-    text.replace("/usr/local/lib/xsc", &format!("/{TESTS_DIR}"))
-}
-
 /// The systemd unit that runs the self-test on boot. It is enabled statically (a
 /// `.wants/` link in the package): it does nothing unless QEMU passes the fw_cfg switch.
 pub(crate) fn unit_text() -> String {
@@ -327,12 +321,10 @@ pub(crate) fn glibc_items(inputs: &PackageInputs) -> Vec<Item> {
 /// The items of `xsc-tests` common to both formats; `unit_dir` is where the distribution
 /// keeps vendor units (`lib/systemd/system` on Debian 12, `usr/lib/systemd/system` on EL9).
 pub(crate) fn tests_items(inputs: &PackageInputs, unit_dir: &str) -> Result<Vec<Item>, BuildError> {
-    let selftest = std::fs::read_to_string(&inputs.selftest)
-        .map_err(BuildError::io("cannot read", &inputs.selftest))?;
     let mut items = vec![
         Item::file(format!("{TESTS_DIR}/xsc-init"), 0o755, &inputs.init),
         Item::bytes(format!("{TESTS_DIR}/plan"), 0o644, plan(inputs)),
-        Item::bytes("usr/sbin/xsc-selftest", 0o755, selftest_script(&selftest)),
+        Item::file("usr/sbin/xsc-selftest", 0o755, &inputs.selftest),
         Item::bytes(format!("{unit_dir}/{UNIT}"), 0o644, unit_text()),
         Item {
             path: format!("{unit_dir}/multi-user.target.wants/{UNIT}"),
@@ -651,7 +643,7 @@ mod tests {
             "the bench is not a test: {p}"
         );
         assert!(p.contains("/usr/bin/xsc-run\t/bin/cat\t/etc/hostname"));
-        let s = selftest_script(&std::fs::read_to_string(&i.selftest).unwrap());
+        let s = std::fs::read_to_string(&i.selftest).unwrap();
         assert!(s.contains("/usr/lib/xsc/xsc-init /usr/lib/xsc/plan"), "{s}");
         assert!(!s.contains("/usr/local"), "{s}");
         assert!(unit_text().contains("ExecStart=/usr/sbin/xsc-selftest\n"));
