@@ -413,7 +413,7 @@ async fn one_step(
                     // Run directories stay in the clone; the worktree goes.
                     c.out_dir.clone_from(&cfg.out_dir);
                     c.cache_dir.clone_from(&cfg.cache_dir);
-                    step::run(&c, scenario, opts, cancel).await
+                    step::run(&c, scenario, step::Skips::Gated, opts, cancel).await
                 }
                 Err(p) => Ok(StepRun {
                     verdict: Verdict::Skip(format!("cannot test (bad input): {p}")),
@@ -437,7 +437,7 @@ async fn one_step(
             let root = base.join(format!("prefix-{k}"));
             let c = prefix::write_root(cfg, *series, names, k, &root)
                 .map_err(|e| stop(e.to_string()))?;
-            step::run(&c, scenario, opts, cancel).await
+            step::run(&c, scenario, step::Skips::Allowed, opts, cancel).await
         }
     }
 }
