@@ -41,6 +41,19 @@ pub(crate) struct StepRun {
     pub result: Option<ScenarioResult>,
     /// The last run's state directory (serial.log, qemu.argv …).
     pub run_dir: Option<PathBuf>,
+    /// The JUnit file the commit's own harness wrote (`--each-harness`).
+    pub junit: Option<PathBuf>,
+    /// The commit's own harness that judged the step (`--each-harness`).
+    pub own_harness: Option<OwnHarness>,
+}
+
+/// The binary of a commit's own harness and whether this step built it (else: cached).
+#[derive(Clone, Debug)]
+pub(crate) struct OwnHarness {
+    /// `<cache>/stages/harness/<key>/xsc-release`.
+    pub bin: PathBuf,
+    /// Built by this step (else a cache hit).
+    pub built_now: bool,
 }
 
 /// A step that stopped the bisect, with what stopped it.
@@ -73,6 +86,8 @@ fn unbooted(verdict: Verdict, build: Duration) -> StepRun {
         failing: Vec::new(),
         result: None,
         run_dir: None,
+        junit: None,
+        own_harness: None,
     }
 }
 
@@ -149,6 +164,8 @@ pub(crate) async fn run(
         failing,
         run_dir: last.as_ref().map(|r| r.state_dir.clone()),
         result: last,
+        junit: None,
+        own_harness: None,
     })
 }
 
