@@ -112,6 +112,10 @@ patchcheck: ## Every prefix of the kernel series applies (fuzz 0) and builds; fr
 	$(XSC) --config $(CONFIG) patchcheck --series kernel --junit out/patchcheck-build.xml
 	$(XSC) --config $(CONFIG) patchcheck --series kernel --from 0003 --boot xsc-ring --junit out/patchcheck-boot.xml
 
+bisect-demo: ## Real-kernel bisect: a scratch clone gets a commit breaking one op + unrelated ones; bisect xsc-ring finds it (slow; outside CI; docs/bisect.md)
+	bash benches/bisect_kernel.sh
+.PHONY: bisect-demo
+
 repro-iso: ## The Debian ISO rebuilt a day later (faketime) must be bit-identical (slow; outside CI)
 	$(XSC) --config $(CONFIG) build debian
 	faketime -f '+1d' $(XSC) --config $(CONFIG) build debian --force

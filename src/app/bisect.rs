@@ -12,7 +12,7 @@ use crate::app::cli::AccelArg;
 use crate::bisect::prefix::{self, Series};
 use crate::bisect::search::{Next, Outcome, Search};
 use crate::bisect::step::{self, StepRun, Stopped};
-use crate::bisect::{git, verdict::Verdict};
+use crate::bisect::{git, own_harness, verdict::Verdict};
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::input::config::Config;
@@ -54,6 +54,10 @@ pub struct BisectArgs {
     /// With --series: the last patch of the bad prefix (default: the whole series).
     #[arg(long, value_name = "PATCH", requires = "series")]
     pub bad: Option<String>,
+    /// With --commits: judge each commit with its own harness (`cargo build` of that
+    /// commit, cached by commit) instead of this one.
+    #[arg(long, requires = "commits")]
+    pub each_harness: bool,
     /// Write every step's scenario result as JUnit here.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
@@ -73,12 +77,13 @@ struct Item {
 /// Where steps come from.
 enum Source {
     /// A worktree per commit (`hashes`, by step) under `base`, of the clone at `repo`;
-    /// the config at `rel` in it.
+    /// the config at `rel` in it. `own_harness`: each commit judged by its own harness.
     Commits {
         hashes: Vec<String>,
         repo: PathBuf,
         rel: PathBuf,
         base: PathBuf,
+        own_harness: bool,
     },
     /// Prefix roots under `base`; `first` is the prefix length of item 0.
     Series {
@@ -96,9 +101,12 @@ pub(crate) async fn run(
     cancel: watch::Receiver<bool>,
 ) -> Result<ExitCode, Error> {
     crate::run::preflight()?;
+    if args.each_harness {
+        crate::stages::tools::check_tools(crate::stages::harness::TOOLS)?;
+    }
     let id = crate::app::run_id();
     let (items, source) = match (&args.commits, args.series) {
-        (Some(range), _) => commits(cfg, range, &id).await?,
+        (Some(range), _) => commits(cfg, range, &id, args.each_harness).await?,
         (None, Some(s)) => series(cfg, s.series(), &args, &id)?,
         (None, None) => return Err(Error::Usage("give --commits GOOD..BAD or --series".into())),
     };
@@ -129,7 +137,17 @@ pub(crate) async fn run(
             no_build: false,
             cancel: Some(cancel.clone()),
         };
-        let done = one_step(cfg, &source, i, &args.scenario, &opts, cancel.clone()).await;
+        let accel = args.accel.map(accel_word);
+        let done = one_step(
+            cfg,
+            &source,
+            i,
+            &args.scenario,
+            &opts,
+            accel,
+            cancel.clone(),
+        )
+        .await;
         let r = match done {
             Ok(r) => r,
             Err(stop) => {
@@ -159,6 +177,19 @@ pub(crate) async fn run(
                 Some(res)
             })
             .collect();
+        // --each-harness: the suites the commits' own harnesses wrote, named the same way.
+        let own: Vec<_> = runs
+            .iter()
+            .zip(&items)
+            .filter_map(|(r, item)| {
+                let report = crate::report::merge::read(r.as_ref()?.junit.as_ref()?).ok()?;
+                Some(report.test_suites.into_iter().map(|mut s| {
+                    s.name = format!("{}@{}", args.scenario, item.label).into();
+                    s
+                }))
+            })
+            .flatten()
+            .collect();
         let info = crate::report::junit::RunInfo {
             name: format!("xsc-release bisect {}", args.scenario),
             started: SystemTime::now(),
@@ -166,7 +197,7 @@ pub(crate) async fn run(
             interrupted: false,
             properties: crate::app::run_properties(None),
         };
-        crate::report::junit::write(path, &results, &info)
+        crate::report::junit::write_with_suites(path, &results, &info, own)
             .map_err(|e| Error::Usage(format!("junit {}: {e}", path.display())))?;
         println!("junit: {}", path.display());
     }
@@ -187,7 +218,15 @@ pub(crate) async fn run(
             }
             println!(
                 "  reproduce: {}",
-                reproduce(cfg, &source, &id, i, &items[i], &args.scenario)
+                reproduce(
+                    cfg,
+                    &source,
+                    &id,
+                    i,
+                    &items[i],
+                    runs[i].as_ref(),
+                    &args.scenario
+                )
             );
             Ok(ExitCode::Success)
         }
@@ -234,20 +273,42 @@ fn describe(v: &Verdict) -> String {
     }
 }
 
-/// `step 3: 1a2b3c4d sanity: … build 0.4s boot 12.1s fails: sanity.x (assertion)`.
+/// `step 3: 1a2b3c4d sanity: … build 0.4s boot 12.1s fails: sanity.x (assertion)`; with
+/// `--each-harness`: `harness 41.0s (built) test 30.2s`, the test time including the
+/// images the commit's harness built.
 fn step_line(n: usize, item: &Item, r: &StepRun) -> String {
     let verdict = match &r.verdict {
         Verdict::Skip(why) => format!("skip ({why})"),
         Verdict::Fails if !r.failing.is_empty() => format!("fails: {}", r.failing.join(", ")),
         v => v.word().to_string(),
     };
+    let times = match &r.own_harness {
+        Some(h) => format!(
+            "harness {:.1}s ({})  test {:.1}s",
+            r.build.as_secs_f64(),
+            if h.built_now { "built" } else { "cached" },
+            r.boot.as_secs_f64()
+        ),
+        None => format!(
+            "build {:.1}s  boot {:.1}s",
+            r.build.as_secs_f64(),
+            r.boot.as_secs_f64()
+        ),
+    };
     format!(
-        "step {n}: {} {}  build {:.1}s  boot {:.1}s  {verdict}",
+        "step {n}: {} {}  {times}  {verdict}",
         short(&item.label),
-        item.subject,
-        r.build.as_secs_f64(),
-        r.boot.as_secs_f64()
+        item.subject
     )
+}
+
+/// The `--accel` word a commit's own harness is given.
+fn accel_word(a: AccelArg) -> &'static str {
+    match a {
+        AccelArg::Auto => "auto",
+        AccelArg::Kvm => "kvm",
+        AccelArg::Tcg => "tcg",
+    }
 }
 
 fn short(label: &str) -> &str {
@@ -265,13 +326,18 @@ fn reproduce(
     id: &str,
     i: usize,
     item: &Item,
+    run: Option<&StepRun>,
     scenario: &str,
 ) -> String {
     match source {
         Source::Commits { repo, rel, .. } => {
             let dir = std::env::temp_dir().join(format!("xsc-repro-{}", short(&item.label)));
+            // --each-harness: the commit's own binary, from the cache.
+            let bin = run
+                .and_then(|r| r.own_harness.as_ref())
+                .map_or_else(|| "xsc-release".into(), |h| h.bin.display().to_string());
             format!(
-                "git -C {} worktree add --detach {} {} && xsc-release --config {} test {scenario}",
+                "git -C {} worktree add --detach {} {} && {bin} --config {} test {scenario}",
                 repo.display(),
                 dir.display(),
                 item.label,
@@ -291,7 +357,12 @@ fn reproduce(
 }
 
 /// The steps of `--commits GOOD..BAD`: GOOD, then every first-parent commit after it.
-async fn commits(cfg: &Config, range: &str, id: &str) -> Result<(Vec<Item>, Source), Error> {
+async fn commits(
+    cfg: &Config,
+    range: &str,
+    id: &str,
+    own_harness: bool,
+) -> Result<(Vec<Item>, Source), Error> {
     let (good, bad) = range
         .split_once("..")
         .filter(|(g, b)| !g.is_empty() && !b.is_empty())
@@ -338,6 +409,7 @@ async fn commits(cfg: &Config, range: &str, id: &str) -> Result<(Vec<Item>, Sour
             repo,
             rel,
             base,
+            own_harness,
         },
     ))
 }
@@ -391,6 +463,7 @@ async fn one_step(
     i: usize,
     scenario: &str,
     opts: &RunOptions,
+    accel: Option<&str>,
     cancel: watch::Receiver<bool>,
 ) -> Result<StepRun, Stopped> {
     let stop = |why: String| Stopped {
@@ -403,26 +476,39 @@ async fn one_step(
             repo,
             rel,
             base,
+            own_harness,
         } => {
             let dir = base.join(format!("step-{i}"));
             process::run(&git::worktree_add(repo, &dir, &hashes[i]), None)
                 .await
                 .map_err(|e| stop(e.to_string()))?;
-            let r = match Config::load(&dir.join(rel)) {
-                Ok(mut c) => {
-                    // Run directories stay in the clone; the worktree goes.
-                    c.out_dir.clone_from(&cfg.out_dir);
-                    c.cache_dir.clone_from(&cfg.cache_dir);
-                    step::run(&c, scenario, opts, cancel).await
+            let commit = own_harness::Commit {
+                repo,
+                hash: &hashes[i],
+                tree: &dir,
+                rel,
+            };
+            let r = if *own_harness {
+                own_harness::run(cfg, &commit, scenario, &opts.run_id, accel, cancel).await
+            } else {
+                match Config::load(&dir.join(rel)) {
+                    Ok(mut c) => {
+                        // Run directories stay in the clone; the worktree goes.
+                        c.out_dir.clone_from(&cfg.out_dir);
+                        c.cache_dir.clone_from(&cfg.cache_dir);
+                        step::run(&c, scenario, step::Skips::Gated, opts, cancel).await
+                    }
+                    Err(p) => Ok(StepRun {
+                        verdict: Verdict::Skip(format!("cannot test (bad input): {p}")),
+                        build: std::time::Duration::ZERO,
+                        boot: std::time::Duration::ZERO,
+                        failing: vec![],
+                        result: None,
+                        run_dir: None,
+                        junit: None,
+                        own_harness: None,
+                    }),
                 }
-                Err(p) => Ok(StepRun {
-                    verdict: Verdict::Skip(format!("cannot test (bad input): {p}")),
-                    build: std::time::Duration::ZERO,
-                    boot: std::time::Duration::ZERO,
-                    failing: vec![],
-                    result: None,
-                    run_dir: None,
-                }),
             };
             let _ = process::run(&git::worktree_remove(repo, &dir), None).await;
             r
@@ -437,7 +523,7 @@ async fn one_step(
             let root = base.join(format!("prefix-{k}"));
             let c = prefix::write_root(cfg, *series, names, k, &root)
                 .map_err(|e| stop(e.to_string()))?;
-            step::run(&c, scenario, opts, cancel).await
+            step::run(&c, scenario, step::Skips::Allowed, opts, cancel).await
         }
     }
 }

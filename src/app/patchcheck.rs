@@ -101,7 +101,9 @@ pub(crate) async fn run(
                         no_build: false,
                         cancel: Some(cancel.clone()),
                     };
-                    match step::run(&root, scenario, &opts, cancel.clone()).await {
+                    match step::run(&root, scenario, step::Skips::Allowed, &opts, cancel.clone())
+                        .await
+                    {
                         Err(stop) => {
                             println!("patch {k}/{}: {patch}: stopped: {}", names.len(), stop.why);
                             code = code.worst(stop.abort.0);

@@ -16,6 +16,16 @@ use crate::observe::verdict::ScenarioResult;
 use crate::run::{self, RunOptions};
 use crate::sys::cache::Cache;
 
+/// Whether the scenario's gate limit on skipped cases (`[gate] max-skips`) judges a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Skips {
+    /// As the scenario says: a commit that makes cases skip fails a gate that forbids it.
+    Gated,
+    /// Any number: a series prefix lacks the later patches' ops by design, and the suite
+    /// skips their cases (PROBE); `min-cases` still holds (skipped cases are reported).
+    Allowed,
+}
+
 /// What one step found.
 #[derive(Debug)]
 pub(crate) struct StepRun {
@@ -31,6 +41,19 @@ pub(crate) struct StepRun {
     pub result: Option<ScenarioResult>,
     /// The last run's state directory (serial.log, qemu.argv …).
     pub run_dir: Option<PathBuf>,
+    /// The JUnit file the commit's own harness wrote (`--each-harness`).
+    pub junit: Option<PathBuf>,
+    /// The commit's own harness that judged the step (`--each-harness`).
+    pub own_harness: Option<OwnHarness>,
+}
+
+/// The binary of a commit's own harness and whether this step built it (else: cached).
+#[derive(Clone, Debug)]
+pub(crate) struct OwnHarness {
+    /// `<cache>/stages/harness/<key>/xsc-release`.
+    pub bin: PathBuf,
+    /// Built by this step (else a cache hit).
+    pub built_now: bool,
 }
 
 /// A step that stopped the bisect, with what stopped it.
@@ -63,6 +86,8 @@ fn unbooted(verdict: Verdict, build: Duration) -> StepRun {
         failing: Vec::new(),
         result: None,
         run_dir: None,
+        junit: None,
+        own_harness: None,
     }
 }
 
@@ -71,6 +96,7 @@ fn unbooted(verdict: Verdict, build: Duration) -> StepRun {
 pub(crate) async fn run(
     cfg: &Config,
     name: &str,
+    skips: Skips,
     opts: &RunOptions,
     cancel: watch::Receiver<bool>,
 ) -> Result<StepRun, Stopped> {
@@ -84,10 +110,13 @@ pub(crate) async fn run(
             Duration::ZERO,
         ));
     }
-    let scenario = match scenario::load_all(&[file], &cfg.guest_tests_dir) {
+    let mut scenario = match scenario::load_all(&[file], &cfg.guest_tests_dir) {
         Ok(mut all) => all.remove(0),
         Err(p) => return Ok(unbooted(judged(&Error::from(p))?, Duration::ZERO)),
     };
+    if let (Skips::Allowed, Some(gate)) = (skips, scenario.gate.as_mut()) {
+        gate.max_skips = usize::MAX;
+    }
     let started = Instant::now();
     // Built here first so the build time is its own; the run below then hits the cache.
     if let Err(e) = run::prepare(cfg, &Cache::new(&cfg.cache_dir), &scenario, opts).await {
@@ -135,6 +164,8 @@ pub(crate) async fn run(
         failing,
         run_dir: last.as_ref().map(|r| r.state_dir.clone()),
         result: last,
+        junit: None,
+        own_harness: None,
     })
 }
 

@@ -115,6 +115,7 @@ fn add_run_properties(suite: &mut TestSuite, run: &RunInfo) {
 }
 
 /// The report as XML text, valid against the Jenkins junit-10 schema.
+#[cfg(test)]
 pub(crate) fn to_xml(results: &[ScenarioResult], run: &RunInfo) -> Result<String, JunitError> {
     let xml = report(results, run).to_string()?;
     Ok(strip_root_skipped(xml))
@@ -128,7 +129,20 @@ pub(crate) fn write(
     results: &[ScenarioResult],
     run: &RunInfo,
 ) -> Result<(), JunitError> {
-    let xml = to_xml(results, run)?;
+    write_with_suites(path, results, run, Vec::new())
+}
+
+/// [`write`] with `extra` suites after the scenarios' (read from the reports other
+/// harnesses wrote: `bisect --each-harness`).
+pub(crate) fn write_with_suites(
+    path: &Path,
+    results: &[ScenarioResult],
+    run: &RunInfo,
+    extra: Vec<TestSuite>,
+) -> Result<(), JunitError> {
+    let mut report = report(results, run);
+    report.add_test_suites(extra);
+    let xml = strip_root_skipped(report.to_string()?);
     crate::sys::atomic_file::write(path, xml.as_bytes()).map_err(|source| JunitError::Io {
         path: path.to_path_buf(),
         source,

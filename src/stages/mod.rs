@@ -18,6 +18,7 @@ pub(crate) mod el_iso;
 pub(crate) mod error;
 pub(crate) mod fragment;
 pub(crate) mod glibc;
+pub(crate) mod harness;
 pub(crate) mod iso;
 pub(crate) mod kconfig;
 pub(crate) mod kernel;
