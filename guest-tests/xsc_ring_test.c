@@ -3842,8 +3842,9 @@ static int t_hi_self_write_sq(void)
 }
 
 /*
- * Ops write the header mid-batch: a cq_head out of range stops the batch
- * after the op (count returned, the rest stays queued); an sq_tail out of
+ * Ops write the header mid-batch: a cq_head out of range is refused at the
+ * kernel's next read of it (the batch runs on inside the CQ room ENTER
+ * already saw, never past it; the next ENTER is -EINVAL); an sq_tail out of
  * range does not extend the running batch (the tail was read once) and makes
  * the next ENTER -EINVAL; garbage in the kernel-owned sq_head/cq_tail copies
  * is overwritten by the next consume/post.
@@ -3866,13 +3867,23 @@ static int t_hi_self_write_hdr(void)
 		PUSH(&r, SYS_read, 1, p[0], U(&r.hdr->cq_head), 4);
 		PUSH(&r, XSC_OP_NOP, 2);
 		PUSH(&r, XSC_OP_NOP, 3);
-		CHECK((n = ring_enter(&r, 8)) == 1, "%s: ENTER with cq_head rewritten mid-batch -> %ld", v, n);
-		CHECK(r.hdr->sq_head == 1 && r.hdr->cq_tail == 1, "%s: sq_head %u cq_tail %u", v,
+		/*
+		 * ENTER reads cq_head once and spends the room it showed (the
+		 * fast path, like io_uring's cached CQ space): the running batch
+		 * finishes inside that room; the next read of cq_head refuses.
+		 */
+		CHECK((n = ring_enter(&r, 8)) == 3, "%s: ENTER with cq_head rewritten mid-batch -> %ld", v, n);
+		CHECK(r.hdr->sq_head == 3 && r.hdr->cq_tail == 3, "%s: sq_head %u cq_tail %u", v,
 		      r.hdr->sq_head, r.hdr->cq_tail);
+		PUSH(&r, XSC_OP_NOP, 10);
+		CHECK((n = ring_enter(&r, 8)) == -EINVAL, "%s: ENTER on the tampered cq_head -> %ld", v, n);
+		CHECK(r.hdr->sq_head == 3 && r.hdr->cq_tail == 3, "%s: after refusal sq_head %u cq_tail %u",
+		      v, r.hdr->sq_head, r.hdr->cq_tail);
 		r.hdr->cq_head = r.cq_head;
-		CHECK((n = ring_enter(&r, 8)) == 2, "%s: ENTER after repair -> %ld", v, n);
+		CHECK((n = ring_enter(&r, 8)) == 1, "%s: ENTER after repair -> %ld", v, n);
 		CHECK(hi_expect(&r, 1, SYS_read, 4) && hi_expect(&r, 2, XSC_OP_NOP, 0) &&
-		      hi_expect(&r, 3, XSC_OP_NOP, 0) && hi_no_more(&r), "%s: CQEs (cq_head)", v);
+		      hi_expect(&r, 3, XSC_OP_NOP, 0) && hi_expect(&r, 10, XSC_OP_NOP, 0) &&
+		      hi_no_more(&r), "%s: CQEs (cq_head)", v);
 		/* sq_tail */
 		bad = r.sq_tail + 3 + 0x1000;
 		CHECK(write(p[1], &bad, 4) == 4, "write");
@@ -3881,7 +3892,7 @@ static int t_hi_self_write_hdr(void)
 		PUSH(&r, XSC_OP_NOP, 6);
 		CHECK((n = ring_enter(&r, 8)) == 3, "%s: ENTER with sq_tail rewritten mid-batch -> %ld", v, n);
 		CHECK((n = ring_enter(&r, 8)) == -EINVAL, "%s: ENTER on the tampered sq_tail -> %ld", v, n);
-		CHECK(r.hdr->sq_head == 6, "%s: sq_head %u", v, r.hdr->sq_head);
+		CHECK(r.hdr->sq_head == 7, "%s: sq_head %u", v, r.hdr->sq_head);
 		r.hdr->sq_tail = r.sq_tail;
 		CHECK((n = ring_enter(&r, 8)) == 0, "%s: ENTER after repair -> %ld", v, n);
 		CHECK(hi_expect(&r, 4, SYS_read, 4) && hi_expect(&r, 5, XSC_OP_NOP, 0) &&
@@ -3892,7 +3903,7 @@ static int t_hi_self_write_hdr(void)
 		PUSH(&r, SYS_read, 8, p[0], U(&r.hdr->cq_tail), 4);
 		PUSH(&r, XSC_OP_NOP, 9);
 		CHECK((n = ring_enter(&r, 8)) == 3, "%s: ENTER -> %ld", v, n);
-		CHECK(r.hdr->sq_head == 9 && r.hdr->cq_tail == 9, "%s: header sq_head %u cq_tail %u (want 9 9)",
+		CHECK(r.hdr->sq_head == 10 && r.hdr->cq_tail == 10, "%s: header sq_head %u cq_tail %u (want 10 10)",
 		      v, r.hdr->sq_head, r.hdr->cq_tail);
 		CHECK(hi_expect(&r, 7, SYS_read, 4) && hi_expect(&r, 8, SYS_read, 4) &&
 		      hi_expect(&r, 9, XSC_OP_NOP, 0) && hi_no_more(&r), "%s: CQEs (copies)", v);
