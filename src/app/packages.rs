@@ -65,6 +65,8 @@ pub(crate) async fn run_build_el(
         )
         .await?
     };
+    let medium = el_install_iso::SignedMedium::make(cfg, d, &rpms, sde).await?;
+    println!("{}: medium repository {}", d.name(), medium.describe());
     let iso = el_install_iso::ensure_el_iso(
         cfg,
         d,
@@ -73,6 +75,7 @@ pub(crate) async fn run_build_el(
             base_sha: &base.sha256,
             rpms: &rpms,
             sde,
+            signed: medium.signed(),
         },
         policy,
         &cancel,

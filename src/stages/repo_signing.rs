@@ -459,6 +459,32 @@ pub(crate) async fn publish(
     })
 }
 
+/// The RPM repository of an EL install medium: the stage entry `rpms` copied to `out`
+/// and signed like the published one when a key is given (the kickstarts' `%post` then
+/// makes the installed system check against `RPM-GPG-KEY-xsc`); unsigned, the entry as is.
+pub(crate) async fn medium_repo(
+    rpms: &Path,
+    out: &Path,
+    key: Option<Key<'_>>,
+    sde: i64,
+    log: &Path,
+) -> Result<Signing, BuildError> {
+    copy_entry(rpms, out)?;
+    let Some(key) = key else {
+        return Ok(Signing::Unsigned);
+    };
+    crate::stages::tools::check_tools(SIGNING_TOOLS)?;
+    let home = GpgHome::import(key, log).await?;
+    let r = sign_rpm(&home, out, key.config.sign_rpms, sde, log).await;
+    let fingerprint = home.fingerprint.clone();
+    home.close().await;
+    r?;
+    Ok(Signing::Signed {
+        fingerprint,
+        rpms: key.config.sign_rpms,
+    })
+}
+
 /// Every file below `dir` as `(<top>/<relative path>, path)`: a repository's entries for
 /// a release's `artifact_paths`.
 pub(crate) fn release_paths(top: &str, dir: &Path) -> Result<Vec<(String, PathBuf)>, BuildError> {
@@ -939,6 +965,33 @@ mod tests {
             o.contains("Complete!") && o.contains("Importing GPG key"),
             "{o}"
         );
+        // The kickstarts' %post on a medium carrying this repository: the installed
+        // system's .repo checks packages and metadata against the key it copied.
+        for ks in ["alma/alma9-xsc.ks", "rocky/rocky9-xsc.ks"] {
+            let sysroot = dir.join(format!("sysroot-{}", &ks[..4]));
+            let (ok, o) = sh(&ks_post(ks, &rpm, &sysroot), &[]);
+            assert!(ok, "{ks} %post: {o}");
+            let repo_file = sysroot.join("etc/yum.repos.d/xsc.repo");
+            let text = std::fs::read_to_string(&repo_file).unwrap();
+            assert!(
+                text.contains(
+                    "gpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-xsc\n"
+                ),
+                "{text}"
+            );
+            // dnf on this host: the installed system's paths below the scratch sysroot.
+            let here = format!("file://{}/", sysroot.display());
+            std::fs::write(&repo_file, text.replace("file:///", &here)).unwrap();
+            let (ok, o) = sh(
+                &format!(
+                    "dnf --installroot={s}/dnf --releasever=9 --setopt=reposdir={s}/etc/yum.repos.d \
+                     --setopt=cachedir={s}/cache install -y --downloadonly xsc-tests",
+                    s = sysroot.display()
+                ),
+                &[],
+            );
+            assert!(ok && o.contains("Importing GPG key"), "{ks}: {o}");
+        }
         // A changed repomd.xml: dnf refuses the repository.
         let (ok, o) = sh(
             &format!(
@@ -953,6 +1006,37 @@ mod tests {
             !ok && o.contains("repomd.xml GPG signature verification error"),
             "{o}"
         );
+    }
+
+    /// The kickstart's `%post --nochroot` block with the medium and the installed system's
+    /// root pointed at `medium` and `sysroot`.
+    fn ks_post(ks: &str, medium: &Path, sysroot: &Path) -> String {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("recipes")
+                .join(ks),
+        )
+        .unwrap();
+        let body = text
+            .split("%post --nochroot --erroronfail\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{ks} has a %post --nochroot"))
+            .split("%end")
+            .next()
+            .unwrap();
+        adapt(
+            body,
+            &[
+                (
+                    "medium=/run/install/repo/xsc\n",
+                    format!("medium={}\n", medium.display()),
+                ),
+                (
+                    "sysroot=/mnt/sysroot\n",
+                    format!("sysroot={}\n", sysroot.display()),
+                ),
+            ],
+        )
     }
 
     /// A repository with one package providing what the XSC kernel RPM requires of an EL9
@@ -1000,6 +1084,23 @@ mod tests {
         assert!(rpm.join("repodata/repomd.xml").is_file());
         assert!(!rpm.join("repodata/repomd.xml.asc").exists());
         assert!(!apt.join("entry.json").exists() && !apt.join("build.log").exists());
+        // The kickstarts' %post on an unsigned medium: no key, and the .repo says so.
+        let sysroot = d.path().join("sysroot");
+        let (ok, o) = sh(&ks_post("alma/alma9-xsc.ks", &rpm, &sysroot), &[]);
+        assert!(ok, "{o}");
+        let text = std::fs::read_to_string(sysroot.join("etc/yum.repos.d/xsc.repo")).unwrap();
+        assert!(
+            text.contains(
+                "baseurl=file:///var/lib/xsc/rpm\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            sysroot
+                .join("var/lib/xsc/rpm/repodata/repomd.xml")
+                .is_file()
+        );
+        assert!(!sysroot.join("etc/pki/rpm-gpg/RPM-GPG-KEY-xsc").exists());
         // A keyring that does not exist is bad input naming the file.
         let s = RepoSigning {
             keyring: d.path().join("missing.asc"),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{cases, junit, property, repo, run, text, xsc};
+use crate::support::{cases, junit, property, repo, repo_signing_key, run, text, xsc};
 
 const VM: Duration = Duration::from_secs(300);
 
@@ -396,42 +396,4 @@ fn candidate_publishes_without_the_distributions_it_cannot_build_and_says_so() {
     cmd.arg("verify").arg(rel).arg("--pubkey").arg(&pubkey);
     let out = run(cmd, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-}
-
-/// A throw-away RSA key without a passphrase exported to `dir/repo-signing.asc`, as a
-/// user exports the repository key; returns its fingerprint.
-fn repo_signing_key(dir: &Path) -> String {
-    let home = tempfile::Builder::new().prefix("g").tempdir().unwrap();
-    let gpg = |args: &[&str]| {
-        let o = Command::new("gpg")
-            .args(["--batch", "--no-tty", "--passphrase", "", "--homedir"])
-            .arg(home.path())
-            .args(args)
-            .output()
-            .expect("gpg (gnupg in .ci/packages)");
-        assert!(o.status.success(), "gpg {args:?}: {o:?}");
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
-    gpg(&[
-        "--quick-gen-key",
-        "XSC candidate test <t@example.org>",
-        "rsa2048",
-        "sign",
-        "never",
-    ]);
-    let colons = gpg(&["--with-colons", "--list-secret-keys"]);
-    let fpr = colons
-        .lines()
-        .find_map(|l| l.strip_prefix("fpr:::::::::"))
-        .and_then(|l| l.split(':').next())
-        .unwrap()
-        .to_string();
-    let armored = gpg(&["--armor", "--export-secret-keys", &fpr]);
-    std::fs::write(dir.join("repo-signing.asc"), armored).unwrap();
-    let _ = Command::new("gpgconf")
-        .arg("--homedir")
-        .arg(home.path())
-        .args(["--kill", "gpg-agent"])
-        .status();
-    fpr
 }
