@@ -174,20 +174,21 @@ pub(crate) async fn run(
     // The packages of the same kernel, glibc and tests, as the apt and createrepo_c
     // repositories users install from (`apt/`, `rpm/`), GPG-signed when `[packages]` says so.
     let mut not_built = not_built(&gates, &run.results);
-    let artifact_paths = match repositories(cfg, &stage_dir, args.no_build, &cancel).await {
-        Ok(paths) => paths,
-        // `--no-build` and a package input not in the cache (e.g. CI shards that never
-        // built glibc): published without the packages, and said so, never built here.
-        Err(e @ crate::stages::error::BuildError::NotCached { .. }) if args.no_build => {
-            println!("candidate: no package repositories: {e}");
-            not_built.insert(
-                "packages".to_string(),
-                format!("not in the cache and --no-build was given: {e}"),
-            );
-            vec![]
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (artifact_paths, repository_signing) =
+        match repositories(cfg, &stage_dir, args.no_build, &cancel).await {
+            Ok((paths, signing)) => (paths, Some(signing)),
+            // `--no-build` and a package input not in the cache (e.g. CI shards that never
+            // built glibc): published without the packages, and said so, never built here.
+            Err(e @ crate::stages::error::BuildError::NotCached { .. }) if args.no_build => {
+                println!("candidate: no package repositories: {e}");
+                not_built.insert(
+                    "packages".to_string(),
+                    format!("not in the cache and --no-build was given: {e}"),
+                );
+                (vec![], None)
+            }
+            Err(e) => return Err(e.into()),
+        };
     let mut summary = TestSummary::default();
     // A not-applicable gate ran no case: its placeholder is no skip of the product's.
     let ran = run.results.iter().filter(|r| !r.is_not_applicable());
@@ -218,6 +219,7 @@ pub(crate) async fn run(
         source_date_epoch: u64::try_from(release_epoch(cfg).await.secs).ok(),
         builder_id: None,
         not_built: not_built.clone(),
+        repository_signing,
     };
     let candidates = cfg.publish_dir.join("candidates");
     let (cache_dir, key_path) = (cfg.cache_dir.clone(), args.key.clone());
@@ -266,13 +268,14 @@ pub(crate) async fn run(
 }
 
 /// The two package repositories below `stage_dir` (`apt/`, `rpm/`), signed when
-/// configured, as `(name in the release, path)`; says on one line how they are signed.
+/// configured, as `(name in the release, path)`, and how they are signed (said on one
+/// line, recorded in the manifest).
 async fn repositories(
     cfg: &Config,
     stage_dir: &Path,
     no_build: bool,
     cancel: &watch::Receiver<bool>,
-) -> Result<Vec<(String, PathBuf)>, crate::stages::error::BuildError> {
+) -> Result<(Vec<(String, PathBuf)>, String), crate::stages::error::BuildError> {
     use crate::stages::repo_signing::{self, APT_DIR, RPM_DIR};
     use crate::stages::{deb_package, package_set, rpm_package};
     let cancel = crate::stages::stage::Cancel::new(cancel.clone());
@@ -309,7 +312,7 @@ async fn repositories(
     );
     let mut out = repo_signing::release_paths(APT_DIR, &apt)?;
     out.extend(repo_signing::release_paths(RPM_DIR, &rpm)?);
-    Ok(out)
+    Ok((out, signing.describe()))
 }
 
 /// The deliverables a candidate leaves out, by distribution, with why: the EL install

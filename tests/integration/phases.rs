@@ -322,6 +322,12 @@ fn candidate_publishes_without_the_distributions_it_cannot_build_and_says_so() {
         "{}",
         text(&out)
     );
+    assert!(
+        manifest["repository-signing"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("GPG-signed by {fpr}"))),
+        "{manifest:#}"
+    );
     let keyring = dir.path().join("published.gpg");
     let dearmor = Command::new("gpg")
         .arg("--dearmor")
