@@ -814,6 +814,30 @@ mod tests {
                 rpms: true
             }
         );
+        // `sign-rpms = false`, as an install medium's copy: the metadata signed, the RPMs
+        // as built (digests only).
+        let only_md = RepoSigning {
+            sign_rpms: false,
+            ..signing.clone()
+        };
+        let medium = dir.join("medium");
+        let key = Key {
+            config: &only_md,
+            passphrase: Some(&pass),
+        };
+        let got = medium_repo(&rpms, &medium, Some(key), sde, &log)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            Signing::Signed {
+                fingerprint: fpr.clone(),
+                rpms: false
+            }
+        );
+        assert!(medium.join("repodata/repomd.xml.asc").is_file() && medium.join(RPM_KEY).is_file());
+        let (ok, k) = sh(&format!("rpm -K {}/*.rpm", medium.display()), &[]);
+        assert!(ok && k.matches("digests OK").count() == 3, "{k}");
         // The entries are untouched (copies were signed).
         let (ok, k) = sh(&format!("rpm -K {}/*.rpm", rpms.display()), &[]);
         assert!(ok && k.matches("digests OK").count() == 3, "{k}");
