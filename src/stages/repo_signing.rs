@@ -784,7 +784,9 @@ mod tests {
     /// and /etc pointed into a scratch apt), a tampered `InRelease` is refused; the RPMs
     /// verify with `rpm -K` against the key (and not without it); dnf installs (download
     /// only, scratch root) through the README's `.repo` with `gpgcheck` and
-    /// `repo_gpgcheck`, and refuses a repository whose `repomd.xml` was changed.
+    /// `repo_gpgcheck`, and refuses a repository whose `repomd.xml` was changed. Without a
+    /// key: unsigned, and said so; a missing keyring is bad input. One test, so the fixture
+    /// packages are built once.
     #[tokio::test]
     async fn signed_repositories_pass_gpgv_apt_rpm_and_dnf_and_tampering_is_refused() {
         let d = tempfile::tempdir().unwrap();
@@ -838,6 +840,52 @@ mod tests {
         assert!(medium.join("repodata/repomd.xml.asc").is_file() && medium.join(RPM_KEY).is_file());
         let (ok, k) = sh(&format!("rpm -K {}/*.rpm", medium.display()), &[]);
         assert!(ok && k.matches("digests OK").count() == 3, "{k}");
+        {
+            // No key configured: the repositories as the stages made them, and that is said.
+            let (apt, rpm) = (dir.join("o/apt"), dir.join("o/rpm"));
+            let log = dir.join("log");
+            let got = publish(&debs, &rpms, &apt, &rpm, None, sde, &log)
+                .await
+                .unwrap();
+            assert_eq!(got, Signing::Unsigned);
+            assert!(got.describe().starts_with("unsigned"));
+            assert!(apt.join("Release").is_file() && !apt.join("InRelease").exists());
+            assert!(rpm.join("repodata/repomd.xml").is_file());
+            assert!(!rpm.join("repodata/repomd.xml.asc").exists());
+            assert!(!apt.join("entry.json").exists() && !apt.join("build.log").exists());
+            // The kickstarts' %post on an unsigned medium: no key, and the .repo says so.
+            let sysroot = dir.join("sysroot");
+            let (ok, o) = sh(&ks_post("alma/alma9-xsc.ks", &rpm, &sysroot), &[]);
+            assert!(ok, "{o}");
+            let text = std::fs::read_to_string(sysroot.join("etc/yum.repos.d/xsc.repo")).unwrap();
+            assert!(
+                text.contains(
+                    "baseurl=file:///var/lib/xsc/rpm\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=0\n"
+                ),
+                "{text}"
+            );
+            assert!(
+                sysroot
+                    .join("var/lib/xsc/rpm/repodata/repomd.xml")
+                    .is_file()
+            );
+            assert!(!sysroot.join("etc/pki/rpm-gpg/RPM-GPG-KEY-xsc").exists());
+            // A keyring that does not exist is bad input naming the file.
+            let s = RepoSigning {
+                keyring: dir.join("missing.asc"),
+                fingerprint: None,
+                sign_rpms: true,
+            };
+            let key = Key {
+                config: &s,
+                passphrase: None,
+            };
+            let err = publish(&debs, &rpms, &apt, &rpm, Some(key), sde, &log)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, BuildError::SigningKey { .. }), "{err}");
+            assert!(err.to_string().contains("missing.asc"), "{err}");
+        }
         // The entries are untouched (copies were signed).
         let (ok, k) = sh(&format!("rpm -K {}/*.rpm", rpms.display()), &[]);
         assert!(ok && k.matches("digests OK").count() == 3, "{k}");
@@ -1089,56 +1137,5 @@ mod tests {
             &[],
         );
         assert!(ok, "{o}");
-    }
-
-    /// No key configured: the repositories are published as the stages made them, and
-    /// that is said.
-    #[tokio::test]
-    async fn without_a_key_the_repositories_are_unsigned_and_say_so() {
-        let d = tempfile::tempdir().unwrap();
-        let (debs, rpms, sde) = entries(d.path()).await;
-        let (apt, rpm) = (d.path().join("o/apt"), d.path().join("o/rpm"));
-        let log = d.path().join("log");
-        let got = publish(&debs, &rpms, &apt, &rpm, None, sde, &log)
-            .await
-            .unwrap();
-        assert_eq!(got, Signing::Unsigned);
-        assert!(got.describe().starts_with("unsigned"));
-        assert!(apt.join("Release").is_file() && !apt.join("InRelease").exists());
-        assert!(rpm.join("repodata/repomd.xml").is_file());
-        assert!(!rpm.join("repodata/repomd.xml.asc").exists());
-        assert!(!apt.join("entry.json").exists() && !apt.join("build.log").exists());
-        // The kickstarts' %post on an unsigned medium: no key, and the .repo says so.
-        let sysroot = d.path().join("sysroot");
-        let (ok, o) = sh(&ks_post("alma/alma9-xsc.ks", &rpm, &sysroot), &[]);
-        assert!(ok, "{o}");
-        let text = std::fs::read_to_string(sysroot.join("etc/yum.repos.d/xsc.repo")).unwrap();
-        assert!(
-            text.contains(
-                "baseurl=file:///var/lib/xsc/rpm\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=0\n"
-            ),
-            "{text}"
-        );
-        assert!(
-            sysroot
-                .join("var/lib/xsc/rpm/repodata/repomd.xml")
-                .is_file()
-        );
-        assert!(!sysroot.join("etc/pki/rpm-gpg/RPM-GPG-KEY-xsc").exists());
-        // A keyring that does not exist is bad input naming the file.
-        let s = RepoSigning {
-            keyring: d.path().join("missing.asc"),
-            fingerprint: None,
-            sign_rpms: true,
-        };
-        let key = Key {
-            config: &s,
-            passphrase: None,
-        };
-        let err = publish(&debs, &rpms, &apt, &rpm, Some(key), sde, &log)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, BuildError::SigningKey { .. }), "{err}");
-        assert!(err.to_string().contains("missing.asc"), "{err}");
     }
 }
