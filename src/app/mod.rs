@@ -502,10 +502,11 @@ pub(crate) fn write_records(
     shard: Option<Shard>,
     json: bool,
 ) -> Result<(), Error> {
-    for r in results
-        .iter()
-        .filter(|r| !matches!(r.end, crate::observe::verdict::RunEnd::Interrupted))
-    {
+    // A not-applicable gate ran nothing, so there is no console to carry: the candidate
+    // decides applicability itself (run/gate.rs) and asks no record for it.
+    for r in results.iter().filter(|r| {
+        !matches!(r.end, crate::observe::verdict::RunEnd::Interrupted) && !r.is_not_applicable()
+    }) {
         let Some(s) = scenarios.iter().find(|s| s.name == r.name) else {
             continue;
         };
