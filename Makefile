@@ -132,3 +132,7 @@ clean: ## Remove run state and logs in this clone (out/, logs/, iso/); the cache
 distclean: clean ## Also remove the linux-6.1/ and glibc-2.36/ edit trees and the shared build cache
 	rm -rf linux-6.1 glibc-2.36 target
 	$(XSC) --config $(CONFIG) cache clean || true
+
+ci-local: ## The nightly's job graph on this machine with the real release gates: build, 3 shards, merge, candidate --verdicts; times in out/ci-local/times.tsv (slow; outside CI; docs/ci.md)
+	bash .ci/local-nightly
+.PHONY: ci-local

@@ -73,6 +73,10 @@ pub enum Error {
     /// JUnit files that do not merge (`report merge`, `report durations`).
     #[error(transparent)]
     Merge(#[from] crate::report::merge::MergeError),
+    /// A stage artifact could not be written, or was refused (`build --stage-artifact`,
+    /// `cache import`).
+    #[error(transparent)]
+    StageArtifact(#[from] crate::stages::artifact::ArtifactError),
     /// File-system trouble outside any build.
     #[error("i/o error on {path}")]
     Io {
@@ -100,6 +104,7 @@ impl Error {
             Error::Build(e) => e.exit_code(),
             Error::Refused(_) => ExitCode::ReleaseRefused,
             Error::Merge(e) => e.exit_code(),
+            Error::StageArtifact(e) => e.exit_code(),
         }
     }
 

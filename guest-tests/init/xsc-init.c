@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +108,12 @@ static void __attribute__((noreturn)) finish(int exit_code)
 	kill(-1, SIGKILL);
 	reap_all_nohang();
 	sync();
+	/*
+	 * The console's tty still holds what we wrote last (a slow host under TCG drains the
+	 * UART slowly) and poweroff does not wait for it: without this the verdict's last
+	 * lines, even `xsc-init: done`, can be cut off after the kernel's own shutdown lines.
+	 */
+	tcdrain(STDOUT_FILENO);
 	reboot(RB_POWER_OFF);
 	say("xsc-init: warning: reboot(RB_POWER_OFF): %s", strerror(errno));
 	for (;;) {

@@ -49,6 +49,10 @@ pub struct BuildKernelArgs {
     /// Parallel make jobs (default: number of CPUs).
     #[arg(long, short)]
     pub jobs: Option<usize>,
+    /// Also export the sealed cache entry into this new directory, for `cache import` in
+    /// another CI job (docs/ci.md).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["check_repro", "source"])]
+    pub stage_artifact: Option<PathBuf>,
 }
 
 impl BuildKernelArgs {
@@ -70,6 +74,10 @@ pub struct BuildDebianArgs {
     /// bit-identical to the cached one (else exit 3 with what differs).
     #[arg(long)]
     pub force: bool,
+    /// Also export the sealed cache entry into this new directory, for `cache import` in
+    /// another CI job (docs/ci.md).
+    #[arg(long, value_name = "DIR")]
+    pub stage_artifact: Option<PathBuf>,
 }
 
 /// Runs `build debian` and prints where the ISO and its files are.
@@ -122,6 +130,10 @@ pub struct BuildGlibcArgs {
     /// Parallel make jobs (default: number of CPUs).
     #[arg(long, short)]
     pub jobs: Option<usize>,
+    /// Also export the sealed cache entry into this new directory, for `cache import` in
+    /// another CI job (docs/ci.md).
+    #[arg(long, value_name = "DIR")]
+    pub stage_artifact: Option<PathBuf>,
 }
 
 /// Runs `build glibc` and prints where the sysroot, runtime, tests and log are.

@@ -260,4 +260,11 @@ pub enum CacheCommand {
     },
     /// Remove the whole cache (`make distclean`).
     Clean,
+    /// Import stage artifacts (`build … --stage-artifact DIR`) into this cache, each only
+    /// when its key is this checkout's key for that stage and its files match its seal.
+    Import {
+        /// Artifact directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
 }

@@ -17,6 +17,7 @@ pub(crate) mod patchcheck;
 pub(crate) mod progress;
 pub(crate) mod release;
 pub(crate) mod report;
+pub(crate) mod stage_artifact;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -71,24 +72,48 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Doctor { kernel } => {
             Ok(crate::app::doctor::run(&load_cfg()?, kernel.as_deref()).await)
         }
-        Command::Cache { what } => cache(&load_cfg()?, what),
+        Command::Cache { what } => cache(&load_cfg()?, what).await,
         Command::Bisect(args) => crate::app::bisect::run(&load_cfg()?, *args, cancel).await,
         Command::Patchcheck(args) => crate::app::patchcheck::run(&load_cfg()?, args, cancel).await,
         Command::Build {
             what: crate::app::cli::BuildCommand::Kernel(args),
         } => {
             let cfg = load_cfg()?;
-            until_cancelled(crate::app::build::run_build_kernel(&cfg, &args), cancel).await
+            let code =
+                until_cancelled(crate::app::build::run_build_kernel(&cfg, &args), cancel).await?;
+            match &args.stage_artifact {
+                Some(dir) if code == ExitCode::Success => {
+                    let profile = args.profile.as_deref().unwrap_or(&cfg.kernel_profile);
+                    crate::app::stage_artifact::export(&cfg, "kernel", profile, dir).await
+                }
+                _ => Ok(code),
+            }
         }
         Command::Build {
             what: crate::app::cli::BuildCommand::Glibc(args),
         } => {
             let cfg = load_cfg()?;
-            until_cancelled(crate::app::build::run_build_glibc(&cfg, &args), cancel).await
+            let code =
+                until_cancelled(crate::app::build::run_build_glibc(&cfg, &args), cancel).await?;
+            match &args.stage_artifact {
+                Some(dir) if code == ExitCode::Success => {
+                    crate::app::stage_artifact::export(&cfg, "glibc", &args.variant, dir).await
+                }
+                _ => Ok(code),
+            }
         }
         Command::Build {
             what: crate::app::cli::BuildCommand::Debian(args),
-        } => Ok(crate::app::build::run_build_debian(&load_cfg()?, &args, cancel).await?),
+        } => {
+            let cfg = load_cfg()?;
+            let code = crate::app::build::run_build_debian(&cfg, &args, cancel).await?;
+            match &args.stage_artifact {
+                Some(dir) if code == ExitCode::Success => {
+                    crate::app::stage_artifact::export(&cfg, "debian-iso", "-", dir).await
+                }
+                _ => Ok(code),
+            }
+        }
         Command::Build {
             what: crate::app::cli::BuildCommand::Packages(args),
         } => Ok(crate::app::packages::run_build_packages(&load_cfg()?, &args, cancel).await?),
@@ -202,7 +227,7 @@ fn scenarios(cfg: &Config, what: ScenariosCommand) -> Result<ExitCode, Error> {
     }
 }
 
-fn cache(cfg: &Config, what: CacheCommand) -> Result<ExitCode, Error> {
+async fn cache(cfg: &Config, what: CacheCommand) -> Result<ExitCode, Error> {
     let cache = Cache::new(&cfg.cache_dir);
     match what {
         CacheCommand::Path => println!("{}", cache.root().display()),
@@ -219,6 +244,9 @@ fn cache(cfg: &Config, what: CacheCommand) -> Result<ExitCode, Error> {
                 std::fs::remove_dir_all(cache.root()).map_err(Error::io(cache.root()))?;
             }
             println!("removed {}", cache.root().display());
+        }
+        CacheCommand::Import { dirs } => {
+            return crate::app::stage_artifact::import(cfg, &dirs).await;
         }
     }
     Ok(ExitCode::Success)
@@ -502,10 +530,11 @@ pub(crate) fn write_records(
     shard: Option<Shard>,
     json: bool,
 ) -> Result<(), Error> {
-    for r in results
-        .iter()
-        .filter(|r| !matches!(r.end, crate::observe::verdict::RunEnd::Interrupted))
-    {
+    // A not-applicable gate ran nothing, so there is no console to carry: the candidate
+    // decides applicability itself (run/gate.rs) and asks no record for it.
+    for r in results.iter().filter(|r| {
+        !matches!(r.end, crate::observe::verdict::RunEnd::Interrupted) && !r.is_not_applicable()
+    }) {
         let Some(s) = scenarios.iter().find(|s| s.name == r.name) else {
             continue;
         };

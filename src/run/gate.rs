@@ -242,6 +242,18 @@ pub(crate) async fn from_records(
     let mut built = Vec::new();
     let mut refused = Vec::new();
     for g in gates {
+        // As a run decides it (an EL gate without its base ISO): no shard boots it, so no
+        // record proves it, and it ships nothing.
+        if let Some(why) = run::not_applicable(cfg, g) {
+            say(format!("{:<5} {} — not applicable: {why}", "N/A", g.name));
+            results.push(ScenarioResult::not_applicable(
+                &g.name,
+                &why,
+                cfg.run_dir(&opts.run_id).join(&g.name),
+            ));
+            built.push(Vec::new());
+            continue;
+        }
         let image = run::prepare(cfg, &cache, g, &opts).await?;
         let want = Expected {
             run_id,

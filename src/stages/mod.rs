@@ -10,6 +10,7 @@
 //! seal, cancellable); shared helpers live in `stage`, not in another stage.
 //! Only re-exports live here.
 
+pub(crate) mod artifact;
 pub(crate) mod chroot;
 pub(crate) mod deb_package;
 pub(crate) mod debian;

@@ -22,6 +22,7 @@ mod patchcheck;
 mod phases;
 mod release;
 mod shard;
+mod stage_artifact;
 mod support;
 mod verdicts;
 mod vm;

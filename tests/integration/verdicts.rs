@@ -18,7 +18,8 @@ const RUN_ID: &str = "nightly-4711";
 
 /// The project: its own xsc.toml (out/ and publish/ inside it), scenarios, and a git
 /// history (a candidate names its commit); the stages' inputs are the repository's.
-/// `bench`: one release gate (smoke) and the icount bench instead of the three gates.
+/// `bench`: one release gate (smoke), a not-applicable one (alma-install) and the icount
+/// bench instead of the three gates.
 fn fixture(bench: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -29,6 +30,13 @@ fn fixture(bench: bool) -> tempfile::TempDir {
         .replace("tags = [\"smoke\"]", "tags = [\"release-gate\"]");
     std::fs::write(sc.join("quick-a.toml"), &smoke).unwrap();
     if bench {
+        // Not applicable here (no [sources.alma]): the shard writes no record for it and
+        // the candidate must not ask for one.
+        std::fs::copy(
+            repo().join("scenarios/alma-install.toml"),
+            sc.join("alma-install.toml"),
+        )
+        .unwrap();
         std::fs::create_dir(sc.join("bench")).unwrap();
         std::fs::copy(
             repo().join("scenarios/bench/xsc-ring-icount.toml"),
@@ -296,6 +304,7 @@ fn the_bench_gate_travels_as_a_verdict_and_blocks_a_regression() {
     .args(["--run-id", RUN_ID]);
     let out = run(c, VM);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!verdicts.join("alma-install").exists(), "{}", text(&out));
     let seed = d.join("seed.json");
     let mut c = xsc_in(d);
     c.args(["bench", "--update-baseline", "--baseline"])
