@@ -82,6 +82,15 @@
 
 #include "xsc_uapi.h"
 
+/* The batch entry point exists only in the XSC glibc (--enable-xsc); a build against a
+ * stock or --disable-xsc glibc has no "batch" group. */
+#if __has_include(<sys/xsc.h>)
+#include <sys/xsc.h>
+#define HAVE_XSC_BATCH 1
+#else
+#define HAVE_XSC_BATCH 0
+#endif
+
 #define CASE_TIMEOUT_S	60
 #define SELF		"/proc/self/exe"
 #define T_ON		"glibc.xsc.enable=1"
@@ -3210,6 +3219,278 @@ static int t_guard_sigsys_ring_replaced(void)
 	return PASS;
 }
 
+/* ================================================================ batch */
+
+#if HAVE_XSC_BATCH
+/*
+ * xsc_batch (<sys/xsc.h>, patches/glibc/README.md "Batch entry point"): every call's
+ * result must be what syscall() gives for it; the calls the kernel's ring offers (PROBE,
+ * asked here on a ring of our own) go through the thread's ring, the others through the
+ * trap; without a usable ring everything takes the trap.
+ */
+
+/* whether the kernel's rings offer syscall nr (a PROBE on a ring fd of our own) */
+static int offered(long nr)
+{
+	struct xsc_probe p;
+	int fd = r_open("/dev/xsc", O_RDWR, 0), ok;
+
+	if (fd < 0)
+		return 0;
+	ok = syscall(SYS_ioctl, fd, XSC_IOC_PROBE, &p) == 0;
+	r_close(fd);
+	return ok && nr >= 0 && nr < XSC_NR_LIMIT && ((p.ops[nr / 64] >> (nr % 64)) & 1);
+}
+
+static void set_call(struct xsc_call *c, long nr, long a0, long a1, long a2, long a3)
+{
+	memset(c, 0, sizeof(*c));
+	c->nr = nr;
+	c->args[0] = a0;
+	c->args[1] = a1;
+	c->args[2] = a2;
+	c->args[3] = a3;
+	c->res = 0x5a5a;
+}
+
+/*
+ * A mixed batch: offered and not offered ops, invalid numbers, order-dependent I/O.
+ * ring: 1 = must go through the ring (counters), 0 = must not open one.
+ */
+static int mixed_batch(int ring)
+{
+	char path[128], rb[8] = { 0 }, pb[4] = { 0 };
+	struct xsc_call c[11];
+	struct stat st;
+	long nsub = 0;
+	struct rc rc;
+	int p[2], f, n0 = n_rings();
+
+	mktmp(path, sizeof(path), "bt");
+	CHK(pipe(p) == 0);
+	f = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	CHK(f >= 0 && write(f, "0123456789", 10) == 10);
+	if (ring)
+		RBEGIN(&rc);
+	set_call(&c[0], SYS_getpid, 0, 0, 0, 0);
+	set_call(&c[1], SYS_getuid, 0, 0, 0, 0);	/* no ring op */
+	set_call(&c[2], SYS_write, p[1], (long)"hello", 5, 0);
+	set_call(&c[3], SYS_read, p[0], (long)rb, 5, 0);	/* sees what c[2] wrote: order */
+	set_call(&c[4], SYS_pwrite64, f, (long)"xyz", 3, 10);
+	set_call(&c[5], SYS_pread64, f, (long)pb, 3, 10);
+	set_call(&c[6], SYS_lseek, f, 0, SEEK_END, 0);
+	set_call(&c[7], SYS_fstat, f, (long)&st, 0, 0);
+	set_call(&c[8], 1000, 0, 0, 0, 0);		/* no such syscall */
+	set_call(&c[9], -1, 0, 0, 0, 0);
+	set_call(&c[10], SYS_getppid, 0, 0, 0, 0);
+	for (int i = 0; i < 11; i++)
+		nsub += offered(c[i].nr);
+	errno = 4321;
+	CHECK(xsc_batch(c, 11, 0) == 11, "xsc_batch -> not 11 (%s)", en(errno));
+	CHECK(errno == 4321, "errno changed to %s by a successful batch", en(errno));
+	CHECK(c[0].res == syscall(SYS_getpid) && c[1].res == (long)getuid() && c[10].res == getppid(),
+	      "getpid %ld getuid %ld getppid %ld", c[0].res, c[1].res, c[10].res);
+	CHECK(c[2].res == 5 && c[3].res == 5 && !memcmp(rb, "hello", 5), "write %ld read %ld '%.5s'", c[2].res,
+	      c[3].res, rb);
+	CHECK(c[4].res == 3 && c[5].res == 3 && !memcmp(pb, "xyz", 3), "pwrite %ld pread %ld", c[4].res, c[5].res);
+	CHECK(c[6].res == 13 && c[7].res == 0 && st.st_size == 13, "lseek %ld fstat %ld size %lld", c[6].res,
+	      c[7].res, (long long)st.st_size);
+	errno = 0;
+	CHECK(syscall(1000) == -1 && c[8].res == -errno, "nr 1000: %ld, syscall() errno %s", c[8].res, en(errno));
+	errno = 0;
+	CHECK(syscall(-1) == -1 && c[9].res == -errno, "nr -1: %ld, syscall() errno %s", c[9].res, en(errno));
+	if (ring) {
+		CHECK(nsub >= 8, "only %ld of the ops offered by the ring", nsub);
+		REXPECT(&rc, nsub, 0);
+		diag("%ld of 11 calls through the ring, the others through the trap", nsub);
+	} else {
+		CHECK(n_rings() == n0 && n0 == 0, "%d ring fd(s) (%d before): the batch opened a ring", n_rings(), n0);
+	}
+	close(f);
+	unlink(path);
+	return PASS;
+}
+
+static int t_batch_results_as_syscalls(void) { return mixed_batch(1); }
+static int t_batch_fallback_tunable_off(void) { return mixed_batch(0); }
+
+static int t_batch_fallback_seccomp(void)
+{
+	CHK(install_seccomp() == 0);
+	return mixed_batch(0);
+}
+
+static int t_batch_partial_failure(void)
+{
+	struct xsc_call c[7];
+	char buf[4] = { 0 };
+	struct rc rc;
+	int p[2];
+
+	CHK(pipe(p) == 0);
+	RBEGIN(&rc);
+	set_call(&c[0], SYS_write, p[1], (long)"ab", 2, 0);
+	set_call(&c[1], SYS_read, -1, (long)buf, 1, 0);
+	set_call(&c[2], SYS_write, p[1], 1, 4, 0);	/* bad buffer pointer */
+	set_call(&c[3], SYS_openat, AT_FDCWD, (long)"/nonexistent/x", O_RDONLY, 0);
+	set_call(&c[4], SYS_read, p[0], (long)buf, 4, 0);
+	set_call(&c[5], SYS_close, 9999, 0, 0, 0);
+	set_call(&c[6], SYS_getpid, 0, 0, 0, 0);
+	CHECK(xsc_batch(c, 7, 0) == 7, "xsc_batch -> not 7 (%s)", en(errno));
+	CHECK(c[0].res == 2 && c[1].res == -EBADF && c[2].res == -EFAULT && c[3].res == -ENOENT,
+	      "results %ld %ld %ld %ld, want 2 -EBADF -EFAULT -ENOENT", c[0].res, c[1].res, c[2].res, c[3].res);
+	CHECK(c[4].res == 2 && !memcmp(buf, "ab", 2) && c[5].res == -EBADF && c[6].res == syscall(SYS_getpid),
+	      "results %ld %ld %ld: the calls after the failures", c[4].res, c[5].res, c[6].res);
+	/* the same failures through the trap */
+	errno = 0;
+	CHECK(syscall(SYS_write, p[1], 1, 4) == -1 && errno == EFAULT, "syscall(write, bad ptr): %s", en(errno));
+	REXPECT(&rc, 7, 4);
+	return PASS;
+}
+
+static int t_batch_n_zero_and_bad_args(void)
+{
+	struct xsc_call c[1];
+	struct rc rc;
+	int p[2], q = -1;
+
+	CHK(pipe(p) == 0);
+	RBEGIN(&rc);
+	errno = 77;
+	CHECK(xsc_batch(NULL, 0, 0) == 0 && errno == 77, "n = 0: not 0 with errno untouched (%s)", en(errno));
+	set_call(&c[0], SYS_write, p[1], (long)"q", 1, 0);
+	CHECK(xsc_batch(c, 0, 0) == 0 && c[0].res == 0x5a5a, "n = 0 ran a call (res %ld)", c[0].res);
+	EXPECT_ERR(xsc_batch(NULL, 3, 0), EFAULT);
+	EXPECT_ERR(xsc_batch(c, 1, 1), EINVAL);
+	EXPECT_ERR(xsc_batch(c, 0x80000000u, 0), EINVAL);
+	CHECK(c[0].res == 0x5a5a && syscall(SYS_ioctl, p[0], FIONREAD, &q) == 0 && q == 0,
+	      "a refused batch ran its call (res %ld, %d byte(s) in the pipe)", c[0].res, q);
+	REXPECT(&rc, 0, 0);
+	/* a bad pointer inside a call is that call's EFAULT, as through the trap */
+	set_call(&c[0], SYS_fstat, g_null, 8, 0, 0);
+	CHECK(xsc_batch(c, 1, 0) == 1 && c[0].res == -EFAULT, "fstat(bad ptr) -> %ld", c[0].res);
+	errno = 0;
+	CHECK(syscall(SYS_fstat, g_null, 8) == -1 && errno == EFAULT, "syscall(fstat, bad ptr): %s", en(errno));
+	REXPECT(&rc, 1, 1);
+	return PASS;
+}
+
+/* 100 calls through an 8-entry ring (13 chunks), each read seeing the write before it */
+static int t_batch_chunks_keep_order(void)
+{
+	struct xsc_call c[100];
+	char in[50], out[50];
+	struct rc rc;
+	int p[2];
+
+	CHK(pipe(p) == 0);
+	RBEGIN(&rc);
+	CHECK(rc.s.sq == 8, "sq entries %llu, want the default 8", rc.s.sq);
+	for (int k = 0; k < 50; k++) {
+		in[k] = (char)('a' + k % 26);
+		out[k] = 0;
+		set_call(&c[2 * k], SYS_write, p[1], (long)&in[k], 1, 0);
+		set_call(&c[2 * k + 1], SYS_read, p[0], (long)&out[k], 1, 0);
+	}
+	CHECK(xsc_batch(c, 100, 0) == 100, "xsc_batch -> not 100 (%s)", en(errno));
+	for (int i = 0; i < 100; i++)
+		CHECK(c[i].res == 1, "call %d -> %ld", i, c[i].res);
+	CHECK(!memcmp(in, out, 50), "data read back out of order");
+	REXPECT(&rc, 100, 0);
+	CHECK(n_rings() == 1 && fd_is_ring(rc.fd), "the batch changed the thread's ring");
+	return PASS;
+}
+
+/* a handler without SA_RESTART interrupts a blocked call in the middle of a batch: that call
+ * fails with EINTR (as its syscall would), the batch goes on, the read never runs later */
+static int t_batch_signal_eintr_goes_on(void)
+{
+	struct xsc_call c[3];
+	char buf[4] = { 0 };
+	int a[2], b[2];
+	struct rc rc;
+
+	CHK(pipe(a) == 0 && pipe(b) == 0);
+	set_handler(SIGALRM, h_count, 0);
+	RBEGIN(&rc);
+	set_call(&c[0], SYS_write, a[1], (long)"x", 1, 0);
+	set_call(&c[1], SYS_read, b[0], (long)buf, 1, 0);	/* blocks until the alarm */
+	set_call(&c[2], SYS_write, a[1], (long)"y", 1, 0);
+	g_sigs = 0;
+	itimer_ms(200, 0);
+	CHECK(xsc_batch(c, 3, 0) == 3, "xsc_batch -> not 3 (%s)", en(errno));
+	itimer_ms(0, 0);
+	CHECK(g_sigs == 1 && c[0].res == 1 && c[1].res == -EINTR && c[2].res == 1,
+	      "%d signal(s), results %ld %ld %ld, want 1 -EINTR 1", (int)g_sigs, c[0].res, c[1].res, c[2].res);
+	CHK(r_read(a[0], buf, 4) == 2 && !memcmp(buf, "xy", 2));
+	/* the interrupted read was turned into a NOP: it must not take this byte */
+	CHK(r_write(b[1], "z", 1) == 1);
+	CHECK(r_read(b[0], buf, 4) == 1 && buf[0] == 'z', "the interrupted read consumed data later");
+	REXPECT(&rc, 3, 0);	/* write, the NOP in the read's place, write */
+	return PASS;
+}
+
+/* siglongjmp out of a batch blocked in its first call: the queued rest never runs, and the
+ * thread's next routed call repairs the ring in place */
+static int t_batch_siglongjmp_abandoned_chunk(void)
+{
+	struct xsc_call c[3];
+	char buf[8] = { 0 };
+	int a[2], b[2];
+	struct rc rc;
+
+	CHK(pipe(a) == 0 && pipe(b) == 0);
+	set_handler(SIGALRM, h_jump, 0);
+	RBEGIN(&rc);
+	set_call(&c[0], SYS_read, b[0], (long)buf, 1, 0);	/* blocks */
+	set_call(&c[1], SYS_write, a[1], (long)"Z", 1, 0);
+	set_call(&c[2], SYS_write, a[1], (long)"Z", 1, 0);
+	g_sigs = 0;
+	if (sigsetjmp(g_jb, 1) == 0) {
+		itimer_ms(150, 0);
+		xsc_batch(c, 3, 0);
+		CHECK(0, "the blocked batch returned instead of the jump");
+	}
+	itimer_ms(0, 0);
+	CHECK(g_sigs == 1, "%d jumps", (int)g_sigs);
+	CHECK(write(a[1], "k", 1) == 1, "routed write after the jump: %s", en(errno));
+	CHECK(r_read(a[0], buf, 8) == 1 && buf[0] == 'k', "pipe holds '%.2s': an abandoned write ran", buf);
+	CHK(r_write(b[1], "w", 1) == 1);
+	CHECK(r_read(b[0], buf, 8) == 1 && buf[0] == 'w', "the abandoned read consumed data later");
+	REXPECT(&rc, 4, 0);	/* the 3 abandoned SQEs as NOPs, then the write */
+	set_call(&c[0], SYS_getpid, 0, 0, 0, 0);
+	CHECK(xsc_batch(c, 1, 0) == 1 && c[0].res == syscall(SYS_getpid), "batch after the repair: %ld", c[0].res);
+	REXPECT(&rc, 1, 0);
+	CHECK(n_rings() == 1 && fd_is_ring(rc.fd), "the ring was replaced, not repaired");
+	return PASS;
+}
+
+/* under the trap guard a batch works: served ops through the ring, the others (not
+ * guarded) through the trap */
+static int t_batch_under_guard(void)
+{
+	struct xsc_call c[4];
+	char buf[4] = { 0 };
+	int p[2];
+
+	pid_t pid = getpid();	/* before the guard: a trapping getpid is refused after it */
+
+	CHK(pipe(p) == 0);
+	CHK(prime() == 0);
+	g_guarded = 1;
+	errno = 0;
+	CHECK(syscall(SYS_getpid) == -1 && errno == EPERM, "direct getpid not refused under guard=1: %s", en(errno));
+	set_call(&c[0], SYS_getpid, 0, 0, 0, 0);
+	set_call(&c[1], SYS_getuid, 0, 0, 0, 0);	/* no ring op: not guarded, trap */
+	set_call(&c[2], SYS_write, p[1], (long)"g", 1, 0);
+	set_call(&c[3], SYS_read, p[0], (long)buf, 4, 0);
+	CHECK(xsc_batch(c, 4, 0) == 4, "xsc_batch -> not 4 (%s)", en(errno));
+	CHECK(c[0].res == pid && c[1].res == (long)getuid() && c[2].res == 1 && c[3].res == 1 && buf[0] == 'g',
+	      "results %ld %ld %ld %ld under the guard", c[0].res, c[1].res, c[2].res, c[3].res);
+	return PASS;
+}
+#endif /* HAVE_XSC_BATCH */
+
 /* ================================================================ tables */
 
 struct tcase {
@@ -3282,6 +3563,15 @@ static const struct tcase guard_cases[] = {
 	C(guard_close_range_reopens, T_GUARD), C(guard_sigsys_ring_replaced, T_SIGSYS),
 };
 
+#if HAVE_XSC_BATCH
+static const struct tcase batch_cases[] = {
+	C(batch_results_as_syscalls, T_ON), C(batch_partial_failure, T_ON), C(batch_n_zero_and_bad_args, T_ON),
+	C(batch_chunks_keep_order, T_ON), C(batch_fallback_tunable_off, NULL), C(batch_fallback_seccomp, T_ON),
+	C(batch_signal_eintr_goes_on, T_ON), C(batch_siglongjmp_abandoned_chunk, T_ON),
+	C(batch_under_guard, T_GUARD),
+};
+#endif
+
 static const struct tgroup groups[] = {
 	{ "tunables", tun_cases, N(tun_cases) },
 	{ "files", file_cases, N(file_cases) },
@@ -3292,6 +3582,9 @@ static const struct tgroup groups[] = {
 	{ "lifecycle", life_cases, N(life_cases) },
 	{ "fallback", fb_cases, N(fb_cases) },
 	{ "guard", guard_cases, N(guard_cases) },
+#if HAVE_XSC_BATCH
+	{ "batch", batch_cases, N(batch_cases) },
+#endif
 };
 
 /* ================================================================ helpers */

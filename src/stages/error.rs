@@ -179,6 +179,14 @@ pub enum BuildError {
         /// The full build log.
         log: Option<PathBuf>,
     },
+    /// glibc's own `check-abi` of libc: the exported symbols differ from `libc.abilist`.
+    #[error("glibc check-abi failed: libc's exported symbols differ from its libc.abilist (a symbol leaked out or went missing; patches/glibc/README.md, Batch entry point):\n{diff}{}", log_hint(Some(.log)))]
+    AbiMismatch {
+        /// The `diff -U 0` glibc wrote (`-` = abilist only, `+` = library only).
+        diff: String,
+        /// The full build log.
+        log: PathBuf,
+    },
     /// `--check-repro`: two clean builds differ.
     #[error("kernel build is not reproducible: bzImage sha256 {first} ({}) vs {second} ({})", .first_tree.display(), .second_tree.display())]
     NotReproducible {
@@ -312,6 +320,7 @@ impl BuildError {
             | BuildError::PatchFailed { .. }
             | BuildError::ConfigDropped { .. }
             | BuildError::MissingArtifact { .. }
+            | BuildError::AbiMismatch { .. }
             | BuildError::NotReproducible { .. }
             | BuildError::IsoNotReproducible(_)
             | BuildError::GuestProgram { .. }

@@ -7,7 +7,7 @@
 //! patches/glibc/series ────┼─► key ─► cache hit? ─► done
 //! guest-tests/glibc-tests.list, toolchain, kernel headers ─┘
 //!   miss: unpack (or reuse the kept tree) ─► quilt push -a --fuzz=0 ─► configure (when its
-//!         inputs changed) ─► make ─► make install DESTDIR=sysroot ─► kernel headers into
+//!         inputs changed) ─► make ─► check-abi (libc) ─► make install DESTDIR=sysroot ─► kernel headers into
 //!         the sysroot ─► runtime/ (stripped shared libraries) ─► the listed glibc tests
 //! ```
 //! Artifacts: `sysroot/` (headers, crt files, `libc.a`: guest programs link statically
@@ -201,6 +201,33 @@ pub(crate) fn configure_cmd(src: &Path, build: &Path, variant: GlibcVariant) -> 
 pub(crate) fn make_cmd(build: &Path, jobs: usize) -> Cmd {
     clean_make_env(Cmd::new(["make".to_string(), format!("-j{jobs}")]).cwd(build))
         .deadline(Duration::from_secs(4 * 3600))
+}
+
+/// Where glibc's `check-abi` of libc leaves its verdict (`PASS: …`/`FAIL: …`) and its
+/// diff, relative to the build directory.
+pub(crate) const CHECK_ABI_LIBC: (&str, &str) =
+    ("elf/check-abi-libc.test-result", "elf/check-abi-libc.out");
+
+/// glibc's own ABI check of libc (`check-abi-libc`: `libc.so`'s exported symbols against
+/// `libc.abilist`), made through the `elf` makefile as glibc's recursion does. The series
+/// exports `xsc_batch` (`XSC_1.0`, patches/glibc/README.md), so a symbol that leaks out or
+/// goes missing fails the build instead of reaching the release. Only libc: the series
+/// touches no other library's exports, and the whole `make check-abi` traverses every
+/// subdirectory (minutes). Like every glibc test target it exits 0 either way; the verdict
+/// is the first word of [`CHECK_ABI_LIBC`]'s result file.
+pub(crate) fn check_abi_cmd(src: &Path, build: &Path, jobs: usize) -> Cmd {
+    clean_make_env(Cmd::new([
+        "make".to_string(),
+        "-r".to_string(),
+        format!("-j{jobs}"),
+        "-C".to_string(),
+        src.join("elf").display().to_string(),
+        format!("objdir={}", build.display()),
+        "subdir=elf".to_string(),
+        "..=../".to_string(),
+        build.join(CHECK_ABI_LIBC.1).display().to_string(),
+    ]))
+    .deadline(Duration::from_secs(3600))
 }
 
 /// `make install DESTDIR=<dest>`: the whole installed tree under `dest`.
@@ -593,6 +620,7 @@ async fn build_in(
         },
     });
     make::run_following(&make_cmd(&build, jobs), log, &step, progress).await?;
+    check_abi(&src, &build, jobs, log, progress).await?;
     Ok(Built {
         src,
         build,
@@ -600,6 +628,48 @@ async fn build_in(
         jobs,
         variant: opts.variant,
     })
+}
+
+/// Runs [`check_abi_cmd`] afresh (a result left by an earlier build must not count) and
+/// fails the build unless glibc says PASS.
+async fn check_abi(
+    src: &Path,
+    build: &Path,
+    jobs: usize,
+    log: &Path,
+    progress: Progress<'_>,
+) -> Result<(), BuildError> {
+    let step = "check-abi (libc)".to_string();
+    progress(&BuildEvent::Step {
+        name: step.clone(),
+        detail: String::new(),
+    });
+    let (result, diff) = (build.join(CHECK_ABI_LIBC.0), build.join(CHECK_ABI_LIBC.1));
+    for f in [&result, &diff] {
+        if f.exists() {
+            std::fs::remove_file(f).map_err(BuildError::io("failed to remove", f))?;
+        }
+    }
+    make::run_following(&check_abi_cmd(src, build, jobs), log, &step, progress).await?;
+    let verdict = std::fs::read_to_string(&result).map_err(|_| BuildError::MissingArtifact {
+        path: result.clone(),
+        log: Some(log.to_path_buf()),
+    })?;
+    if check_abi_passed(&verdict) {
+        return Ok(());
+    }
+    Err(BuildError::AbiMismatch {
+        diff: std::fs::read_to_string(&diff).unwrap_or_default(),
+        log: log.to_path_buf(),
+    })
+}
+
+/// glibc's `evaluate-test.sh` verdict: `PASS: elf/check-abi-libc` on the first line.
+pub(crate) fn check_abi_passed(result: &str) -> bool {
+    result
+        .lines()
+        .next()
+        .is_some_and(|l| l.starts_with("PASS:"))
 }
 
 /// Installs into the staging entry `staged` and adds headers, runtime and tests (the
@@ -769,6 +839,22 @@ mod tests {
             Some(GlibcVariant::Disabled)
         );
         assert_eq!(GlibcVariant::parse("plain"), None);
+    }
+
+    #[test]
+    fn check_abi_checks_libc_through_the_elf_makefile() {
+        let s = check_abi_cmd(Path::new("/s"), Path::new("/b"), 2).to_string();
+        assert_eq!(
+            s,
+            "LC_ALL=C MAKEFLAGS='' MFLAGS='' MAKELEVEL='' make -r -j2 -C /s/elf objdir=/b subdir=elf ..=../ /b/elf/check-abi-libc.out"
+        );
+        assert!(check_abi_passed(
+            "PASS: elf/check-abi-libc\noriginal exit status 0\n"
+        ));
+        assert!(!check_abi_passed(
+            "FAIL: elf/check-abi-libc\noriginal exit status 1\n"
+        ));
+        assert!(!check_abi_passed(""));
     }
 
     #[test]
