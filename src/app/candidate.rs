@@ -42,6 +42,9 @@ pub struct CandidateArgs {
     /// Never build a missing stage: exit 3 instead.
     #[arg(long)]
     pub no_build: bool,
+    /// Then upload the candidate to this `[publish.<name>]` target of xsc.toml.
+    #[arg(long, value_name = "NAME")]
+    pub publish: Option<String>,
 }
 
 /// Runs the pipeline.
@@ -56,6 +59,9 @@ pub(crate) async fn run(
         .await
         .map_err(Error::task("publish lock"))??;
 
+    if let Some(to) = &args.publish {
+        crate::app::release::find_target(&cfg.publish, to)?;
+    }
     let gt = crate::run::guest_tests_dir(cfg);
     let all = scenario::load_all(&dispatch::scenario_files(cfg, &[])?, &gt)?;
     let gates: Vec<_> = all
@@ -184,7 +190,16 @@ pub(crate) async fn run(
         published.dir.display(),
         pubkey_hint(cfg, args.key.as_deref()).display()
     );
-    Ok(ExitCode::Success)
+    match &args.publish {
+        Some(to) => Ok(crate::app::release::publish_to(
+            &cfg.publish,
+            to,
+            &published.dir,
+            &run_dir.join("publish"),
+        )
+        .await?),
+        None => Ok(ExitCode::Success),
+    }
 }
 
 /// The release's SOURCE_DATE_EPOCH: the one rule (`stage::epoch_of`) over the inputs of
