@@ -128,6 +128,7 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
                 &candidates,
                 &cfg.cache_dir,
                 &cfg.publish,
+                &cfg.out_dir,
             )
             .await?)
         }

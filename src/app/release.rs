@@ -156,6 +156,8 @@ async fn verify_url(url: &str, args: VerifyArgs) -> Result<ExitCode, ReleaseErro
 }
 
 /// Uploads the local release or candidate directory `dir` to target `name` and prints where.
+/// `scratch` holds fetched files while it runs; the rsync children log to `scratch` + `.log`,
+/// which stays.
 pub(crate) async fn publish_to(
     targets: &BTreeMap<String, PublishTarget>,
     name: &str,
@@ -177,7 +179,8 @@ pub(crate) async fn publish_to(
     // A candidate is anything not signed by a release key: it goes under candidates/.
     let candidate = manifest.signed_by != SignedBy::Release;
     let (rel, latest) = upload::remote_paths(&dir_name, candidate);
-    let remote = Remote::for_target(target)?;
+    let log = scratch.with_extension("log");
+    let remote = Remote::for_target(target, &log)?;
     println!(
         "publish: uploading {} to {}",
         dir.display(),
@@ -242,6 +245,7 @@ pub(crate) async fn promote(
     candidates_root: &Path,
     cache_dir: &Path,
     targets: &BTreeMap<String, PublishTarget>,
+    out_dir: &Path,
 ) -> Result<ExitCode, ReleaseError> {
     // A wrong target name is bad input before anything is signed.
     if let Some(name) = &args.publish {
@@ -295,7 +299,7 @@ pub(crate) async fn promote(
     );
     match publish {
         Some(name) => {
-            let scratch = p.dir.with_file_name(format!(".publish-{}", p.name));
+            let scratch = out_dir.join(format!("publish-{}", std::process::id()));
             let code = publish_to(targets, &name, &p.dir, &scratch).await;
             let _ = std::fs::remove_dir_all(&scratch);
             code
@@ -413,9 +417,16 @@ mod tests {
             publish: None,
         };
         assert_eq!(
-            promote(args.clone(), &pubroot, &cands, &cache, &BTreeMap::new())
-                .await
-                .unwrap(),
+            promote(
+                args.clone(),
+                &pubroot,
+                &cands,
+                &cache,
+                &BTreeMap::new(),
+                &cache
+            )
+            .await
+            .unwrap(),
             ExitCode::Success
         );
         let release = VerifyArgs {
@@ -424,16 +435,23 @@ mod tests {
             keyring: None,
         };
         assert_eq!(verify(release).await.unwrap(), ExitCode::Success);
-        let err = promote(args.clone(), &pubroot, &cands, &cache, &BTreeMap::new())
-            .await
-            .unwrap_err();
+        let err = promote(
+            args.clone(),
+            &pubroot,
+            &cands,
+            &cache,
+            &BTreeMap::new(),
+            &cache,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.exit_code(), ExitCode::ReleaseRefused, "{err}");
         let missing = PromoteArgs {
             candidate_id: "nope".into(),
             version: "0.2.1".into(),
             ..args
         };
-        let err = promote(missing, &pubroot, &cands, &cache, &BTreeMap::new())
+        let err = promote(missing, &pubroot, &cands, &cache, &BTreeMap::new(), &cache)
             .await
             .unwrap_err();
         assert!(

@@ -21,7 +21,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::error::ReleaseError;
 use crate::input::config::PublishTarget;
-use crate::sys::process::{Cmd, run};
+use crate::sys::process::{Cmd, run, run_logged_capture};
 
 /// A listing, a small fetch: these finish in seconds or something is wrong.
 const SHORT: Duration = Duration::from_secs(120);
@@ -46,6 +46,8 @@ pub(crate) enum Remote {
     Rsync {
         /// The destination root.
         destination: String,
+        /// Where every rsync child's command line and output go (appended).
+        log: PathBuf,
     },
 }
 
@@ -58,8 +60,8 @@ fn remote_err(url: &str, action: &str, detail: impl ToString) -> ReleaseError {
 }
 
 impl Remote {
-    /// The client for a configured `[publish.<name>]` target.
-    pub(crate) fn for_target(target: &PublishTarget) -> Result<Remote, ReleaseError> {
+    /// The client for a configured `[publish.<name>]` target; rsync children log to `log`.
+    pub(crate) fn for_target(target: &PublishTarget, log: &Path) -> Result<Remote, ReleaseError> {
         match target {
             PublishTarget::S3 {
                 bucket,
@@ -69,6 +71,7 @@ impl Remote {
             } => s3(bucket, prefix, endpoint.as_deref(), region.as_deref()),
             PublishTarget::Rsync { destination } => Ok(Remote::Rsync {
                 destination: destination.trim_end_matches('/').to_string(),
+                log: log.to_path_buf(),
             }),
         }
     }
@@ -106,7 +109,7 @@ impl Remote {
     pub(crate) fn url_of(&self, rel: &str) -> String {
         let root = match self {
             Remote::Store { url, .. } => url.as_str(),
-            Remote::Rsync { destination } => destination.as_str(),
+            Remote::Rsync { destination, .. } => destination.as_str(),
         };
         if rel.is_empty() {
             root.to_string()
@@ -147,9 +150,9 @@ impl Remote {
                         .collect(),
                 ))
             }
-            Remote::Rsync { destination } => {
+            Remote::Rsync { destination, log } => {
                 let cmd = rsync_list(destination, dir);
-                match run(&cmd, None).await {
+                match run_logged_capture(&cmd, log).await {
                     Ok(out) => Ok(Some(parse_rsync_list(&out.stdout))),
                     Err(e)
                         if e.tail()
@@ -188,8 +191,8 @@ impl Remote {
                     .map_err(ReleaseError::io("write", to))?;
                 Ok(true)
             }
-            Remote::Rsync { destination } => {
-                match run(&rsync_get(destination, rel, to), None).await {
+            Remote::Rsync { destination, log } => {
+                match run(&rsync_get(destination, rel, to), Some(log)).await {
                     Ok(_) => Ok(true),
                     Err(e)
                         if e.tail()
@@ -201,6 +204,44 @@ impl Remote {
                 }
             }
         }
+    }
+
+    /// The SHA-256 (hex) of the published file `rel`, read back in full: what a resumed
+    /// upload compares with the local SHA256SUMS, since a size or an ETag says nothing about
+    /// content (a multipart ETag is no digest at all). `None` when it does not exist. rsync
+    /// fetches it into `scratch` first (a plain rsync server runs no other command).
+    pub(crate) async fn sha256(
+        &self,
+        rel: &str,
+        scratch: &Path,
+    ) -> Result<Option<String>, ReleaseError> {
+        use sha2::Digest as _;
+        let url = self.url_of(rel);
+        let mut h = sha2::Sha256::new();
+        match self {
+            Remote::Store { store, prefix, .. } => {
+                let got = match store.get(&Remote::key(prefix, rel)).await {
+                    Ok(g) => g,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => return Err(remote_err(&url, "download", e)),
+                };
+                let mut stream = got.into_stream();
+                while let Some(chunk) = stream.next().await {
+                    h.update(chunk.map_err(|e| remote_err(&url, "download", e))?);
+                }
+            }
+            Remote::Rsync { .. } => {
+                let copy = scratch.join("remote-copy");
+                if !self.get_to(rel, &copy).await? {
+                    return Ok(None);
+                }
+                let d =
+                    super::checksums::hash_file(&copy).map_err(ReleaseError::io("read", &copy))?;
+                let _ = std::fs::remove_file(&copy);
+                return Ok(Some(d.sha256_hex()));
+            }
+        }
+        Ok(Some(hex::encode(<[u8; 32]>::from(h.finalize()))))
     }
 
     /// Uploads local `files` into directory `dir` (created as needed), each appearing under
@@ -246,10 +287,12 @@ impl Remote {
                 }
                 Ok(())
             }
-            Remote::Rsync { destination } => run(&rsync_put(destination, dir, files), None)
-                .await
-                .map(|_| ())
-                .map_err(|e| remote_err(&self.url_of(dir), "upload", e)),
+            Remote::Rsync { destination, log } => {
+                run(&rsync_put(destination, dir, files), Some(log))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| remote_err(&self.url_of(dir), "upload", e))
+            }
         }
     }
 }
@@ -314,13 +357,16 @@ pub(crate) fn rsync_get(destination: &str, rel: &str, to: &Path) -> Cmd {
     Cmd::new(argv).deadline(LONG)
 }
 
-/// Upload files into a remote directory: `--mkpath` creates it, times are kept (so a
-/// resumed upload's quick check skips complete files), world-readable for a web server.
-/// rsync writes each file under a temporary name and renames it when complete.
+/// Upload files into a remote directory: `--mkpath` creates it, world-readable for a web
+/// server. upload.rs already compared content and names only files to send, so
+/// `--ignore-times` stops rsync's quick check (size and time) from skipping a file that
+/// differs in content. rsync writes each file under a temporary name and renames it when
+/// complete.
 pub(crate) fn rsync_put(destination: &str, dir: &str, files: &[PathBuf]) -> Cmd {
     let mut argv: Vec<std::ffi::OsString> = [
         "rsync",
         "--times",
+        "--ignore-times",
         "--mkpath",
         "--no-motd",
         "--perms",
@@ -363,7 +409,7 @@ mod tests {
         );
         assert_eq!(
             put.to_string(),
-            "rsync --times --mkpath --no-motd --perms --chmod=D755,F644 -- /l/a.iso /l/b root@h:/srv/x/candidates/c1/"
+            "rsync --times --ignore-times --mkpath --no-motd --perms --chmod=D755,F644 -- /l/a.iso /l/b root@h:/srv/x/candidates/c1/"
         );
         assert_eq!(
             rsync_list("h:/p", "").to_string(),

@@ -11,8 +11,10 @@
 //!
 //! A directory with a `manifest.json` is never written again: the same manifest means a
 //! rerun after step 3 (only `latest` is left to do), another one is refused. A directory
-//! without one is an interrupted upload: files already there with the same size are kept
-//! (they appear under their final name only when complete), the rest is sent.
+//! without one is an interrupted upload: a file already there is kept only when its
+//! content is ours — its SHA-256, read back, equals the local `SHA256SUMS` entry (or the
+//! local file's for the files SHA256SUMS does not list: itself and the signatures) — and
+//! sent again otherwise. Sizes prove nothing (a torn or foreign file can have ours).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -104,16 +106,28 @@ pub(crate) async fn upload(
         }
         kept = files.len();
     } else {
+        let sums = local_sums(local)?;
         for phase in phases(&files) {
             let mut todo: Vec<PathBuf> = Vec::new();
             for f in phase {
-                let size = std::fs::metadata(local.join(&f))
-                    .map_err(ReleaseError::io("read", local.join(&f)))?
+                let path = local.join(&f);
+                let size = std::fs::metadata(&path)
+                    .map_err(ReleaseError::io("read", &path))?
                     .len();
-                if there.get(&f) == Some(&size) {
+                // A different size needs no read-back; the same size proves nothing yet.
+                let same = there.get(&f) == Some(&size) && {
+                    let want = match sums.get(&f) {
+                        Some(h) => h.clone(),
+                        None => super::checksums::hash_file(&path)
+                            .map_err(ReleaseError::io("read", &path))?
+                            .sha256_hex(),
+                    };
+                    remote.sha256(&format!("{dir}/{f}"), scratch).await? == Some(want)
+                };
+                if same {
                     kept += 1;
                 } else {
-                    todo.push(local.join(&f));
+                    todo.push(path);
                 }
             }
             sent += todo.len();
@@ -131,6 +145,18 @@ pub(crate) async fn upload(
         kept,
         latest: remote.url_of(latest_rel),
     })
+}
+
+/// The local SHA256SUMS as file → sha256 hex.
+fn local_sums(local: &Path) -> Result<BTreeMap<String, String>, ReleaseError> {
+    let path = local.join(names::SUMS);
+    let text = std::fs::read_to_string(&path).map_err(ReleaseError::io("read", &path))?;
+    let entries = super::checksums::parse_sums(&text).map_err(|reason| ReleaseError::BadField {
+        field: "SHA256SUMS",
+        value: reason,
+        expected: "sha256sum lines",
+    })?;
+    Ok(entries.into_iter().map(|e| (e.name, e.sha256)).collect())
 }
 
 /// Downloads the published directory at `rel` (or, when `rel` holds no `SHA256SUMS` but a
