@@ -15,7 +15,8 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::support::{repo, run, text, wait};
@@ -77,7 +78,11 @@ fn fixture() -> &'static Fixture {
         }
         let mut made = vec![];
         let mut pubkey = PathBuf::new();
-        for _ in 0..2 {
+        for i in 0..2 {
+            if i > 0 {
+                // Candidate ids carry the time to the second: the second one needs its own.
+                std::thread::sleep(Duration::from_millis(1100));
+            }
             let mut c = xsc_in(&dir);
             c.args(["candidate", "--accel", "tcg"]);
             let out = run(c, Duration::from_secs(1200));
@@ -200,6 +205,75 @@ fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     (status, rest)
 }
 
+/// SIGKILL to the process group of a child spawned with `process_group(0)`.
+fn kill_group(pid: u32) {
+    let st = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill the publish process group");
+}
+
+/// A TCP proxy on loopback in front of the S3 server. While `hold` names a request line
+/// prefix, the connection carrying that request stops being forwarded (the request never
+/// reaches the server, the client waits for an answer) and `held` is set.
+struct Proxy {
+    port: u16,
+    hold: Arc<Mutex<Option<String>>>,
+    held: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold: Arc<Mutex<Option<String>>> = Arc::default();
+        let held: Arc<AtomicBool> = Arc::default();
+        let (h, hd) = (Arc::clone(&hold), Arc::clone(&held));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                });
+                let (h, hd) = (Arc::clone(&h), Arc::clone(&hd));
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    // The end of the previous read too: a request line can straddle reads.
+                    let mut tail: Vec<u8> = Vec::new();
+                    loop {
+                        let n = match c_in.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let mut seen = std::mem::take(&mut tail);
+                        seen.extend_from_slice(&buf[..n]);
+                        let pattern = h.lock().unwrap().clone();
+                        if let Some(p) = pattern
+                            && seen.windows(p.len()).any(|w| w == p.as_bytes())
+                        {
+                            *h.lock().unwrap() = None;
+                            hd.store(true, Ordering::SeqCst);
+                            // Hold: read and drop until the client goes away.
+                            while matches!(c_in.read(&mut buf), Ok(n) if n > 0) {}
+                            break;
+                        }
+                        if s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        tail = seen[seen.len().saturating_sub(256)..].to_vec();
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Proxy { port, hold, held }
+    }
+}
+
 /// The phase of a release file in the upload order: artifacts and plain files, then
 /// `SHA256SUMS` and signatures, then the manifest.
 fn phase(file: &str) -> usize {
@@ -260,6 +334,8 @@ fn s3_publish_orders_never_overwrites_resumes_by_content_and_verifies() {
     let mut moto = Server(moto.spawn().expect("moto_server"));
     wait_for_port(port, &mut moto.0);
     assert_eq!(http(port, "PUT", "/xsc-test", b"").0, 200);
+    // Uploads go through a proxy that can hold one request, to kill an upload in flight.
+    let proxy = Proxy::start(port);
     // Our own log, appended by moto (werkzeug): one line per request, in order.
     let moto_log = log.clone();
     let puts = move || -> Vec<String> {
@@ -275,18 +351,20 @@ fn s3_publish_orders_never_overwrites_resumes_by_content_and_verifies() {
         "mirror",
         &format!(
             "[publish.mirror]\nkind = \"s3\"\nbucket = \"xsc-test\"\nprefix = \"mirror\"\n\
-             endpoint = \"http://127.0.0.1:{port}\"\nregion = \"us-east-1\"\n"
+             endpoint = \"http://127.0.0.1:{}\"\nregion = \"us-east-1\"\n",
+            proxy.port
         ),
     );
-    let publish = |dir: &Path| {
+    let publish_cmd = |dir: &Path| {
         let mut c = xsc_with(&f.dir, &cfg);
         c.env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .args(["publish"])
             .arg(dir)
             .args(["--to", "mirror"]);
-        run(c, QUICK)
+        c
     };
+    let publish = |dir: &Path| run(publish_cmd(dir), QUICK);
     let verify = |url: &str| {
         let mut c = xsc_with(&f.dir, &cfg);
         c.env("AWS_ACCESS_KEY_ID", "test")
@@ -336,27 +414,63 @@ fn s3_publish_orders_never_overwrites_resumes_by_content_and_verifies() {
         &puts()[before..]
     );
 
-    // An interrupted upload of the second candidate: its artifacts are there, one of them
-    // torn to garbage of the right size, nothing else. Readers still see the first.
+    // The second candidate's upload, killed halfway: the proxy holds the request of the
+    // second phase's first file (the artifacts have arrived) and the test kills the publish
+    // process group while it waits for the answer.
     let kernel = std::fs::read_dir(&f.second)
         .unwrap()
         .flatten()
         .map(|e| name(&e.path()))
         .find(|n| n.ends_with(".bzImage"))
         .unwrap();
-    for e in std::fs::read_dir(&f.second).unwrap().flatten() {
-        let n = name(&e.path());
-        if phase(&n) != 0 {
-            continue;
-        }
-        let mut body = std::fs::read(e.path()).unwrap();
-        if n == kernel {
-            body.iter_mut().take(4096).for_each(|b| *b = !*b);
-        }
-        let key = format!("/xsc-test/mirror/candidates/{id2}/{n}");
-        assert_eq!(http(port, "PUT", &key, &body).0, 200, "{key}");
+    let mut second_phase: Vec<String> = std::fs::read_dir(&f.second)
+        .unwrap()
+        .flatten()
+        .map(|e| name(&e.path()))
+        .filter(|n| phase(n) == 1)
+        .collect();
+    second_phase.sort();
+    *proxy.hold.lock().unwrap() = Some(format!(
+        "PUT /xsc-test/mirror/candidates/{id2}/{} ",
+        second_phase[0]
+    ));
+    let mut c = publish_cmd(&f.second);
+    c.process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let start = Instant::now();
+    while !proxy.held.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < QUICK,
+            "the upload never reached its second phase"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(latest(), (200, format!("{id1}\n").into_bytes()));
+    kill_group(child.id());
+    let out = wait(child, QUICK);
+    assert_eq!(out.status.code(), None, "{}", text(&out));
+    let arrived: Vec<String> = puts()
+        .into_iter()
+        .filter_map(|p| {
+            p.strip_prefix(&format!("candidates/{id2}/"))
+                .map(String::from)
+        })
+        .collect();
+    assert!(
+        !arrived.is_empty() && arrived.iter().all(|n| phase(n) == 0),
+        "{arrived:?}"
+    );
+    // One arrived artifact torn to garbage of the same size; the rerun must send it again.
+    let mut body = std::fs::read(f.second.join(&kernel)).unwrap();
+    body.iter_mut().take(4096).for_each(|b| *b = !*b);
+    let key = format!("/xsc-test/mirror/candidates/{id2}/{kernel}");
+    assert_eq!(http(port, "PUT", &key, &body).0, 200, "{key}");
+    assert_eq!(
+        latest(),
+        (200, format!("{id1}\n").into_bytes()),
+        "readers must still see the old one"
+    );
     let before = puts().len();
     let out = publish(&f.second);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -543,7 +657,6 @@ fn rsync_publish_over_ssh_survives_a_kill_and_verifies_over_https() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    let pgid = i32::try_from(child.id()).unwrap();
     let start = Instant::now();
     while !d.join("stalled").exists() {
         assert!(
@@ -552,11 +665,7 @@ fn rsync_publish_over_ssh_survives_a_kill_and_verifies_over_https() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let st = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .status()
-        .unwrap();
-    assert!(st.success(), "kill the publish process group");
+    kill_group(child.id());
     let out = wait(child, QUICK);
     assert_eq!(out.status.code(), None, "{}", text(&out));
     let there: Vec<String> = std::fs::read_dir(www.join("candidates").join(&id2))
