@@ -134,8 +134,15 @@ pub(crate) async fn verify(args: VerifyArgs) -> Result<ExitCode, ReleaseError> {
 async fn verify_url(url: &str, args: VerifyArgs) -> Result<ExitCode, ReleaseError> {
     let trusted = trusted_keys(args.pubkey.as_deref(), args.keyring.as_deref())?;
     let remote = Remote::for_url(url)?;
-    let tmp = std::env::temp_dir().join(format!("xsc-verify-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    // A new directory only this user can read (create, not create_dir_all: a directory of
+    // that name made by someone else beforehand is an error, never reused).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = std::env::temp_dir().join(format!("xsc-verify-{}-{nanos}", std::process::id()));
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&tmp)
+        .map_err(ReleaseError::io("create directory", &tmp))?;
     let fetched = upload::fetch(&remote, "", &tmp).await;
     let result = match fetched {
         Ok(dir) => {
