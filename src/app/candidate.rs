@@ -177,7 +177,24 @@ pub(crate) async fn run(
         artifacts.push(to);
     }
 
-    let not_built = not_built(&gates, &run.results);
+    // The packages of the same kernel, glibc and tests, as the apt and createrepo_c
+    // repositories users install from (`apt/`, `rpm/`), GPG-signed when `[packages]` says so.
+    let mut not_built = not_built(&gates, &run.results);
+    let (artifact_paths, repository_signing) =
+        match repositories(cfg, &stage_dir, args.no_build, &cancel).await {
+            Ok((paths, signing)) => (paths, Some(signing)),
+            // `--no-build` and a package input not in the cache (e.g. CI shards that never
+            // built glibc): published without the packages, and said so, never built here.
+            Err(e @ crate::stages::error::BuildError::NotCached { .. }) if args.no_build => {
+                println!("candidate: no package repositories: {e}");
+                not_built.insert(
+                    "packages".to_string(),
+                    format!("not in the cache and --no-build was given: {e}"),
+                );
+                (vec![], None)
+            }
+            Err(e) => return Err(e.into()),
+        };
     let mut summary = TestSummary::default();
     // A not-applicable gate ran no case: its placeholder is no skip of the product's.
     let ran = run.results.iter().filter(|r| !r.is_not_applicable());
@@ -198,7 +215,7 @@ pub(crate) async fn run(
             glibc: cfg.glibc.version.clone(),
             debian_suite: cfg.debian_suite.clone(),
         },
-        artifact_paths: vec![],
+        artifact_paths,
         inputs: input_digests(cfg)?,
         toolchain: toolchain(&run.results),
         tests: summary,
@@ -208,6 +225,7 @@ pub(crate) async fn run(
         source_date_epoch: u64::try_from(release_epoch(cfg).await.secs).ok(),
         builder_id: None,
         not_built: not_built.clone(),
+        repository_signing,
     };
     let candidates = cfg.publish_dir.join("candidates");
     let (cache_dir, key_path) = (cfg.cache_dir.clone(), args.key.clone());
@@ -262,6 +280,54 @@ pub(crate) async fn run(
         .await?),
         None => Ok(ExitCode::Success),
     }
+}
+
+/// The two package repositories below `stage_dir` (`apt/`, `rpm/`), signed when
+/// configured, as `(name in the release, path)`, and how they are signed (said on one
+/// line, recorded in the manifest).
+async fn repositories(
+    cfg: &Config,
+    stage_dir: &Path,
+    no_build: bool,
+    cancel: &watch::Receiver<bool>,
+) -> Result<(Vec<(String, PathBuf)>, String), crate::stages::error::BuildError> {
+    use crate::stages::repo_signing::{self, APT_DIR, RPM_DIR};
+    use crate::stages::{deb_package, package_set, rpm_package};
+    let cancel = crate::stages::stage::Cancel::new(cancel.clone());
+    let policy = crate::stages::stage::Policy {
+        force: false,
+        no_build,
+    };
+    let inputs = package_set::gather(cfg, policy, &cancel).await?;
+    let mut quiet = |_: &crate::stages::progress::BuildEvent| {};
+    let debs = deb_package::ensure_debs(cfg, &inputs, policy, &cancel, &mut quiet).await?;
+    let rpms = rpm_package::ensure_rpms(cfg, &inputs, policy, &cancel, &mut quiet).await?;
+    let (apt, rpm) = (stage_dir.join(APT_DIR), stage_dir.join(RPM_DIR));
+    let log = stage_dir.join("signing.log");
+    let key = cfg
+        .repo_signing
+        .as_ref()
+        .map(|c| (c, repo_signing::passphrase_file()));
+    let signing = repo_signing::publish(
+        &debs.repo,
+        &rpms.repo,
+        &apt,
+        &rpm,
+        key.as_ref().map(|(config, pass)| repo_signing::Key {
+            config,
+            passphrase: pass.as_deref(),
+        }),
+        inputs.epoch.secs,
+        &log,
+    )
+    .await?;
+    println!(
+        "candidate: apt/ and rpm/ repositories, {}",
+        signing.describe()
+    );
+    let mut out = repo_signing::release_paths(APT_DIR, &apt)?;
+    out.extend(repo_signing::release_paths(RPM_DIR, &rpm)?);
+    Ok((out, signing.describe()))
 }
 
 /// The deliverables a candidate leaves out, by distribution, with why: the EL install

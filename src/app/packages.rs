@@ -12,7 +12,7 @@ use crate::input::config::Config;
 use crate::stages::el_install_iso::{self, Distro};
 use crate::stages::error::BuildError;
 use crate::stages::stage::{Cancel, Policy};
-use crate::stages::{deb_package, package_set, rpm_package};
+use crate::stages::{deb_package, package_set, repo_signing, rpm_package};
 
 /// `xsc-release build packages`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
@@ -65,6 +65,8 @@ pub(crate) async fn run_build_el(
         )
         .await?
     };
+    let medium = el_install_iso::SignedMedium::make(cfg, d, &rpms, sde).await?;
+    println!("{}: medium repository {}", d.name(), medium.describe());
     let iso = el_install_iso::ensure_el_iso(
         cfg,
         d,
@@ -73,6 +75,7 @@ pub(crate) async fn run_build_el(
             base_sha: &base.sha256,
             rpms: &rpms,
             sde,
+            signed: medium.signed(),
         },
         policy,
         &cancel,
@@ -127,8 +130,28 @@ async fn packages(
     .await?;
     let apt = deb_package::publish_dir(cfg);
     let rpm = rpm_package::publish_dir(cfg);
-    package_set::publish(&debs.repo, &apt)?;
-    package_set::publish(&rpms.repo, &rpm)?;
+    let log = apt.with_file_name("signing.log");
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).map_err(BuildError::io("failed to create", dir))?;
+    }
+    let _ = std::fs::remove_file(&log);
+    let key = cfg
+        .repo_signing
+        .as_ref()
+        .map(|c| (c, repo_signing::passphrase_file()));
+    let signing = repo_signing::publish(
+        &debs.repo,
+        &rpms.repo,
+        &apt,
+        &rpm,
+        key.as_ref().map(|(config, pass)| repo_signing::Key {
+            config,
+            passphrase: pass.as_deref(),
+        }),
+        inputs.epoch.secs,
+        &log,
+    )
+    .await?;
     let how = |built: bool| if built { "built" } else { "cache hit" };
     println!(
         "packages: deb {}, rpm {}",
@@ -149,6 +172,7 @@ async fn packages(
     for r in &rpms.rpms {
         println!("  {:<9} {}", "", name(r));
     }
+    println!("  {:<9} {}", "signing:", signing.describe());
     println!(
         "  {:<9} deb {} rpm {}",
         "keys:",

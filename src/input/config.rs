@@ -67,6 +67,22 @@ pub enum PublishTarget {
     },
 }
 
+/// `[packages]`: the GPG key that signs the published package repositories (apt
+/// `InRelease` and `Release.gpg`, `repodata/repomd.xml.asc`) and, with `sign-rpms`, the
+/// RPMs. Only where the key is: the secret key itself is a file the user keeps (an export
+/// of `gpg --export-secret-keys`), its passphrase comes from `XSC_GPG_PASSPHRASE_FILE`;
+/// neither is ever written into xsc.toml.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoSigning {
+    /// `gpg-keyring`: the exported secret key (armored or binary), relative to the config
+    /// file; imported into a throw-away GPG home for each signing.
+    pub keyring: PathBuf,
+    /// `gpg-fingerprint`: which key of the keyring signs; `None` = its only secret key.
+    pub fingerprint: Option<String>,
+    /// `sign-rpms`: also `rpmsign --addsign` the RPMs (default true).
+    pub sign_rpms: bool,
+}
+
 /// Test defaults from `[test]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestDefaults {
@@ -120,6 +136,8 @@ pub struct Config {
     /// `[build] epoch`: the build time (seconds since 1970) when no git history of a
     /// stage's inputs decides it (a source tarball, a shallow clone); see `sys::epoch`.
     pub build_epoch: Option<i64>,
+    /// `[packages]`: repository signing; `None` = the repositories are published unsigned.
+    pub repo_signing: Option<RepoSigning>,
 }
 
 /// Default cache directory: `$XSC_CACHE_DIR`, else `$XDG_CACHE_HOME/xsc-release`, else
@@ -205,7 +223,7 @@ impl Config {
         doc.only_keys(
             &root,
             &[
-                "paths", "debian", "sources", "kernel", "test", "build", "publish",
+                "paths", "debian", "sources", "kernel", "test", "build", "publish", "packages",
             ],
         );
 
@@ -354,6 +372,28 @@ impl Config {
             }
         }
 
+        let mut repo_signing = None;
+        if let Some(p) = doc.table(&root, "packages") {
+            doc.only_keys(&p, &["gpg-keyring", "gpg-fingerprint", "sign-rpms"]);
+            let keyring = doc.req_str(&p, "gpg-keyring");
+            let fingerprint = doc.str(&p, "gpg-fingerprint").map(|f| f.replace(' ', ""));
+            if let Some(f) = &fingerprint
+                && (f.len() < 16 || !f.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                doc.problem(
+                    p.key_span("gpg-fingerprint"),
+                    "packages.gpg-fingerprint",
+                    "not a key fingerprint or long key id (16 to 40 hex digits)",
+                );
+            }
+            let sign_rpms = doc.bool(&p, "sign-rpms").unwrap_or(true);
+            repo_signing = keyring.map(|k| RepoSigning {
+                keyring: root_dir.join(expand_home(&k)),
+                fingerprint,
+                sign_rpms,
+            });
+        }
+
         let problems = doc.take_problems();
         match (linux, glibc) {
             (Some(linux), Some(glibc)) if problems.is_empty() => Ok(Config {
@@ -374,6 +414,7 @@ impl Config {
                 test,
                 publish,
                 build_epoch,
+                repo_signing,
             }),
             _ => Err(Problems(problems)),
         }
@@ -554,6 +595,40 @@ version = "2.36-9+deb12u14"
 sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 tarball = "/usr/src/glibc/glibc-2.36.tar.xz"
 "#;
+
+    #[test]
+    fn repository_signing_names_a_key_file_and_never_holds_a_secret() {
+        let cfg = Config::parse(Path::new("/r/xsc.toml"), SOURCES.to_string()).unwrap();
+        assert_eq!(cfg.repo_signing, None);
+        let text = format!(
+            "{SOURCES}[packages]\ngpg-keyring = \"keys/repo.asc\"\n\
+             gpg-fingerprint = \"8737 5BCB EB4E E6D9 DDD7 AB19 C9BD 50B5 1553 F656\"\n"
+        );
+        let s = Config::parse(Path::new("/r/xsc.toml"), text)
+            .unwrap()
+            .repo_signing
+            .unwrap();
+        assert_eq!(s.keyring, PathBuf::from("/r/keys/repo.asc"));
+        assert_eq!(
+            s.fingerprint.as_deref(),
+            Some("87375BCBEB4EE6D9DDD7AB19C9BD50B51553F656")
+        );
+        assert!(s.sign_rpms);
+        // A passphrase has no key here (it comes from XSC_GPG_PASSPHRASE_FILE), and a
+        // fingerprint must be one.
+        let text = format!(
+            "{SOURCES}[packages]\ngpg-keyring = \"k\"\npassphrase = \"x\"\ngpg-fingerprint = \"me\"\n"
+        );
+        let err = Config::parse(Path::new("/r/xsc.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("passphrase"), "{err}");
+        assert!(err.contains("packages.gpg-fingerprint"), "{err}");
+        let err = Config::parse(Path::new("/r/xsc.toml"), format!("{SOURCES}[packages]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gpg-keyring"), "{err}");
+    }
 
     #[test]
     fn base_isos_are_optional_and_strict() {

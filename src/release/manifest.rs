@@ -177,6 +177,9 @@ pub(crate) struct ReleaseInputs {
     /// Deliverables left out of this release, each with why (an EL install ISO whose
     /// base ISO is not configured: its gate was not applicable).
     pub not_built: BTreeMap<String, String>,
+    /// How the package repositories (`apt/`, `rpm/`) are signed, in words (`GPG-signed by
+    /// <fingerprint> …` or `unsigned …`); `None` when the release has none.
+    pub repository_signing: Option<String>,
 }
 
 /// Role of a file in a release directory.
@@ -259,6 +262,10 @@ pub(crate) struct Manifest {
     /// configured: …"); absent when everything was built.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub not_built: BTreeMap<String, String>,
+    /// How the package repositories are signed (GPG key fingerprint, or unsigned);
+    /// absent when the release carries none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_signing: Option<String>,
     /// Bench figures that regressed past their threshold, published by
     /// `candidate --allow-regression`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -312,6 +319,7 @@ impl Manifest {
             source_date_epoch: self.source_date_epoch,
             builder_id: Some(self.builder_id.clone()),
             not_built: self.not_built.clone(),
+            repository_signing: self.repository_signing.clone(),
         }
     }
 }

@@ -192,6 +192,7 @@ fn stage(
         tests: inputs.tests.clone(),
         flaky: inputs.flaky.clone(),
         not_built: inputs.not_built.clone(),
+        repository_signing: inputs.repository_signing.clone(),
         allowed_regressions: inputs.allowed_regressions.clone(),
         builder_id: provenance::builder_id(inputs),
         files: files.iter().map(|(e, _)| e.clone()).collect(),

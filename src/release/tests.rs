@@ -78,6 +78,7 @@ impl Fixture {
             source_date_epoch: Some(1_700_000_000),
             builder_id: None,
             not_built: Default::default(),
+            repository_signing: None,
         };
         let dev = keys::dev_key(&tmp.path().join("cache")).unwrap();
         Fixture { tmp, inputs, dev }
@@ -196,6 +197,7 @@ async fn repository_directories_are_listed_verified_and_promoted() {
     .iter()
     .map(|n| ((*n).to_string(), build.join(n)))
     .collect();
+    fx.inputs.repository_signing = Some("GPG-signed by 8737…F656".into());
     let cand = fx.candidate();
     let report = verify_release(&cand.dir, &fx.dev_trust()).unwrap();
     assert!(report.passed(), "{}", report.render());
@@ -227,6 +229,13 @@ async fn repository_directories_are_listed_verified_and_promoted() {
     let report = verify_release(&dir, &TrustedKeys::new(vec![rel.trusted()])).unwrap();
     assert!(report.passed(), "{}", report.render());
     assert_eq!(fs::read(dir.join("apt/InRelease")).unwrap(), b"signed");
+    // The promoted manifest still says how the repositories are signed.
+    let promoted: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        promoted["repository-signing"], "GPG-signed by 8737…F656",
+        "{promoted:#}"
+    );
 
     // A file slipped into a repository is not part of the release.
     fs::write(cand.dir.join("rpm/repodata/extra.xml"), "x").unwrap();

@@ -258,8 +258,9 @@ pub(crate) async fn prepare(
         }
         Some(p) => p.clone(),
         None => {
-            let path = build_initramfs(cfg, cache, scenario, opts).await?;
+            let (path, glibc_keys) = build_initramfs(cfg, cache, scenario, opts).await?;
             built.push(BuiltImage::TestInitramfs { path: path.clone() });
+            properties.extend(glibc_keys);
             path
         }
     };
@@ -302,12 +303,15 @@ pub(crate) fn guest_tests_dir(cfg: &Config) -> PathBuf {
     cfg.guest_tests_dir.clone()
 }
 
+/// The scenario's test initramfs, and the cache keys of the glibc builds its programs link
+/// against (`glibc.key` for the XSC variant, `glibc.<variant>.key` for each): a bench
+/// baseline records what it was measured on.
 async fn build_initramfs(
     cfg: &Config,
     cache: &Cache,
     scenario: &Scenario,
     opts: &RunOptions,
-) -> Result<PathBuf, Error> {
+) -> Result<(PathBuf, Vec<(String, String)>), Error> {
     let gt = guest_tests_dir(cfg);
     let init = programs::compile(cache, &gt, Path::new(INIT_SOURCE), None).await?;
     // Each glibc variant the programs link against, fetched (or built) once.
@@ -378,9 +382,16 @@ async fn build_initramfs(
             ]
         })
         .collect();
+    let mut glibc_keys: Vec<(String, String)> = glibcs
+        .iter()
+        .map(|(v, a)| (format!("glibc.{}.key", v.name()), a.key.clone()))
+        .collect();
+    if let Some(g) = glibc_of(GlibcVariant::Xsc) {
+        glibc_keys.push(("glibc.key".into(), g.key.clone()));
+    }
     let epoch =
         crate::stages::stage::epoch_of(cfg, &initramfs_epoch_inputs(cfg, !glibcs.is_empty())).await;
-    Ok(programs::initramfs(
+    let initramfs = programs::initramfs(
         cache,
         &init,
         &progs,
@@ -389,7 +400,8 @@ async fn build_initramfs(
         // cpio's newc mtime is 32 bits; a negative epoch is 1970.
         u32::try_from(epoch.secs.max(0)).unwrap_or(u32::MAX),
     )
-    .await?)
+    .await?;
+    Ok((initramfs, glibc_keys))
 }
 
 /// What a test initramfs's member times are derived from (`stage::epoch_of`): the guest

@@ -261,6 +261,10 @@ pub(crate) async fn el_iso(
             d.title()
         ),
     );
+    // Signed when `[packages]` names a key, as `build alma|rocky` makes it.
+    let medium = stages::el_install_iso::SignedMedium::make(cfg, d, &rpms, inputs.epoch.secs)
+        .await
+        .map_err(not_built(what.clone(), hint.clone()))?;
     let iso = stages::el_install_iso::ensure_el_iso(
         cfg,
         d,
@@ -269,6 +273,7 @@ pub(crate) async fn el_iso(
             base_sha: &base.sha256,
             rpms: &rpms,
             sde: inputs.epoch.secs,
+            signed: medium.signed(),
         },
         policy(no_build),
         &cancel,

@@ -1,7 +1,8 @@
 //! The EL install ISO stage (`build alma`, `build rocky`): the configured base ISO
 //! (`[sources.alma]` / `[sources.rocky]`, sha256 checked) remastered by `el_iso::remaster`
 //! with the distribution's kickstart (`recipes/<distro>/<distro>9-xsc.ks`) and the RPM
-//! repository of `rpm_package`, cached by content, published to `iso/<distro>/`.
+//! repository of `rpm_package` (GPG-signed by `repo_signing` when `[packages]` names a
+//! key), cached by content, published to `iso/<distro>/`.
 
 use std::path::{Path, PathBuf};
 
@@ -125,6 +126,71 @@ pub(crate) struct ElIso {
     pub built_now: bool,
 }
 
+/// The medium's signed copy of the RPM repository when `[packages]` names a key: made in
+/// the stage's work directory (one per process, removed on drop), its fingerprint part of
+/// the ISO's key.
+pub(crate) struct SignedMedium {
+    dir: PathBuf,
+    fingerprint: Option<String>,
+}
+
+impl SignedMedium {
+    /// Signs a copy of `rpms` when a key is configured; otherwise nothing.
+    pub(crate) async fn make(
+        cfg: &Config,
+        d: Distro,
+        rpms: &RpmArtifacts,
+        sde: i64,
+    ) -> Result<SignedMedium, BuildError> {
+        let dir = Cache::new(&cfg.cache_dir).work_dir(
+            STAGE,
+            &format!("{}-signed-repo-{}", d.name(), std::process::id()),
+        );
+        let Some(config) = &cfg.repo_signing else {
+            return Ok(SignedMedium {
+                dir,
+                fingerprint: None,
+            });
+        };
+        let pass = super::repo_signing::passphrase_file();
+        let key = super::repo_signing::Key {
+            config,
+            passphrase: pass.as_deref(),
+        };
+        let log = dir.with_extension("log");
+        let mut medium = SignedMedium {
+            dir,
+            fingerprint: None,
+        };
+        let signing =
+            super::repo_signing::medium_repo(&rpms.repo, &medium.dir, Some(key), sde, &log).await?;
+        if let super::repo_signing::Signing::Signed { fingerprint, .. } = signing {
+            medium.fingerprint = Some(fingerprint);
+        }
+        let _ = std::fs::remove_file(&log);
+        Ok(medium)
+    }
+
+    /// For [`ElInputs::signed`].
+    pub(crate) fn signed(&self) -> Option<(&Path, &str)> {
+        self.fingerprint.as_deref().map(|f| (self.dir.as_path(), f))
+    }
+
+    /// One phrase for the output.
+    pub(crate) fn describe(&self) -> String {
+        match &self.fingerprint {
+            Some(f) => format!("GPG-signed by {f}"),
+            None => super::repo_signing::Signing::Unsigned.describe(),
+        }
+    }
+}
+
+impl Drop for SignedMedium {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// What a distribution's ISO is made from.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ElInputs<'a> {
@@ -136,6 +202,9 @@ pub(crate) struct ElInputs<'a> {
     pub rpms: &'a RpmArtifacts,
     /// SOURCE_DATE_EPOCH (the packages').
     pub sde: i64,
+    /// The medium's repository when it is a signed copy of `rpms` (`repo_signing`), with
+    /// the signing key's fingerprint; `None`: `rpms` as built.
+    pub signed: Option<(&'a Path, &'a str)>,
 }
 
 /// The remastered ISO of `d` through the stage framework, published to `iso/<distro>/`.
@@ -153,7 +222,9 @@ pub(crate) async fn ensure_el_iso(
         base_sha,
         rpms,
         sde,
+        signed,
     } = input;
+    let repo = signed.map_or(rpms.repo.as_path(), |(dir, _)| dir);
     let ks = repo_root(cfg)
         .join("recipes")
         .join(d.name())
@@ -164,6 +235,9 @@ pub(crate) async fn ensure_el_iso(
         .str("base", base_sha)
         .str("rpms", &rpms.key)
         .str("sde", &sde.to_string());
+    if let Some((_, fingerprint)) = signed {
+        k.str("signed-by", fingerprint);
+    }
     k.file("kickstart", &ks)
         .map_err(|source| BuildError::Input {
             what: "kickstart",
@@ -202,13 +276,15 @@ pub(crate) async fn ensure_el_iso(
                 base,
                 ks: &ks,
                 ks_name: &ks_name,
-                repo: &rpms.repo,
+                repo,
                 out: &out,
                 sde,
             };
             let volid = el_iso::remaster(&r, &work, &log).await?;
             let _ = std::fs::remove_dir_all(&work);
-            // `--force` over an entry: the same bytes again, or exit 3.
+            // `--force` over an entry: the same bytes again, or exit 3. Not for a signed
+            // medium: a GPG signature carries its time (docs/el-iso.md).
+            let previous = previous.filter(|_| signed.is_none());
             super::package_set::check_same(
                 &cache,
                 STAGE,

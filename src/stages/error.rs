@@ -134,6 +134,15 @@ pub enum BuildError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The `[packages]` GPG key cannot sign: a missing file, no or several secret keys,
+    /// a fingerprint it does not hold, an unreadable passphrase file.
+    #[error("the repository signing key {}: {reason}", .path.display())]
+    SigningKey {
+        /// The keyring file (`[packages] gpg-keyring`).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// An input the build needs is not configured (the EL base ISOs): everything else was
     /// built; the message says what to add where.
     #[error("{what} is not configured: {how}")]
@@ -311,6 +320,7 @@ impl BuildError {
             BuildError::FragmentSyntax { .. }
             | BuildError::SourceDrift { .. }
             | BuildError::BadSource { .. }
+            | BuildError::SigningKey { .. }
             | BuildError::UnknownProfile { .. }
             | BuildError::Input { .. } => ExitCode::BadInput,
         }

@@ -26,6 +26,7 @@ pub(crate) mod make;
 pub(crate) mod package_set;
 pub(crate) mod progress;
 pub(crate) mod quilt;
+pub(crate) mod repo_signing;
 pub(crate) mod rpm_package;
 pub(crate) mod source;
 pub(crate) mod stage;

@@ -5,13 +5,15 @@
 //! arguments on /proc/cmdline, the install entry as the default, and the kickstart and the
 //! repository readable from the medium found by its label: the initramfs reports each as
 //! KTAP. This proves the remaster, not an Anaconda install (docs/el-iso.md).
+//! With a `[packages]` key the medium's repository is GPG-signed (RPMs, repomd.xml.asc,
+//! RPM-GPG-KEY-xsc on the medium, checked with gpgv and `rpm -K`).
 //! Without `[sources.alma]`, `build alma` builds the packages and exits 3 with one line.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{repo, run, text, xsc};
+use crate::support::{repo, repo_signing_key, run, text, xsc};
 
 const VOLID: &str = "XSC EL9 test";
 const BUILD: Duration = Duration::from_secs(90 * 60);
@@ -334,4 +336,76 @@ fn a_remastered_el9_layout_iso_boots_bios_and_uefi_with_the_kickstart() {
     // Same inputs, --force: the same ISO bytes (else exit 3).
     let again = build(true);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+
+    // With a [packages] key the medium's repository is signed: the RPMs, repomd.xml and
+    // the key the kickstarts' %post gives the installed system (no boot: the medium's
+    // files are what changed).
+    let signed_dir = d.path().join("signed");
+    std::fs::create_dir_all(&signed_dir).unwrap();
+    let fpr = repo_signing_key(&signed_dir);
+    let signed = clone_with(
+        &signed_dir,
+        &format!(
+            "[sources.alma]\niso = \"{}\"\nsha256 = \"{sha}\"\nkernel-profile = \"qemu\"\n\
+             [packages]\ngpg-keyring = \"repo-signing.asc\"\n",
+            base.display()
+        ),
+    );
+    let mut cmd = xsc_with(&signed);
+    cmd.args(["build", "alma"]);
+    let out = run(cmd, BUILD);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("alma: medium repository GPG-signed by {fpr}")),
+        "{}",
+        text(&out)
+    );
+    let iso = signed_dir.join("iso/alma/xsc-alma9-x86_64.iso");
+    let files = ok(Command::new("xorriso")
+        .arg("-indev")
+        .arg(&iso)
+        .args(["-find", "/xsc", "-type", "f"]));
+    let medium = signed_dir.join("medium");
+    std::fs::create_dir_all(&medium).unwrap();
+    for f in [
+        "RPM-GPG-KEY-xsc",
+        "repodata/repomd.xml",
+        "repodata/repomd.xml.asc",
+    ] {
+        assert!(files.contains(&format!("'/xsc/{f}'")), "{f} in\n{files}");
+    }
+    ok(Command::new("osirrox")
+        .arg("-indev")
+        .arg(&iso)
+        .args(["-extract", "/xsc"])
+        .arg(&medium));
+    let keyring = signed_dir.join("pub.gpg");
+    ok(Command::new("gpg")
+        .args(["--dearmor", "--output"])
+        .arg(&keyring)
+        .arg(medium.join("RPM-GPG-KEY-xsc")));
+    ok(Command::new("gpgv")
+        .arg("--keyring")
+        .arg(&keyring)
+        .arg(medium.join("repodata/repomd.xml.asc"))
+        .arg(medium.join("repodata/repomd.xml")));
+    let db = signed_dir.join("rpmdb");
+    ok(Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&db)
+        .arg("--import")
+        .arg(medium.join("RPM-GPG-KEY-xsc")));
+    let rpms: Vec<PathBuf> = std::fs::read_dir(&medium)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
+        .collect();
+    let k = ok(Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&db)
+        .arg("-K")
+        .args(&rpms));
+    assert_eq!(k.matches("digests signatures OK").count(), 3, "{k}");
 }

@@ -44,6 +44,10 @@ fn the_el9_kickstarts_validate_for_rhel9_and_exclude_the_distribution_kernel() {
             "rootpw --lock\n",
             "xsc-tests\n",
             "poweroff\n",
+            // The installed system's .repo (`repo` has no gpgkey option); the block itself
+            // runs in stages::repo_signing's tests.
+            "%post --nochroot --erroronfail\n",
+            "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-xsc'\n",
         ] {
             assert!(t.contains(line), "{ks} lacks {line:?}");
         }

@@ -7,13 +7,15 @@
 //! - A phase that fails stops the scenario; the later phases are reported as not run.
 //! - EL install gates without a configured base ISO are *not applicable*: `test` reports
 //!   them as not run (JUnit skipped with the reason), alone they exit 3, beside others they
-//!   change nothing; `candidate` publishes without them and says so (manifest, last line).
+//!   change nothing; `candidate` publishes without them and says so (manifest, last line),
+//!   with the package repositories GPG-signed by the configured `[packages]` key (gpgv,
+//!   `rpm -K`, listed in SHA256SUMS, a changed one caught by `verify`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{cases, junit, property, repo, run, text, xsc};
+use crate::support::{cases, junit, property, repo, repo_signing_key, run, text, xsc};
 
 const VM: Duration = Duration::from_secs(300);
 
@@ -228,6 +230,13 @@ fn candidate_publishes_without_the_distributions_it_cannot_build_and_says_so() {
         .unwrap();
     }
     let cfg = config_in(dir.path(), &scenarios);
+    // A repository signing key, made here as a user would export theirs.
+    let fpr = repo_signing_key(dir.path());
+    let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    text_cfg.push_str(&format!(
+        "\n[packages]\ngpg-keyring = \"repo-signing.asc\"\ngpg-fingerprint = \"{fpr}\"\n"
+    ));
+    std::fs::write(&cfg, text_cfg).unwrap();
     // A release names the commit its scenarios come from.
     for args in [
         &["init", "-q"][..],
@@ -304,10 +313,93 @@ fn candidate_publishes_without_the_distributions_it_cannot_build_and_says_so() {
         ),
         "{xml}"
     );
+    // The package repositories are published beside the artifacts, GPG-signed with the
+    // configured key, and listed in the minisign-signed SHA256SUMS.
+    assert!(
+        stdout.contains(&format!(
+            "candidate: apt/ and rpm/ repositories, GPG-signed by {fpr}"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        manifest["repository-signing"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("GPG-signed by {fpr}"))),
+        "{manifest:#}"
+    );
+    let keyring = dir.path().join("published.gpg");
+    let dearmor = Command::new("gpg")
+        .arg("--dearmor")
+        .arg("--output")
+        .arg(&keyring)
+        .arg(rel.join("apt/xsc-archive-keyring.asc"))
+        .output()
+        .unwrap();
+    assert!(dearmor.status.success(), "{dearmor:?}");
+    for (sig, data) in [
+        ("apt/InRelease", None),
+        ("apt/Release.gpg", Some("apt/Release")),
+        (
+            "rpm/repodata/repomd.xml.asc",
+            Some("rpm/repodata/repomd.xml"),
+        ),
+    ] {
+        let mut gpgv = Command::new("gpgv");
+        gpgv.arg("--keyring").arg(&keyring).arg(rel.join(sig));
+        if let Some(d) = data {
+            gpgv.arg(rel.join(d));
+        }
+        let o = gpgv.output().unwrap();
+        assert!(
+            o.status.success(),
+            "gpgv {sig}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let rpms: Vec<PathBuf> = std::fs::read_dir(rel.join("rpm"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
+        .collect();
+    assert_eq!(rpms.len(), 3, "{rpms:?}");
+    let db = dir.path().join("rpmdb");
+    let import = Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&db)
+        .arg("--import")
+        .arg(rel.join("rpm/RPM-GPG-KEY-xsc"))
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{import:?}");
+    let k = Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&db)
+        .arg("-K")
+        .args(&rpms)
+        .output()
+        .unwrap();
+    let k = String::from_utf8_lossy(&k.stdout);
+    assert_eq!(k.matches("digests signatures OK").count(), 3, "{k}");
+    let sums = std::fs::read_to_string(rel.join("SHA256SUMS")).unwrap();
+    for f in [
+        "apt/InRelease",
+        "apt/Packages",
+        "rpm/repodata/repomd.xml.asc",
+    ] {
+        assert!(sums.contains(&format!("  {f}\n")), "{f} in\n{sums}");
+    }
     // And the release verifies with the manifest's new field.
     let pubkey = xsc_release::dev_key_paths(&xsc_release::default_cache_dir()).1;
     let mut cmd = xsc();
     cmd.arg("verify").arg(rel).arg("--pubkey").arg(&pubkey);
     let out = run(cmd, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A changed repository file is caught by verify.
+    std::fs::write(rel.join("apt/Packages"), "Package: evil\n").unwrap();
+    let mut cmd = xsc();
+    cmd.arg("verify").arg(rel).arg("--pubkey").arg(&pubkey);
+    let out = run(cmd, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }

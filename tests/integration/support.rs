@@ -194,3 +194,41 @@ pub(crate) fn which(name: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// A throw-away RSA key without a passphrase exported to `dir/repo-signing.asc`, as a
+/// user exports the repository key; returns its fingerprint.
+pub(crate) fn repo_signing_key(dir: &Path) -> String {
+    let home = tempfile::Builder::new().prefix("g").tempdir().unwrap();
+    let gpg = |args: &[&str]| {
+        let o = Command::new("gpg")
+            .args(["--batch", "--no-tty", "--passphrase", "", "--homedir"])
+            .arg(home.path())
+            .args(args)
+            .output()
+            .expect("gpg (gnupg in .ci/packages)");
+        assert!(o.status.success(), "gpg {args:?}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "XSC candidate test <t@example.org>",
+        "rsa2048",
+        "sign",
+        "never",
+    ]);
+    let colons = gpg(&["--with-colons", "--list-secret-keys"]);
+    let fpr = colons
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:::::::::"))
+        .and_then(|l| l.split(':').next())
+        .unwrap()
+        .to_string();
+    let armored = gpg(&["--armor", "--export-secret-keys", &fpr]);
+    std::fs::write(dir.join("repo-signing.asc"), armored).unwrap();
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home.path())
+        .args(["--kill", "gpg-agent"])
+        .status();
+    fpr
+}
