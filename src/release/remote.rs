@@ -126,8 +126,9 @@ impl Remote {
         }
     }
 
-    /// The files directly in directory `dir` with their sizes; `None` when this remote
-    /// cannot list (https). A directory that does not exist is empty.
+    /// The files under directory `dir`, recursively, as `/`-separated paths relative to it
+    /// (`apt/Packages`), with their sizes; `None` when this remote cannot list (https). A
+    /// directory that does not exist is empty.
     pub(crate) async fn list(
         &self,
         dir: &str,
@@ -138,17 +139,16 @@ impl Remote {
             } => Ok(None),
             Remote::Store { store, prefix, .. } => {
                 let key = Remote::key(prefix, dir);
-                let listing = store
-                    .list_with_delimiter(Some(&key))
-                    .await
-                    .map_err(|e| remote_err(&self.url_of(dir), "list", e))?;
-                Ok(Some(
-                    listing
-                        .objects
-                        .into_iter()
-                        .filter_map(|o| Some((o.location.filename()?.to_string(), o.size)))
-                        .collect(),
-                ))
+                let under = format!("{}/", key.as_ref());
+                let mut out = BTreeMap::new();
+                let mut listing = store.list(Some(&key));
+                while let Some(o) = listing.next().await {
+                    let o = o.map_err(|e| remote_err(&self.url_of(dir), "list", e))?;
+                    if let Some(rel) = o.location.as_ref().strip_prefix(&under) {
+                        out.insert(rel.to_string(), o.size);
+                    }
+                }
+                Ok(Some(out))
             }
             Remote::Rsync { destination, log } => {
                 let cmd = rsync_list(destination, dir);
@@ -244,11 +244,17 @@ impl Remote {
         Ok(Some(hex::encode(<[u8; 32]>::from(h.finalize()))))
     }
 
-    /// Uploads local `files` into directory `dir` (created as needed), each appearing under
+    /// Uploads the local files `base/<rel>` to `dir/<rel>` (directories created as needed),
+    /// each appearing under
     /// its final name only when complete (an S3 object; rsync's temp file + rename). An
     /// existing file of the same name is replaced: upload.rs decides what may be.
-    pub(crate) async fn put(&self, dir: &str, files: &[PathBuf]) -> Result<(), ReleaseError> {
-        if files.is_empty() {
+    pub(crate) async fn put(
+        &self,
+        dir: &str,
+        base: &Path,
+        rels: &[String],
+    ) -> Result<(), ReleaseError> {
+        if rels.is_empty() {
             return Ok(());
         }
         match self {
@@ -258,13 +264,10 @@ impl Remote {
                 ..
             } => Err(remote_err(url, "upload to", "an https URL is read-only")),
             Remote::Store { store, prefix, .. } => {
-                for file in files {
-                    let name = file
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
+                for name in rels {
+                    let file = &base.join(name);
                     let rel = if dir.is_empty() {
-                        name
+                        name.clone()
                     } else {
                         format!("{dir}/{name}")
                     };
@@ -288,7 +291,7 @@ impl Remote {
                 Ok(())
             }
             Remote::Rsync { destination, log } => {
-                run(&rsync_put(destination, dir, files), Some(log))
+                run(&rsync_put(destination, dir, base, rels), Some(log))
                     .await
                     .map(|_| ())
                     .map_err(|e| remote_err(&self.url_of(dir), "upload", e))
@@ -332,11 +335,12 @@ fn join(destination: &str, rel: &str) -> String {
     }
 }
 
-/// `rsync --list-only` of one remote directory (trailing `/`: its contents).
+/// `rsync --list-only` of one remote directory's tree (trailing `/`: its contents).
 pub(crate) fn rsync_list(destination: &str, dir: &str) -> Cmd {
     Cmd::new([
         "rsync".to_string(),
         "--list-only".into(),
+        "--recursive".into(),
         "--no-motd".into(),
         "--no-human-readable".into(),
         "--".into(),
@@ -361,12 +365,14 @@ pub(crate) fn rsync_get(destination: &str, rel: &str, to: &Path) -> Cmd {
 /// server. upload.rs already compared content and names only files to send, so
 /// `--ignore-times` stops rsync's quick check (size and time) from skipping a file that
 /// differs in content. rsync writes each file under a temporary name and renames it when
-/// complete.
-pub(crate) fn rsync_put(destination: &str, dir: &str, files: &[PathBuf]) -> Cmd {
+/// complete. `--relative` with `base/./rel` recreates each `rel`'s directories under `dir`,
+/// so one connection sends a whole phase.
+pub(crate) fn rsync_put(destination: &str, dir: &str, base: &Path, rels: &[String]) -> Cmd {
     let mut argv: Vec<std::ffi::OsString> = [
         "rsync",
         "--times",
         "--ignore-times",
+        "--relative",
         "--mkpath",
         "--no-motd",
         "--perms",
@@ -375,7 +381,7 @@ pub(crate) fn rsync_put(destination: &str, dir: &str, files: &[PathBuf]) -> Cmd 
     ]
     .map(Into::into)
     .to_vec();
-    argv.extend(files.iter().map(|f| f.as_os_str().to_owned()));
+    argv.extend(rels.iter().map(|r| base.join(".").join(r).into_os_string()));
     argv.push(format!("{}/", join(destination, dir)).into());
     Cmd::new(argv).deadline(LONG)
 }
@@ -405,15 +411,16 @@ mod tests {
         let put = rsync_put(
             "root@h:/srv/x",
             "candidates/c1",
-            &[PathBuf::from("/l/a.iso"), PathBuf::from("/l/b")],
+            Path::new("/l"),
+            &["a.iso".to_string(), "apt/Release".to_string()],
         );
         assert_eq!(
             put.to_string(),
-            "rsync --times --ignore-times --mkpath --no-motd --perms --chmod=D755,F644 -- /l/a.iso /l/b root@h:/srv/x/candidates/c1/"
+            "rsync --times --ignore-times --relative --mkpath --no-motd --perms --chmod=D755,F644 -- /l/./a.iso /l/./apt/Release root@h:/srv/x/candidates/c1/"
         );
         assert_eq!(
             rsync_list("h:/p", "").to_string(),
-            "rsync --list-only --no-motd --no-human-readable -- h:/p/"
+            "rsync --list-only --recursive --no-motd --no-human-readable -- h:/p/"
         );
         assert_eq!(
             rsync_get("h:/p", "latest", Path::new("/t/l")).to_string(),

@@ -17,7 +17,7 @@
 //! sent again otherwise. Sizes prove nothing (a torn or foreign file can have ours).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::error::ReleaseError;
 use super::manifest::names;
@@ -78,12 +78,7 @@ pub(crate) async fn upload(
     scratch: &Path,
 ) -> Result<Uploaded, ReleaseError> {
     let mut files: Vec<String> = Vec::new();
-    for item in std::fs::read_dir(local).map_err(ReleaseError::io("list", local))? {
-        let item = item.map_err(ReleaseError::io("list", local))?;
-        if item.file_type().is_ok_and(|t| t.is_file()) {
-            files.push(item.file_name().to_string_lossy().into_owned());
-        }
-    }
+    tree(local, "", &mut files)?;
     if !files.iter().any(|f| f == names::MANIFEST) {
         return Err(ReleaseError::MissingInput {
             path: local.join(names::MANIFEST),
@@ -108,7 +103,7 @@ pub(crate) async fn upload(
     } else {
         let sums = local_sums(local)?;
         for phase in phases(&files) {
-            let mut todo: Vec<PathBuf> = Vec::new();
+            let mut todo: Vec<String> = Vec::new();
             for f in phase {
                 let path = local.join(&f);
                 let size = std::fs::metadata(&path)
@@ -127,24 +122,53 @@ pub(crate) async fn upload(
                 if same {
                     kept += 1;
                 } else {
-                    todo.push(path);
+                    todo.push(f);
                 }
             }
             sent += todo.len();
-            remote.put(dir, &todo).await?;
+            remote.put(dir, local, &todo).await?;
         }
     }
     let name = dir.rsplit('/').next().unwrap_or(dir);
     let pointer = scratch.join(LATEST);
     std::fs::write(&pointer, format!("{name}\n")).map_err(ReleaseError::io("write", &pointer))?;
     let (latest_dir, _) = latest_rel.rsplit_once('/').unwrap_or(("", latest_rel));
-    remote.put(latest_dir, &[pointer]).await?;
+    remote
+        .put(latest_dir, scratch, &[LATEST.to_string()])
+        .await?;
     Ok(Uploaded {
         url,
         sent,
         kept,
         latest: remote.url_of(latest_rel),
     })
+}
+
+/// The regular files under `dir` as `/`-separated paths relative to the release directory
+/// (the package repositories are subdirectories: `apt/Release`, `rpm/repodata/repomd.xml`).
+fn tree(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), ReleaseError> {
+    let dir = root.join(rel);
+    for item in std::fs::read_dir(&dir).map_err(ReleaseError::io("list", &dir))? {
+        let item = item.map_err(ReleaseError::io("list", &dir))?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        match item.file_type() {
+            Ok(t) if t.is_dir() => tree(root, &path, out)?,
+            Ok(t) if t.is_file() => out.push(path),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A path from the remote that may be written under a local directory: relative, no empty,
+/// `.` or `..` component, nothing hidden.
+fn plain_relative(p: &str) -> bool {
+    !p.is_empty() && p.split('/').all(|c| !c.is_empty() && !c.starts_with('.'))
 }
 
 /// The local SHA256SUMS as file → sha256 hex.
@@ -208,11 +232,16 @@ pub(crate) async fn fetch(remote: &Remote, rel: &str, into: &Path) -> Result<Str
     wanted.sort();
     wanted.dedup();
     for f in wanted {
-        // Names come from the remote: only plain file names land in `into`.
-        if f == names::SUMS || f.contains('/') || f.starts_with('.') || f.is_empty() {
+        // Names come from the remote: only plain relative paths land in `into`.
+        if f == names::SUMS || !plain_relative(&f) {
             continue;
         }
-        remote.get_to(&at(&dir, &f), &into.join(&f)).await?;
+        let to = into.join(&f);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(ReleaseError::io("create directory", parent))?;
+        }
+        remote.get_to(&at(&dir, &f), &to).await?;
     }
     Ok(dir)
 }
@@ -232,16 +261,19 @@ mod tests {
             "README",
             "manifest.json.minisig",
             "junit.xml",
+            "apt/Release",
+            "apt/Release.minisig",
         ]
         .map(String::from)
         .to_vec();
         let [first, second, third] = phases(&files);
-        assert_eq!(first, ["README", "junit.xml", "xsc.iso"]);
+        assert_eq!(first, ["README", "apt/Release", "junit.xml", "xsc.iso"]);
         assert_eq!(
             second,
             [
                 "SHA256SUMS",
                 "SHA256SUMS.minisig",
+                "apt/Release.minisig",
                 "manifest.json.minisig",
                 "xsc.iso.minisig"
             ]
@@ -255,5 +287,22 @@ mod tests {
             remote_paths("1.0.0", false),
             ("1.0.0".into(), "latest".into())
         );
+    }
+
+    #[test]
+    fn only_plain_relative_paths_from_a_remote_are_written_locally() {
+        assert!(plain_relative("apt/Release"));
+        assert!(plain_relative("xsc.iso"));
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "apt/../../x",
+            "a//b",
+            ".latest",
+            "apt/.x",
+        ] {
+            assert!(!plain_relative(bad), "{bad}");
+        }
     }
 }

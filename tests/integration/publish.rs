@@ -122,6 +122,25 @@ fn name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
 
+/// The regular files under `dir`, as (path, `/`-separated path relative to `dir`).
+fn files_under(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((p, rel));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -616,10 +635,8 @@ fn rsync_publish_over_ssh_survives_a_kill_and_verifies_over_https() {
     // the moment rsync renamed it into place).
     let out = run(publish_cmd(&f.first), QUICK);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let mut arrived: Vec<(i128, String)> = std::fs::read_dir(www.join("candidates").join(&id1))
-        .unwrap()
-        .flatten()
-        .map(|e| (e.path(), name(&e.path())))
+    let mut arrived: Vec<(i128, String)> = files_under(&www.join("candidates").join(&id1))
+        .into_iter()
         .chain([(www.join("candidates/latest"), "latest".to_string())])
         .map(|(p, n)| {
             let m = std::fs::metadata(p).unwrap();
@@ -640,7 +657,7 @@ fn rsync_publish_over_ssh_survives_a_kill_and_verifies_over_https() {
         .map(|e| std::fs::read_to_string(e.path()).unwrap())
         .collect();
     assert!(
-        logs.contains("$ rsync --times --ignore-times --mkpath"),
+        logs.contains("$ rsync --times --ignore-times --relative --mkpath"),
         "{logs}"
     );
 
@@ -668,11 +685,10 @@ fn rsync_publish_over_ssh_survives_a_kill_and_verifies_over_https() {
     kill_group(child.id());
     let out = wait(child, QUICK);
     assert_eq!(out.status.code(), None, "{}", text(&out));
-    let there: Vec<String> = std::fs::read_dir(www.join("candidates").join(&id2))
-        .unwrap()
-        .flatten()
-        .map(|e| name(&e.path()))
-        .filter(|n| !n.starts_with('.'))
+    let there: Vec<String> = files_under(&www.join("candidates").join(&id2))
+        .into_iter()
+        .map(|(_, rel)| rel)
+        .filter(|n| !n.rsplit('/').next().unwrap().starts_with('.'))
         .collect();
     assert!(
         !there.is_empty() && there.iter().all(|n| phase(n) == 0),
