@@ -36,8 +36,11 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        // Kept for the test binary's life: both tests read it.
-        let dir = tempfile::tempdir().unwrap().keep();
+        // Both tests read it for the test binary's life, so no TempDir drops it: one fixed
+        // place under the target directory, replaced by the next run (disk use stays bounded).
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("publish-fixture");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let sc = dir.join("scenarios");
         std::fs::create_dir(&sc).unwrap();
         std::fs::copy(
