@@ -53,6 +53,9 @@ pub struct CandidateArgs {
     /// named in the manifest (`allowed-regressions`).
     #[arg(long)]
     pub allow_regression: bool,
+    /// Then upload the candidate to this `[publish.<name>]` target of xsc.toml.
+    #[arg(long, value_name = "NAME")]
+    pub publish: Option<String>,
 }
 
 /// Runs the pipeline.
@@ -67,6 +70,9 @@ pub(crate) async fn run(
         .await
         .map_err(Error::task("publish lock"))??;
 
+    if let Some(to) = &args.publish {
+        crate::app::release::find_target(&cfg.publish, to)?;
+    }
     let gt = crate::run::guest_tests_dir(cfg);
     let all = scenario::load_all(&dispatch::scenario_files(cfg, &[])?, &gt)?;
     let gates: Vec<_> = all
@@ -264,7 +270,16 @@ pub(crate) async fn run(
                 .join("; ")
         );
     }
-    Ok(ExitCode::Success)
+    match &args.publish {
+        Some(to) => Ok(crate::app::release::publish_to(
+            &cfg.publish,
+            to,
+            &published.dir,
+            &run_dir.join("publish"),
+        )
+        .await?),
+        None => Ok(ExitCode::Success),
+    }
 }
 
 /// The two package repositories below `stage_dir` (`apt/`, `rpm/`), signed when

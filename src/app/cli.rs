@@ -58,6 +58,8 @@ pub enum Command {
     Verify(crate::app::release::VerifyArgs),
     /// Re-verify a candidate and re-sign it as release X.Y.Z (never overwrites).
     Promote(crate::app::release::PromoteArgs),
+    /// Upload a release or candidate directory to a `[publish.<name>]` target (resumes).
+    Publish(crate::app::release::PublishArgs),
     /// Build a stage (the XSC kernel, the XSC glibc, the Debian ISO).
     Build {
         /// Which stage.

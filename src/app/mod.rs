@@ -147,10 +147,23 @@ pub async fn run(cli: Cli, cancel: watch::Receiver<bool>) -> Result<ExitCode, Er
         Command::Promote(args) => {
             let cfg = load_cfg()?;
             let candidates = cfg.publish_dir.join("candidates");
-            Ok(
-                crate::app::release::promote(args, &cfg.publish_dir, &candidates, &cfg.cache_dir)
-                    .await?,
+            Ok(crate::app::release::promote(
+                args,
+                &cfg.publish_dir,
+                &candidates,
+                &cfg.cache_dir,
+                &cfg.publish,
+                &cfg.out_dir,
             )
+            .await?)
+        }
+        Command::Publish(args) => {
+            let cfg = load_cfg()?;
+            let scratch = cfg.out_dir.join(format!("publish-{}", std::process::id()));
+            let code =
+                crate::app::release::publish_to(&cfg.publish, &args.to, &args.dir, &scratch).await;
+            let _ = std::fs::remove_dir_all(&scratch);
+            Ok(code?)
         }
     }
 }

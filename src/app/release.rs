@@ -4,12 +4,17 @@
 //!
 //! Hashing and key derivation block, so they run on tokio's blocking pool.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::exit_code::ExitCode;
+use crate::input::config::PublishTarget;
 use crate::release::error::ReleaseError;
 use crate::release::keys::{self, PasswordSource, Protection, TrustedKeys};
+use crate::release::manifest::{Manifest, SignedBy, names};
 use crate::release::promote::{self, PromoteOptions};
+use crate::release::remote::Remote;
+use crate::release::upload;
 use crate::release::verify::verify_release;
 
 /// `xsc-release keygen`: make a minisign key pair.
@@ -29,7 +34,8 @@ pub struct KeygenArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(group(clap::ArgGroup::new("trust").required(true).multiple(true).args(["pubkey", "keyring"])))]
 pub struct VerifyArgs {
-    /// The release or candidate directory.
+    /// The release or candidate directory: a path, or a published `s3://bucket/path` or
+    /// `https://host/path` (a directory, or a root whose `latest` names one).
     pub dir: PathBuf,
     /// A minisign public key file to trust.
     #[arg(long)]
@@ -60,6 +66,19 @@ pub struct PromoteArgs {
     /// listed there as current.
     #[arg(long)]
     pub keyring: Option<PathBuf>,
+    /// Then upload the release to this `[publish.<name>]` target of xsc.toml.
+    #[arg(long, value_name = "NAME")]
+    pub publish: Option<String>,
+}
+
+/// `xsc-release publish`: upload a local release or candidate directory to a target.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublishArgs {
+    /// The release or candidate directory (e.g. releases/1.0.0 or releases/candidates/<id>).
+    pub dir: PathBuf,
+    /// The `[publish.<name>]` target of xsc.toml.
+    #[arg(long, value_name = "NAME")]
+    pub to: String,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -97,6 +116,10 @@ pub(crate) async fn keygen(args: KeygenArgs) -> Result<ExitCode, ReleaseError> {
 
 /// Runs `verify`; prints the report. Exit 0 when the release verifies, 1 when not.
 pub(crate) async fn verify(args: VerifyArgs) -> Result<ExitCode, ReleaseError> {
+    let given = args.dir.to_string_lossy().into_owned();
+    if given.contains("://") {
+        return verify_url(&given, args).await;
+    }
     let report = blocking(move || {
         let trusted = trusted_keys(args.pubkey.as_deref(), args.keyring.as_deref())?;
         verify_release(&args.dir, &trusted)
@@ -104,6 +127,103 @@ pub(crate) async fn verify(args: VerifyArgs) -> Result<ExitCode, ReleaseError> {
     .await?;
     print!("{}", report.render());
     Ok(report.exit_code())
+}
+
+/// `verify` of a published URL: the directory is fetched into a private temporary
+/// directory and checked like a local one.
+async fn verify_url(url: &str, args: VerifyArgs) -> Result<ExitCode, ReleaseError> {
+    let trusted = trusted_keys(args.pubkey.as_deref(), args.keyring.as_deref())?;
+    let remote = Remote::for_url(url)?;
+    // A new directory only this user can read (create, not create_dir_all: a directory of
+    // that name made by someone else beforehand is an error, never reused).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = std::env::temp_dir().join(format!("xsc-verify-{}-{nanos}", std::process::id()));
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&tmp)
+        .map_err(ReleaseError::io("create directory", &tmp))?;
+    let fetched = upload::fetch(&remote, "", &tmp).await;
+    let result = match fetched {
+        Ok(dir) => {
+            let (local, shown) = (tmp.clone(), remote.url_of(&dir));
+            blocking(move || {
+                let mut report = verify_release(&local, &trusted)?;
+                report.dir = PathBuf::from(shown);
+                Ok(report)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    let report = result?;
+    print!("{}", report.render());
+    Ok(report.exit_code())
+}
+
+/// Uploads the local release or candidate directory `dir` to target `name` and prints where.
+/// `scratch` holds fetched files while it runs; the rsync children log to `scratch` + `.log`,
+/// which stays.
+pub(crate) async fn publish_to(
+    targets: &BTreeMap<String, PublishTarget>,
+    name: &str,
+    dir: &Path,
+    scratch: &Path,
+) -> Result<ExitCode, ReleaseError> {
+    let target = find_target(targets, name)?;
+    let manifest_path = dir.join(names::MANIFEST);
+    let bytes = std::fs::read(&manifest_path).map_err(ReleaseError::io("read", &manifest_path))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|source| ReleaseError::ManifestParse {
+            path: manifest_path.clone(),
+            source,
+        })?;
+    let dir_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // A candidate is anything not signed by a release key: it goes under candidates/.
+    let candidate = manifest.signed_by != SignedBy::Release;
+    let (rel, latest) = upload::remote_paths(&dir_name, candidate);
+    let log = scratch.with_extension("log");
+    let remote = Remote::for_target(target, &log)?;
+    println!(
+        "publish: uploading {} to {}",
+        dir.display(),
+        remote.url_of(&rel)
+    );
+    let done = upload::upload(&remote, dir, &rel, &latest, scratch)
+        .await
+        .inspect_err(|_| {
+            println!(
+                "publish: interrupted; readers still see the previous {latest}. Resume with: \
+                 xsc-release publish {} --to {name}",
+                dir.display()
+            );
+        })?;
+    println!(
+        "published {} ({} files sent, {} already there); {} names it",
+        done.url, done.sent, done.kept, done.latest
+    );
+    Ok(ExitCode::Success)
+}
+
+/// The `[publish.<name>]` target, or a bad-input error listing the configured ones.
+pub(crate) fn find_target<'a>(
+    targets: &'a BTreeMap<String, PublishTarget>,
+    name: &str,
+) -> Result<&'a PublishTarget, ReleaseError> {
+    targets
+        .get(name)
+        .ok_or_else(|| ReleaseError::UnknownTarget {
+            name: name.to_string(),
+            known: if targets.is_empty() {
+                "none".into()
+            } else {
+                targets.keys().cloned().collect::<Vec<_>>().join(", ")
+            },
+        })
 }
 
 /// The keys a `verify` trusts.
@@ -131,7 +251,14 @@ pub(crate) async fn promote(
     publish_root: &Path,
     candidates_root: &Path,
     cache_dir: &Path,
+    targets: &BTreeMap<String, PublishTarget>,
+    out_dir: &Path,
 ) -> Result<ExitCode, ReleaseError> {
+    // A wrong target name is bad input before anything is signed.
+    if let Some(name) = &args.publish {
+        find_target(targets, name)?;
+    }
+    let publish = args.publish.clone();
     let publish_root = args
         .publish_root
         .clone()
@@ -177,7 +304,15 @@ pub(crate) async fn promote(
         "  check it with: xsc-release verify {} --keyring releases/keys/keys.json",
         p.dir.display()
     );
-    Ok(ExitCode::Success)
+    match publish {
+        Some(name) => {
+            let scratch = out_dir.join(format!("publish-{}", std::process::id()));
+            let code = publish_to(targets, &name, &p.dir, &scratch).await;
+            let _ = std::fs::remove_dir_all(&scratch);
+            code
+        }
+        None => Ok(ExitCode::Success),
+    }
 }
 
 #[cfg(test)]
@@ -286,11 +421,19 @@ mod tests {
             allow_flaky: false,
             publish_root: None,
             keyring: None,
+            publish: None,
         };
         assert_eq!(
-            promote(args.clone(), &pubroot, &cands, &cache)
-                .await
-                .unwrap(),
+            promote(
+                args.clone(),
+                &pubroot,
+                &cands,
+                &cache,
+                &BTreeMap::new(),
+                &cache
+            )
+            .await
+            .unwrap(),
             ExitCode::Success
         );
         let release = VerifyArgs {
@@ -299,16 +442,23 @@ mod tests {
             keyring: None,
         };
         assert_eq!(verify(release).await.unwrap(), ExitCode::Success);
-        let err = promote(args.clone(), &pubroot, &cands, &cache)
-            .await
-            .unwrap_err();
+        let err = promote(
+            args.clone(),
+            &pubroot,
+            &cands,
+            &cache,
+            &BTreeMap::new(),
+            &cache,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.exit_code(), ExitCode::ReleaseRefused, "{err}");
         let missing = PromoteArgs {
             candidate_id: "nope".into(),
             version: "0.2.1".into(),
             ..args
         };
-        let err = promote(missing, &pubroot, &cands, &cache)
+        let err = promote(missing, &pubroot, &cands, &cache, &BTreeMap::new(), &cache)
             .await
             .unwrap_err();
         assert!(

@@ -44,6 +44,29 @@ pub struct BaseIso {
 /// The kernel profile an EL install medium carries unless `kernel-profile` says otherwise.
 pub(crate) const EL_KERNEL_PROFILE: &str = "el";
 
+/// Where `[publish.<name>]` uploads a release or candidate directory. Credentials are never
+/// here: S3 reads the `AWS_*` environment, rsync uses ssh's own (agent, `~/.ssh/config`,
+/// `RSYNC_RSH`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishTarget {
+    /// An S3-compatible bucket: `s3://<bucket>/<prefix>`.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix (no leading or trailing `/`; may be empty).
+        prefix: String,
+        /// Endpoint URL of an S3-compatible server; `None` = AWS.
+        endpoint: Option<String>,
+        /// Region; `None` = `AWS_REGION` or the client's default.
+        region: Option<String>,
+    },
+    /// rsync over SSH: `[user@]host:/path`.
+    Rsync {
+        /// The rsync destination directory.
+        destination: String,
+    },
+}
+
 /// `[packages]`: the GPG key that signs the published package repositories (apt
 /// `InRelease` and `Release.gpg`, `repodata/repomd.xml.asc`) and, with `sign-rpms`, the
 /// RPMs. Only where the key is: the secret key itself is a file the user keeps (an export
@@ -108,6 +131,8 @@ pub struct Config {
     pub rocky: Option<BaseIso>,
     /// Test defaults.
     pub test: TestDefaults,
+    /// `[publish.<name>]` targets by name.
+    pub publish: std::collections::BTreeMap<String, PublishTarget>,
     /// `[build] epoch`: the build time (seconds since 1970) when no git history of a
     /// stage's inputs decides it (a source tarball, a shallow clone); see `sys::epoch`.
     pub build_epoch: Option<i64>,
@@ -198,7 +223,7 @@ impl Config {
         doc.only_keys(
             &root,
             &[
-                "paths", "debian", "sources", "kernel", "test", "build", "packages",
+                "paths", "debian", "sources", "kernel", "test", "build", "publish", "packages",
             ],
         );
 
@@ -338,6 +363,15 @@ impl Config {
             });
         }
 
+        let mut publish = std::collections::BTreeMap::new();
+        if let Some(p) = doc.table(&root, "publish") {
+            for name in p.keys() {
+                if let Some(target) = publish_target(&doc, &p, &name) {
+                    publish.insert(name, target);
+                }
+            }
+        }
+
         let mut repo_signing = None;
         if let Some(p) = doc.table(&root, "packages") {
             doc.only_keys(&p, &["gpg-keyring", "gpg-fingerprint", "sign-rpms"]);
@@ -378,6 +412,7 @@ impl Config {
                 alma,
                 rocky,
                 test,
+                publish,
                 build_epoch,
                 repo_signing,
             }),
@@ -474,6 +509,66 @@ fn base_iso(doc: &Doc, src: &Tbl<'_>, key: &str, root_dir: &Path) -> Option<Base
         sha256: sha256?.to_ascii_lowercase(),
         kernel_profile,
     })
+}
+
+/// One `[publish.<name>]` table: `kind = "s3"` (bucket, prefix, endpoint, region) or
+/// `kind = "rsync"` (destination).
+fn publish_target(doc: &Doc, p: &Tbl<'_>, name: &str) -> Option<PublishTarget> {
+    let t = doc.table(p, name)?;
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    {
+        doc.problem(
+            t.span(),
+            t.path(),
+            "target names use letters, digits, - and _",
+        );
+    }
+    match doc.req_str(&t, "kind").as_deref() {
+        Some("s3") => {
+            doc.only_keys(&t, &["kind", "bucket", "prefix", "endpoint", "region"]);
+            let bucket = doc.req_str(&t, "bucket");
+            let prefix = doc.str(&t, "prefix").unwrap_or_default();
+            let endpoint = doc.str(&t, "endpoint");
+            if let Some(e) = &endpoint
+                && !(e.starts_with("http://") || e.starts_with("https://"))
+            {
+                doc.problem(
+                    t.key_span("endpoint"),
+                    &t.child("endpoint"),
+                    "expected an http:// or https:// URL",
+                );
+            }
+            Some(PublishTarget::S3 {
+                bucket: bucket?,
+                prefix: prefix.trim_matches('/').to_string(),
+                endpoint,
+                region: doc.str(&t, "region"),
+            })
+        }
+        Some("rsync") => {
+            doc.only_keys(&t, &["kind", "destination"]);
+            let destination = doc.req_str(&t, "destination")?;
+            if !destination.contains(':') || destination.starts_with(':') {
+                doc.problem(
+                    t.key_span("destination"),
+                    &t.child("destination"),
+                    "expected [user@]host:/path (rsync over SSH)",
+                );
+            }
+            Some(PublishTarget::Rsync { destination })
+        }
+        Some(other) => {
+            doc.problem(
+                t.key_span("kind"),
+                &t.child("kind"),
+                format!("unknown kind {other:?} (expected s3 or rsync)"),
+            );
+            None
+        }
+        None => None,
+    }
 }
 
 fn expand_home(p: &str) -> PathBuf {
@@ -574,6 +669,48 @@ tarball = "/usr/src/glibc/glibc-2.36.tar.xz"
             .to_string();
         assert!(err.contains("sources.rocky.sha: unknown key"), "{err}");
         assert!(err.contains("sources.rocky.sha256"), "{err}");
+    }
+
+    #[test]
+    fn publish_targets_are_strict() {
+        let text = format!(
+            "{SOURCES}[publish.mirror]\nkind = \"s3\"\nbucket = \"b\"\nprefix = \"/x/y/\"\n\
+             endpoint = \"http://127.0.0.1:9\"\n[publish.web]\nkind = \"rsync\"\n\
+             destination = \"root@h:/srv/xsc\"\n"
+        );
+        let cfg = Config::parse(Path::new("/r/xsc.toml"), text).unwrap();
+        assert_eq!(
+            cfg.publish["mirror"],
+            PublishTarget::S3 {
+                bucket: "b".into(),
+                prefix: "x/y".into(),
+                endpoint: Some("http://127.0.0.1:9".into()),
+                region: None
+            }
+        );
+        assert_eq!(
+            cfg.publish["web"],
+            PublishTarget::Rsync {
+                destination: "root@h:/srv/xsc".into()
+            }
+        );
+        let text = format!(
+            "{SOURCES}[publish.a]\nkind = \"ftp\"\n[publish.b]\nkind = \"s3\"\nsecret = \"k\"\n\
+             [publish.c]\nkind = \"rsync\"\ndestination = \"/local\"\n"
+        );
+        let err = Config::parse(Path::new("xsc.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("publish.a.kind: unknown kind \"ftp\""),
+            "{err}"
+        );
+        assert!(err.contains("publish.b.secret: unknown key"), "{err}");
+        assert!(
+            err.contains("publish.b.bucket: missing required key"),
+            "{err}"
+        );
+        assert!(err.contains("publish.c.destination: expected"), "{err}");
     }
 
     #[test]

@@ -232,6 +232,34 @@ pub enum ReleaseError {
     /// `git` failed while looking up the commit.
     #[error("cannot determine the git commit")]
     Git(#[source] ProcessError),
+    /// Talking to a publish target or a published URL failed (network, credentials, ssh).
+    #[error("cannot {action} {url}: {detail}")]
+    Remote {
+        /// The remote file or directory.
+        url: String,
+        /// What we were doing ("list", "upload", "download").
+        action: String,
+        /// What the client or rsync said.
+        detail: String,
+    },
+    /// The target already holds this version, complete and different: never replaced.
+    #[error(
+        "{url} is already published (its manifest.json differs from this one); a published version is never replaced"
+    )]
+    RemoteVersionExists {
+        /// The published directory.
+        url: String,
+    },
+    /// `--publish NAME` names no `[publish.NAME]` table.
+    #[error(
+        "no publish target {name:?} in xsc.toml (configured: {known}); add a [publish.{name}] table (docs/publish.md)"
+    )]
+    UnknownTarget {
+        /// The name given.
+        name: String,
+        /// The configured names.
+        known: String,
+    },
     /// A worker thread died (a bug).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -256,9 +284,11 @@ impl ReleaseError {
     pub fn exit_code(&self) -> ExitCode {
         use ReleaseError::*;
         match self {
-            Io { .. } | Minisign { .. } | NoReplaceUnsupported { .. } | Internal(_) => {
-                ExitCode::Harness
-            }
+            Io { .. }
+            | Minisign { .. }
+            | NoReplaceUnsupported { .. }
+            | Internal(_)
+            | Remote { .. } => ExitCode::Harness,
             Git(e) if e.is_not_found() => ExitCode::Harness,
             Git(_) => ExitCode::BadInput,
             MissingInput { .. }
@@ -274,12 +304,14 @@ impl ReleaseError {
             | PasswordMismatch
             | Keyring { .. }
             | NoTrustedKey
-            | CandidateNotFound { .. } => ExitCode::BadInput,
+            | CandidateNotFound { .. }
+            | UnknownTarget { .. } => ExitCode::BadInput,
             UnsafeKeyPermissions { .. }
             | KeyExists { .. }
             | DevKeyForRelease { .. }
             | KeyNotCurrent { .. }
             | VersionExists { .. }
+            | RemoteVersionExists { .. }
             | LockHeld { .. }
             | RedGate { .. }
             | FlakyCandidate { .. } => ExitCode::ReleaseRefused,

@@ -12,7 +12,9 @@ pub(crate) mod manifest;
 pub(crate) mod promote;
 pub(crate) mod provenance;
 pub(crate) mod publish;
+pub(crate) mod remote;
 pub(crate) mod sign;
+pub(crate) mod upload;
 pub(crate) mod verify;
 
 #[cfg(test)]

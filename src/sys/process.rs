@@ -202,7 +202,7 @@ impl ProcessError {
 /// What a finished command printed.
 #[derive(Debug, Default)]
 pub(crate) struct Captured {
-    /// Standard output (kept only when no log file was given).
+    /// Standard output (kept only when no log file was given, or by [`run_logged_capture`]).
     pub stdout: String,
     /// The last lines of stdout+stderr.
     pub tail: String,
@@ -335,6 +335,20 @@ pub(crate) fn spawn(cmd: &Cmd, output: Output) -> Result<ChildGuard, ProcessErro
 /// Runs `cmd` to completion under its deadline. Output goes to `log` (appended, with the
 /// command line as a header) or is captured; the last lines are kept for the error.
 pub(crate) async fn run(cmd: &Cmd, log: Option<&Path>) -> Result<Captured, ProcessError> {
+    run_to(cmd, log, false).await
+}
+
+/// [`run`] with a log that also keeps stdout, for a command whose output is its answer (a
+/// remote listing) and whose run still belongs in a log. Only for small outputs.
+pub(crate) async fn run_logged_capture(cmd: &Cmd, log: &Path) -> Result<Captured, ProcessError> {
+    run_to(cmd, Some(log), true).await
+}
+
+async fn run_to(
+    cmd: &Cmd,
+    log: Option<&Path>,
+    keep_stdout: bool,
+) -> Result<Captured, ProcessError> {
     let line = cmd.to_string();
     let io_err = |source| ProcessError::Io {
         cmd: line.clone(),
@@ -363,7 +377,8 @@ pub(crate) async fn run(cmd: &Cmd, log: Option<&Path>) -> Result<Captured, Proce
             if let Some(f) = log_file.as_mut() {
                 f.write_all(text.as_bytes()).await?;
                 f.write_all(b"\n").await?;
-            } else if is_stdout {
+            }
+            if is_stdout && (keep_stdout || log_file.is_none()) {
                 captured.stdout.push_str(&text);
                 captured.stdout.push('\n');
             }
@@ -572,6 +587,18 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.is_not_found(), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_logged_capture_keeps_stdout_and_logs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("remote.log");
+        let out = run_logged_capture(&Cmd::new(["sh", "-c", "echo listing; echo oops >&2"]), &log)
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "listing\n");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("listing") && text.contains("oops"), "{text}");
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@ mod kickstart;
 mod packages;
 mod patchcheck;
 mod phases;
+mod publish;
 mod release;
 mod shard;
 mod stage_artifact;
