@@ -304,19 +304,12 @@ async fn repositories(
     let rpms = rpm_package::ensure_rpms(cfg, &inputs, policy, &cancel, &mut quiet).await?;
     let (apt, rpm) = (stage_dir.join(APT_DIR), stage_dir.join(RPM_DIR));
     let log = stage_dir.join("signing.log");
-    let key = cfg
-        .repo_signing
-        .as_ref()
-        .map(|c| (c, repo_signing::passphrase_file()));
-    let signing = repo_signing::publish(
+    let signing = repo_signing::publish_configured(
+        cfg.repo_signing.as_ref(),
         &debs.repo,
         &rpms.repo,
         &apt,
         &rpm,
-        key.as_ref().map(|(config, pass)| repo_signing::Key {
-            config,
-            passphrase: pass.as_deref(),
-        }),
         inputs.epoch.secs,
         &log,
     )

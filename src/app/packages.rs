@@ -135,19 +135,12 @@ async fn packages(
         std::fs::create_dir_all(dir).map_err(BuildError::io("failed to create", dir))?;
     }
     let _ = std::fs::remove_file(&log);
-    let key = cfg
-        .repo_signing
-        .as_ref()
-        .map(|c| (c, repo_signing::passphrase_file()));
-    let signing = repo_signing::publish(
+    let signing = repo_signing::publish_configured(
+        cfg.repo_signing.as_ref(),
         &debs.repo,
         &rpms.repo,
         &apt,
         &rpm,
-        key.as_ref().map(|(config, pass)| repo_signing::Key {
-            config,
-            passphrase: pass.as_deref(),
-        }),
         inputs.epoch.secs,
         &log,
     )

@@ -121,7 +121,7 @@ pub(crate) fn list_cmd(home: &Path) -> Cmd {
     )
 }
 
-/// `InRelease`: the clear-signed `Release` (SHA-512: apt refuses SHA-1 signatures).
+/// `InRelease`: the clear-signed `Release`.
 pub(crate) fn clearsign_cmd(
     home: &Path,
     passphrase: Option<&Path>,
@@ -129,20 +129,7 @@ pub(crate) fn clearsign_cmd(
     input: &Path,
     out: &Path,
 ) -> Cmd {
-    gpg(
-        home,
-        passphrase,
-        &[
-            "--local-user".into(),
-            id.into(),
-            "--digest-algo".into(),
-            "SHA512".into(),
-            "--clearsign".into(),
-            "--output".into(),
-            out.into(),
-            input.into(),
-        ],
-    )
+    sign_cmd(home, passphrase, id, &["--clearsign"], input, out)
 }
 
 /// An armored detached signature (`Release.gpg`, `repomd.xml.asc`).
@@ -153,21 +140,35 @@ pub(crate) fn detach_sign_cmd(
     input: &Path,
     out: &Path,
 ) -> Cmd {
-    gpg(
+    sign_cmd(
         home,
         passphrase,
-        &[
-            "--local-user".into(),
-            id.into(),
-            "--digest-algo".into(),
-            "SHA512".into(),
-            "--armor".into(),
-            "--detach-sign".into(),
-            "--output".into(),
-            out.into(),
-            input.into(),
-        ],
+        id,
+        &["--armor", "--detach-sign"],
+        input,
+        out,
     )
+}
+
+/// A signature by key `id` of `input` into `out`, in the form `how` asks for (SHA-512: apt
+/// refuses SHA-1 signatures).
+fn sign_cmd(
+    home: &Path,
+    passphrase: Option<&Path>,
+    id: &str,
+    how: &[&str],
+    input: &Path,
+    out: &Path,
+) -> Cmd {
+    let mut args: Vec<OsString> = vec![
+        "--local-user".into(),
+        id.into(),
+        "--digest-algo".into(),
+        "SHA512".into(),
+    ];
+    args.extend(how.iter().map(|h| (*h).into()));
+    args.extend(["--output".into(), out.into(), input.into()]);
+    gpg(home, passphrase, &args)
 }
 
 /// The armored public key on stdout.
@@ -423,6 +424,25 @@ pub(crate) async fn sign_rpm(
     let cmd = detach_sign_cmd(dir, pass, id, &repomd, &rpm.join("repodata/repomd.xml.asc"));
     run(&cmd, "gpg --detach-sign repomd.xml", log).await?;
     write(&rpm.join(RPM_KEY), home.public_key().await?.as_bytes())
+}
+
+/// `publish` with the project's `[packages]` key, if one is configured (its passphrase from
+/// the file the environment names); none: unsigned.
+pub(crate) async fn publish_configured(
+    signing: Option<&RepoSigning>,
+    debs: &Path,
+    rpms: &Path,
+    apt: &Path,
+    rpm: &Path,
+    sde: i64,
+    log: &Path,
+) -> Result<Signing, BuildError> {
+    let pass = signing.and_then(|_| passphrase_file());
+    let key = signing.map(|config| Key {
+        config,
+        passphrase: pass.as_deref(),
+    });
+    publish(debs, rpms, apt, rpm, key, sde, log).await
 }
 
 /// The two repositories: the stage entries `debs` and `rpms` copied to `apt` and `rpm`
